@@ -1,0 +1,180 @@
+"""What a check is: its stable spec (id, severity, remediation, references) and how it runs.
+
+A check module defines one or more :class:`CheckSpec` objects and one :class:`Check` that runs
+against a protocol context. :mod:`pacsradar.registry` lists them: adding a check is one module,
+one registry line and its tests.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
+
+from pacsradar.errors import ScanError
+from pacsradar.models import (
+    Attempt,
+    AttemptStatus,
+    Endpoint,
+    EvidenceValue,
+    Finding,
+    Reference,
+    Severity,
+)
+
+__all__ = [
+    "GDPR_ART32",
+    "HIPAA_ACCESS",
+    "HIPAA_TRANSMISSION",
+    "PS34_QR",
+    "PS37_USER_IDENTITY",
+    "PS38_ACSE",
+    "PS315_ANNEX_B",
+    "PS315_ANNEX_E",
+    "Check",
+    "CheckOutcome",
+    "CheckSpec",
+    "Reference",
+    "cwe",
+    "skipped",
+]
+
+# Shared references, cited by many checks.
+PS315_ANNEX_B = Reference(
+    title="DICOM PS3.15 Annex B: Secure Transport Connection Profiles",
+    url="https://dicom.nema.org/medical/dicom/current/output/html/part15.html#chapter_B",
+)
+PS315_ANNEX_E = Reference(
+    title="DICOM PS3.15 Annex E: Attribute Confidentiality Profiles",
+    url="https://dicom.nema.org/medical/dicom/current/output/html/part15.html#chapter_E",
+)
+PS38_ACSE = Reference(
+    title="DICOM PS3.8 §7.1 / §9.3: A-ASSOCIATE service and PDUs",
+    url="https://dicom.nema.org/medical/dicom/current/output/html/part08.html#sect_9.3.2",
+)
+PS37_USER_IDENTITY = Reference(
+    title="DICOM PS3.7 D.3.3.7: User Identity Negotiation",
+    url="https://dicom.nema.org/medical/dicom/current/output/html/part07.html#sect_D.3.3.7",
+)
+PS34_QR = Reference(
+    title="DICOM PS3.4 Annex C: Query/Retrieve Service Class",
+    url="https://dicom.nema.org/medical/dicom/current/output/html/part04.html#chapter_C",
+)
+HIPAA_ACCESS = Reference(
+    title="HIPAA Security Rule 45 CFR §164.312(a)(1) Access control",
+    url="https://www.ecfr.gov/current/title-45/section-164.312",
+)
+HIPAA_TRANSMISSION = Reference(
+    title="HIPAA Security Rule 45 CFR §164.312(e)(1) Transmission security",
+    url="https://www.ecfr.gov/current/title-45/section-164.312",
+)
+GDPR_ART32 = Reference(
+    title="GDPR Art. 32: Security of processing",
+    url="https://gdpr-info.eu/art-32-gdpr/",
+)
+
+
+def cwe(number: int) -> Reference:
+    return Reference(
+        title=f"CWE-{number}", url=f"https://cwe.mitre.org/data/definitions/{number}.html"
+    )
+
+
+@dataclass(frozen=True)
+class CheckSpec:
+    """The stable description of one kind of finding."""
+
+    id: str
+    title: str
+    severity: Severity
+    category: str
+    description: str
+    remediation: str
+    product_remediation: Mapping[str, str] = field(default_factory=dict)
+    references: tuple[Reference, ...] = ()
+    cwe: str | None = None
+    intrusive: bool = False
+
+    def remediation_for(self, product: str | None) -> str:
+        """Generic advice plus the product-specific steps when we know the product."""
+        if product:
+            for key, text in self.product_remediation.items():
+                if key.lower() in product.lower():
+                    return f"{self.remediation} {text}"
+        return self.remediation
+
+    def finding(
+        self,
+        endpoint: Endpoint,
+        *,
+        summary: str,
+        evidence: Mapping[str, EvidenceValue] | None = None,
+        product: str | None = None,
+        severity: Severity | None = None,
+    ) -> Finding:
+        return Finding(
+            check_id=self.id,
+            title=self.title,
+            severity=severity or self.severity,
+            endpoint=endpoint,
+            summary=summary,
+            evidence=dict(evidence or {}),
+            remediation=self.remediation_for(product),
+            references=self.references,
+            cwe=self.cwe,
+            product=product,
+        )
+
+
+CtxT = TypeVar("CtxT")
+
+
+@dataclass(frozen=True)
+class CheckOutcome:
+    """What a check's ``run`` returns: details for the attempt plus any findings."""
+
+    details: Mapping[str, EvidenceValue] = field(default_factory=dict)
+    findings: tuple[Finding, ...] = ()
+    status: AttemptStatus = AttemptStatus.COMPLETED
+    reason: str | None = None
+
+
+def skipped(reason: str, **details: int | str | bool | None) -> CheckOutcome:
+    return CheckOutcome(details=dict(details), status=AttemptStatus.SKIPPED, reason=reason)
+
+
+@dataclass(frozen=True)
+class Check(Generic[CtxT]):
+    """A runnable check. ``name`` is the attempt id (e.g. ``dicom.query``)."""
+
+    name: str
+    specs: tuple[CheckSpec, ...]
+    run: Callable[[CtxT], Awaitable[CheckOutcome]]
+    intrusive: bool = False
+
+    async def attempt(self, ctx: CtxT) -> tuple[Attempt, tuple[Finding, ...]]:
+        """Run the check and wrap the result in an envelope; a ScanError becomes an error attempt."""
+        start = time.monotonic()
+        try:
+            outcome = await self.run(ctx)
+        except ScanError as exc:
+            return (
+                Attempt(
+                    check=self.name,
+                    status=AttemptStatus.ERROR,
+                    reason=f"{type(exc).__name__}: {exc}",
+                    duration_ms=(time.monotonic() - start) * 1000,
+                ),
+                (),
+            )
+        return (
+            Attempt(
+                check=self.name,
+                status=outcome.status,
+                reason=outcome.reason,
+                duration_ms=(time.monotonic() - start) * 1000,
+                details=dict(outcome.details),
+            ),
+            outcome.findings,
+        )

@@ -1,0 +1,279 @@
+"""`pacsradar scan` and `pacsradar demo`."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+from pacsradar.cli.common import (
+    ProgressObserver,
+    emit,
+    exit_code,
+    setup_logging,
+    stderr_console,
+)
+from pacsradar.cli.exitcodes import ExitCode
+from pacsradar.config import DEFAULT_DICOM_PORTS, DEFAULT_WEB_PORTS, Limits, ScanOptions
+from pacsradar.engine import Engine, Observer
+from pacsradar.errors import UsageError
+from pacsradar.models import Endpoint, ScanReport, Severity
+from pacsradar.phi import KeyedHasher
+from pacsradar.scan import run_scan
+from pacsradar.targets import load_import, parse_ports, parse_scope
+
+ONLY_CHOICES = ("dicom", "web", "share")
+
+
+def _options(
+    *,
+    ports: str | None,
+    only: list[str] | None,
+    concurrency: int,
+    per_host: int,
+    rate: float,
+    connect_timeout: float,
+    read_timeout: float,
+    deadline: float,
+    max_records: int,
+    intrusive: bool,
+    aet_wordlist: Path | None,
+    calling_aet: str,
+    link_key: str | None,
+) -> ScanOptions:
+    chosen = frozenset(only or ("dicom", "web"))
+    bad = chosen - set(ONLY_CHOICES)
+    if bad:
+        raise UsageError(f"--only takes {', '.join(ONLY_CHOICES)}")
+    words: tuple[str, ...] = ()
+    if aet_wordlist is not None:
+        try:
+            text = aet_wordlist.read_text(encoding="utf-8", errors="replace")[: 1 << 20]
+        except OSError as exc:
+            raise UsageError(f"cannot read --aet-wordlist ({exc.strerror})") from exc
+        words = tuple(w.strip() for w in text.splitlines() if w.strip() and not w.startswith("#"))
+    if not 1 <= len(calling_aet) <= 16:
+        raise UsageError("--calling-aet must be 1 to 16 characters (PS3.5 AE VR)")
+    for name, value in (
+        ("--concurrency", concurrency),
+        ("--per-host", per_host),
+        ("--max-records", max_records),
+    ):
+        if value < 1:
+            raise UsageError(f"{name} must be at least 1")
+    return ScanOptions(
+        limits=Limits(
+            concurrency=concurrency,
+            per_host=per_host,
+            rate=rate,
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+            target_deadline=deadline,
+        ),
+        only=chosen,
+        extra_ports=parse_ports(ports) if ports else (),
+        max_records=max_records,
+        intrusive=intrusive,
+        aet_wordlist=words,
+        calling_aet=calling_aet,
+        hasher=KeyedHasher.from_passphrase(link_key) if link_key else KeyedHasher(),
+    )
+
+
+def _store_observer(db: str | None, enabled: bool) -> Observer | None:
+    if not enabled:
+        return None
+    try:
+        from pacsradar.store import StoreObserver, open_store
+    except ImportError:
+        return None
+    return StoreObserver(open_store(db))
+
+
+def execute(
+    endpoints: list[Endpoint] | None,
+    options: ScanOptions,
+    *,
+    scope_iter: object = None,
+    total: int | None,
+    scope_text: tuple[str, ...],
+    observers: list[Observer],
+    console: Console,
+    progress: bool,
+) -> ScanReport:
+    """Run the engine with Ctrl-C handling: first SIGINT stops new work, partial results stay."""
+    if progress:
+        observers = [ProgressObserver(console), *observers]
+    engines: list[Engine] = []
+
+    async def main() -> ScanReport:
+        loop = asyncio.get_running_loop()
+
+        def hook(engine: Engine) -> None:
+            engines.append(engine)
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(signal.SIGINT, engine.stop)
+
+        return await run_scan(
+            endpoints if endpoints is not None else scope_iter,  # type: ignore[arg-type]
+            options,
+            observers,
+            total=total,
+            scope=scope_text,
+            engine_hook=hook,
+        )
+
+    return asyncio.run(main())
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def scan(
+        targets: list[str] = typer.Argument(
+            None, help="Addresses, CIDRs, ranges (127.0.0.1-40), hostnames, @file."
+        ),
+        exclude: list[str] = typer.Option(
+            [], "--exclude", "-x", help="Never scan these (wins over targets)."
+        ),
+        import_file: list[Path] = typer.Option(
+            [], "--import", help="nmap XML, masscan, Shodan JSON or host:port list."
+        ),
+        ports: str = typer.Option(None, "--ports", "-p", help="Extra ports, e.g. 4242,8000-8010."),
+        only: list[str] = typer.Option(None, "--only", help="dicom, web or share (repeatable)."),
+        allow_large_scope: bool = typer.Option(
+            False, "--allow-large-scope", help="Allow more than 65,536 hosts."
+        ),
+        concurrency: int = typer.Option(256, help="Endpoints audited at once."),
+        per_host: int = typer.Option(4, help="Connections per host at once."),
+        rate: float = typer.Option(1000.0, help="New connections per second (0: unlimited)."),
+        connect_timeout: float = typer.Option(3.0, help="Seconds for a TCP connect."),
+        read_timeout: float = typer.Option(5.0, help="Seconds for each reply."),
+        deadline: float = typer.Option(60.0, help="Seconds for everything on one endpoint."),
+        max_records: int = typer.Option(
+            10_000, help="Stop C-FIND/QIDO counting here and report ≥ N."
+        ),
+        intrusive: bool = typer.Option(
+            False,
+            "--intrusive",
+            help="Opt-in checks (C-MOVE probe to an unknown destination; never moves data).",
+        ),
+        aet_wordlist: Path = typer.Option(
+            None, "--aet-wordlist", help="Extra called AE titles to try."
+        ),
+        calling_aet: str = typer.Option(
+            "PACSRADAR", help="Calling AE title for non-random probes."
+        ),
+        link_key: str = typer.Option(
+            None,
+            "--link-key",
+            envvar="PACSRADAR_LINK_KEY",
+            help="Key for patient hashes that link across scans (else random per scan).",
+        ),
+        output_format: str = typer.Option("table", "--format", "-o", help="table, json or jsonl."),
+        output: Path = typer.Option(None, "--output", help="Write the report to this file."),
+        fail_on: Severity = typer.Option(
+            None, "--fail-on", help="Exit 1 if a finding is at least this severe."
+        ),
+        db: str = typer.Option(
+            None, "--db", envvar="PACSRADAR_DB", help="SQLAlchemy URL of the findings store."
+        ),
+        store: bool = typer.Option(
+            True, "--store/--no-store", help="Store results in the findings database."
+        ),
+        log_level: str = typer.Option("warning", help="Log level for pacsradar's own logger."),
+        no_progress: bool = typer.Option(False, "--no-progress", help="No progress bar."),
+    ) -> None:
+        """Audit DICOM, DICOMweb and PACS web services on the targets you are authorised to scan."""
+        err = stderr_console()
+        try:
+            setup_logging(log_level)
+            options = _options(
+                ports=ports,
+                only=only,
+                concurrency=concurrency,
+                per_host=per_host,
+                rate=rate,
+                connect_timeout=connect_timeout,
+                read_timeout=read_timeout,
+                deadline=deadline,
+                max_records=max_records,
+                intrusive=intrusive,
+                aet_wordlist=aet_wordlist,
+                calling_aet=calling_aet,
+                link_key=link_key,
+            )
+            imported = [entry for path in import_file for entry in load_import(path)]
+            if not targets and not imported:
+                raise UsageError("name at least one target or --import file")
+            scope = parse_scope(
+                targets or [], exclude, imported=imported, allow_large=allow_large_scope
+            )
+        except UsageError as exc:
+            err.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False)
+            raise typer.Exit(ExitCode.USAGE) from None
+        port_list = options.ports()
+        total = scope.endpoint_count(port_list)
+        endpoints = (Endpoint(host=h, port=p) for h, p in scope.endpoints(port_list))
+        observers: list[Observer] = []
+        obs = _store_observer(db, store)
+        if obs is not None:
+            observers.append(obs)
+        report = execute(
+            None,
+            options,
+            scope_iter=endpoints,
+            total=total,
+            scope_text=tuple(targets or ()),
+            observers=observers,
+            console=err,
+            progress=not no_progress and err.is_terminal,
+        )
+        emit(report, output_format, output, Console(highlight=False))
+        raise typer.Exit(exit_code(report, fail_on))
+
+    @app.command()
+    def demo(
+        output: Path = typer.Option(
+            Path("pacsradar-demo-report.json"), "--output", help="JSON report path."
+        ),
+        db: str = typer.Option(
+            None, "--db", envvar="PACSRADAR_DB", help="SQLAlchemy URL of the findings store."
+        ),
+        patients: int = typer.Option(25, help="Synthetic patients in the demo PACS."),
+    ) -> None:
+        """Start a deliberately exposed PACS (synthetic patients) on loopback and scan it."""
+        from pacsradar.lab.pacs import ExposedPacs
+        from pacsradar.lab.synthetic import make_studies
+
+        err = stderr_console()
+        datasets = make_studies(patients, seed=7)
+        with ExposedPacs(datasets, host="127.0.0.1", port=0, allow_store=True) as pacs:
+            err.print(
+                f"demo PACS (pynetdicom, {pacs.summary.patients} synthetic patients, "
+                f"{pacs.summary.studies} studies, {pacs.summary.instances} images) on 127.0.0.1:{pacs.port}"
+            )
+            options = ScanOptions(only=frozenset({"dicom"}), dicom_ports=(pacs.port,), web_ports=())
+            observers: list[Observer] = []
+            obs = _store_observer(db, True)
+            if obs is not None:
+                observers.append(obs)
+            report = execute(
+                [Endpoint(host="127.0.0.1", port=pacs.port)],
+                options,
+                total=1,
+                scope_text=(f"127.0.0.1:{pacs.port}",),
+                observers=observers,
+                console=err,
+                progress=False,
+            )
+        emit(report, "table", None, Console(highlight=False))
+        output.write_text(report.model_dump_json(indent=2) + "\n", encoding="utf-8")
+        err.print(f"JSON report: {output}")
+        raise typer.Exit(ExitCode.OK)
+
+
+__all__ = ["DEFAULT_DICOM_PORTS", "DEFAULT_WEB_PORTS", "register"]

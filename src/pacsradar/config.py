@@ -1,0 +1,53 @@
+"""Scan configuration: explicit limits and options, passed down, never global."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from pacsradar.phi import KeyedHasher
+
+#: DICOM ports probed by default (see shared/reference/dicom_default_ports.csv):
+#: 104 well-known (PS3.8 §9.1.2 / IANA acr-nema), 11112 IANA dicom, 4242 Orthanc, 2761 ISCL,
+#: 2762 DICOM-TLS, 2345 and 5678 (Conquest) common in the field.
+DEFAULT_DICOM_PORTS: tuple[int, ...] = (104, 11112, 4242, 2761, 2762, 2345, 5678)
+#: Web ports probed by default: PACS portals, Orthanc REST, dcm4chee, OHIF, Horos portal, WildFly.
+DEFAULT_WEB_PORTS: tuple[int, ...] = (80, 443, 8042, 8080, 8443, 3000, 3333, 9990)
+#: Ports where a TLS handshake is tried first (DICOM-TLS, HTTPS).
+TLS_FIRST_PORTS: frozenset[int] = frozenset({2762, 443, 8443})
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Every network step has a timeout and a size bound (README 'Safety')."""
+
+    concurrency: int = 256
+    per_host: int = 4
+    rate: float = 1000.0  # new TCP connections per second; 0 disables the limit
+    connect_timeout: float = 3.0
+    read_timeout: float = 5.0
+    target_deadline: float = 60.0
+    max_pdu_bytes: int = 4 * 1024 * 1024  # cap on any single PDU a peer announces
+    max_body_bytes: int = 2 * 1024 * 1024  # cap on any HTTP body we read
+
+
+@dataclass(frozen=True)
+class ScanOptions:
+    limits: Limits = field(default_factory=Limits)
+    only: frozenset[str] = frozenset({"dicom", "web"})
+    dicom_ports: tuple[int, ...] = DEFAULT_DICOM_PORTS
+    web_ports: tuple[int, ...] = DEFAULT_WEB_PORTS
+    extra_ports: tuple[int, ...] = ()
+    calling_aet: str = "PACSRADAR"
+    max_records: int = 10_000
+    intrusive: bool = False
+    aet_wordlist: tuple[str, ...] = ()
+    hasher: KeyedHasher = field(default_factory=KeyedHasher)
+
+    def ports(self) -> tuple[int, ...]:
+        ports: list[int] = []
+        if "dicom" in self.only:
+            ports.extend(self.dicom_ports)
+        if "web" in self.only:
+            ports.extend(self.web_ports)
+        ports.extend(self.extra_ports)
+        return tuple(dict.fromkeys(ports))

@@ -1,0 +1,1 @@
+"""DICOM (DIMSE) audit: an asyncio DICOM Upper Layer client and the checks built on it."""

@@ -1,0 +1,67 @@
+"""The DICOM auditor: runs the DICOM checks, in registry order, against one endpoint."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from pacsradar.checks import Check
+from pacsradar.config import ScanOptions
+from pacsradar.dicom.context import DicomContext
+from pacsradar.engine import AuditContext
+from pacsradar.models import Attempt, AttemptStatus, Endpoint, Finding, TargetResult
+
+
+class DicomAuditor:
+    name = "dicom"
+
+    def __init__(self, checks: Sequence[Check[DicomContext]] | None = None) -> None:
+        if checks is None:
+            from pacsradar.registry import DICOM_CHECKS
+
+            checks = DICOM_CHECKS
+        self.checks = tuple(checks)
+
+    def wants(
+        self, endpoint: Endpoint, prior: Sequence[TargetResult], options: ScanOptions
+    ) -> bool:
+        if "dicom" not in options.only:
+            return False
+        return endpoint.port in options.dicom_ports or endpoint.port in options.extra_ports
+
+    async def audit(self, endpoint: Endpoint, actx: AuditContext) -> TargetResult:
+        started = datetime.now(UTC)
+        t0 = time.monotonic()
+        attempts: list[Attempt] = []
+        findings: list[Finding] = []
+        async with contextlib.AsyncExitStack() as stack:
+            ctx = DicomContext(endpoint=endpoint, options=actx.options, net=actx.net, stack=stack)
+            for check in self.checks:
+                if check.intrusive and not actx.options.intrusive:
+                    continue
+                attempt, found = await check.attempt(ctx)
+                if not ctx.reachable:
+                    return TargetResult(endpoint=endpoint, reachable=False, error=attempt.reason)
+                if ctx.service not in (None, "dicom", "dicom-tls"):
+                    # Not DICOM (e.g. an HTTP server on port 104): hand over, run nothing else.
+                    attempts.append(attempt)
+                    break
+                attempts.append(attempt)
+                findings.extend(found)
+                if ctx.first is None and attempt.status is AttemptStatus.ERROR:
+                    break  # no DICOM answer at all: the remaining checks cannot run
+        protocol = ctx.protocol if ctx.service in ("dicom", "dicom-tls") else "unknown"
+        error = next((a.reason for a in attempts if a.status is AttemptStatus.ERROR), None)
+        return TargetResult(
+            endpoint=Endpoint(host=endpoint.host, port=endpoint.port, protocol=protocol),  # type: ignore[arg-type]
+            reachable=True,
+            service=ctx.service,
+            product=ctx.product,
+            attempts=tuple(attempts),
+            findings=tuple(findings),
+            error=error,
+            started_at=started,
+            duration_ms=(time.monotonic() - t0) * 1000,
+        )

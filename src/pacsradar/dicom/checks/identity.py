@@ -1,0 +1,83 @@
+"""User Identity Negotiation (PS3.7 D.3.3.7): is a bogus username/passcode accepted?
+
+We ask for a positive response. A server that answers the request positively claims to have
+verified credentials it cannot know; one that simply accepts the association does not enforce
+user identity at all.
+"""
+
+from __future__ import annotations
+
+import secrets
+
+from pacsradar.checks import (
+    GDPR_ART32,
+    HIPAA_ACCESS,
+    PS37_USER_IDENTITY,
+    Check,
+    CheckOutcome,
+    CheckSpec,
+    cwe,
+    skipped,
+)
+from pacsradar.dicom.client import AssociationKind, UserIdentity, describe_rj
+from pacsradar.dicom.context import DicomContext
+from pacsradar.dicom.sop import VERIFICATION, probe_contexts
+from pacsradar.models import Severity
+
+IDENTITY_IGNORED = CheckSpec(
+    id="DICOM-USER-IDENTITY-IGNORED",
+    title="DICOM association accepted with bogus user credentials",
+    severity=Severity.MEDIUM,
+    category="dicom",
+    description=(
+        "An association carrying a made-up username and passcode (User Identity Negotiation, "
+        "positive response requested) was accepted."
+    ),
+    remediation=(
+        "If the product supports user identity (Kerberos, SAML, JWT or username/passcode), "
+        "require and verify it; otherwise do not rely on it and enforce peers by AE, host and TLS."
+    ),
+    references=(PS37_USER_IDENTITY, HIPAA_ACCESS, GDPR_ART32, cwe(287)),
+    cwe="CWE-287",
+)
+SPECS = (IDENTITY_IGNORED,)
+
+
+async def run(ctx: DicomContext) -> CheckOutcome:
+    assoc = ctx.accepted
+    if assoc is None:
+        return skipped("no accepted association to compare with")
+    bogus = UserIdentity(
+        username=b"pacsradar-" + secrets.token_hex(6).encode(),
+        passcode=secrets.token_hex(12).encode(),
+    )
+    verification = tuple(c for c in probe_contexts() if c.abstract_syntax == VERIFICATION)
+    async with ctx.association(
+        assoc.called_aet, assoc.calling_aet, verification, user_identity=bogus
+    ) as client:
+        result = client.assoc
+    assert result is not None
+    if result.kind is not AssociationKind.ACCEPTED:
+        detail = describe_rj(result) if result.kind is AssociationKind.REJECTED else "aborted"
+        return CheckOutcome(details={"bogus_identity_accepted": False, "answer": detail})
+    details = {
+        "bogus_identity_accepted": True,
+        "positive_response_returned": result.user_identity_response,
+    }
+    if result.user_identity_response:
+        summary = "Server returned a positive User Identity response for made-up credentials"
+        severity = Severity.HIGH
+    else:
+        summary = "Association with made-up credentials accepted (user identity not enforced)"
+        severity = Severity.MEDIUM
+    finding = IDENTITY_IGNORED.finding(
+        ctx.endpoint_for_findings(),
+        summary=summary,
+        evidence=details,
+        product=ctx.product,
+        severity=severity,
+    )
+    return CheckOutcome(details=details, findings=(finding,))
+
+
+CHECK: Check[DicomContext] = Check(name="dicom.identity", specs=SPECS, run=run)

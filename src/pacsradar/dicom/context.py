@@ -1,0 +1,112 @@
+"""Per-endpoint state shared by the DICOM checks, which run in registry order."""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+import ssl
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+
+from pacsradar.config import ScanOptions
+from pacsradar.dicom.client import (
+    AssociationKind,
+    AssociationResult,
+    DicomClient,
+    ProposedContext,
+    UserIdentity,
+)
+from pacsradar.dicom.fingerprint import Fingerprint
+from pacsradar.dicom.sop import probe_contexts
+from pacsradar.models import Endpoint
+from pacsradar.net import Net
+
+
+def random_aet(prefix: str = "PR") -> str:
+    """A 16-character AE title (PS3.5 Table 6.2-1 'AE' VR) no server can have configured."""
+    return (prefix + secrets.token_hex(8).upper())[:16]
+
+
+@dataclass(frozen=True)
+class QueryFacts:
+    """What C-FIND exposed; counts and keywords only (see DICOM-QUERY-PHI)."""
+
+    level: str
+    records: int
+    patients: int
+    images: int | None
+    phi_keywords: tuple[str, ...]
+    year_min: int | None
+    year_max: int | None
+    truncated: bool
+    status: int | None
+
+
+@dataclass
+class DicomContext:
+    endpoint: Endpoint
+    options: ScanOptions
+    net: Net
+    stack: contextlib.AsyncExitStack
+    reachable: bool = True
+    tls: ssl.SSLContext | None = None
+    #: "dicom" or "dicom-tls" once an A-ASSOCIATE answer came back; "http"/"tls"/... otherwise
+    service: str | None = None
+    #: the pre-check association with random called and calling AE titles
+    first: AssociationResult | None = None
+    #: the association that was accepted (random titles, or a guessed called AE)
+    accepted: AssociationResult | None = None
+    session: DicomClient | None = None
+    fingerprint: Fingerprint | None = None
+    guessed_aet: str | None = None
+    query: QueryFacts | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def product(self) -> str | None:
+        return self.fingerprint.label if self.fingerprint else None
+
+    @property
+    def protocol(self) -> str:
+        return "dicom-tls" if self.tls is not None else "dicom"
+
+    def endpoint_for_findings(self) -> Endpoint:
+        return Endpoint(host=self.endpoint.host, port=self.endpoint.port, protocol=self.protocol)  # type: ignore[arg-type]
+
+    @contextlib.asynccontextmanager
+    async def association(
+        self,
+        called_aet: str,
+        calling_aet: str,
+        contexts: Sequence[ProposedContext] | None = None,
+        *,
+        user_identity: UserIdentity | None = None,
+    ) -> AsyncIterator[DicomClient]:
+        """A fresh connection and association; released (or aborted) and closed on exit."""
+        async with self.net.connect(self.endpoint.host, self.endpoint.port, tls=self.tls) as stream:
+            client = DicomClient(stream, max_pdu_bytes=self.options.limits.max_pdu_bytes)
+            try:
+                await client.associate(
+                    called_aet,
+                    calling_aet,
+                    contexts if contexts is not None else probe_contexts(),
+                    user_identity=user_identity,
+                )
+                yield client
+            finally:
+                if client.assoc is not None and client.assoc.kind is AssociationKind.ACCEPTED:
+                    await client.release()
+
+    async def open_session(self, called_aet: str, calling_aet: str) -> DicomClient:
+        """An association kept open for the following checks (echo, query, retrieve).
+
+        Only an accepted association stays open (until the auditor's exit stack closes); a
+        rejected or aborted one is closed at once and returned only for its answer.
+        """
+        cm = self.association(called_aet, calling_aet)
+        client = await cm.__aenter__()
+        if client.assoc is not None and client.assoc.kind is AssociationKind.ACCEPTED:
+            self.stack.push_async_exit(cm)
+        else:
+            await cm.__aexit__(None, None, None)
+        return client

@@ -1,0 +1,267 @@
+"""The asyncio scan engine.
+
+It walks a lazily expanded stream of endpoints with a fixed pool of workers (so a /16 costs no
+more memory than a /24), runs each protocol auditor under a per-target deadline, and streams
+every :class:`TargetResult` to observers. It never prints: the CLI, the store and alerting are
+observers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import logging
+import secrets
+import socket
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Protocol
+
+from pacsradar import __version__
+from pacsradar.config import ScanOptions
+from pacsradar.errors import ConnectError, ScanError
+from pacsradar.models import (
+    Attempt,
+    AttemptStatus,
+    Endpoint,
+    ScanReport,
+    ScanStats,
+    TargetResult,
+)
+from pacsradar.net import Net
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class AuditContext:
+    """What an auditor gets: options, the shared connection factory, and what ran before it."""
+
+    options: ScanOptions
+    net: Net
+    prior: list[TargetResult] = field(default_factory=list)
+
+
+class Auditor(Protocol):
+    name: str
+
+    def wants(
+        self, endpoint: Endpoint, prior: Sequence[TargetResult], options: ScanOptions
+    ) -> bool:
+        """Whether to audit this endpoint, given earlier auditors' results for it."""
+        ...
+
+    async def audit(self, endpoint: Endpoint, ctx: AuditContext) -> TargetResult: ...
+
+
+class Observer(Protocol):
+    def on_start(self, scan_id: str, total: int | None) -> None: ...
+
+    def on_result(self, result: TargetResult) -> None: ...
+
+    def on_finish(self, report: ScanReport) -> None: ...
+
+
+class NullObserver:
+    def on_start(self, scan_id: str, total: int | None) -> None:
+        return None
+
+    def on_result(self, result: TargetResult) -> None:
+        return None
+
+    def on_finish(self, report: ScanReport) -> None:
+        return None
+
+
+def merge_results(
+    endpoint: Endpoint, parts: Sequence[TargetResult], elapsed: float
+) -> TargetResult:
+    """One endpoint may be seen by several auditors (DICOM then web); fold them together."""
+    if not parts:
+        return TargetResult(endpoint=endpoint, reachable=False, duration_ms=elapsed)
+    best = next((p for p in parts if p.service), parts[0])
+    return TargetResult(
+        endpoint=best.endpoint,
+        reachable=any(p.reachable for p in parts),
+        service=best.service,
+        product=next((p.product for p in parts if p.product), None),
+        attempts=tuple(a for p in parts for a in p.attempts),
+        findings=tuple(f for p in parts for f in p.findings),
+        error=next((p.error for p in parts if p.error and not p.reachable), None)
+        if not any(p.reachable for p in parts)
+        else None,
+        started_at=parts[0].started_at,
+        duration_ms=elapsed,
+    )
+
+
+class Engine:
+    def __init__(
+        self,
+        options: ScanOptions,
+        auditors: Sequence[Auditor],
+        observers: Sequence[Observer] = (),
+        *,
+        scan_id: str | None = None,
+        keep_closed: bool = False,
+        excluded: Callable[[str], bool] | None = None,
+    ) -> None:
+        self.options = options
+        self.auditors = tuple(auditors)
+        self.observers = tuple(observers)
+        self.scan_id = scan_id or datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ-") + secrets.token_hex(
+            3
+        )
+        self.keep_closed = keep_closed
+        self.excluded = excluded
+        self.net = Net(options.limits)
+        self._stop = asyncio.Event()
+
+    def stop(self) -> None:
+        """Ask the engine to finish the endpoints in flight and start no new one."""
+        self._stop.set()
+
+    async def _resolve(self, endpoint: Endpoint) -> Endpoint | str:
+        """Resolve a hostname target; every address it yields must pass the exclusions again."""
+        try:
+            ipaddress.ip_address(endpoint.host)
+            return endpoint
+        except ValueError:
+            pass
+        loop = asyncio.get_running_loop()
+        try:
+            infos = await asyncio.wait_for(
+                loop.getaddrinfo(endpoint.host, endpoint.port, type=socket.SOCK_STREAM),
+                self.options.limits.connect_timeout,
+            )
+        except (OSError, TimeoutError):
+            return "name did not resolve"
+        addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
+        if not addresses:
+            return "name did not resolve"
+        if self.excluded is not None and any(self.excluded(a) for a in addresses):
+            return "excluded after name resolution"
+        return endpoint.model_copy(update={"host": addresses[0]})
+
+    async def audit_endpoint(self, endpoint: Endpoint) -> TargetResult:
+        start = time.monotonic()
+        resolved = await self._resolve(endpoint)
+        if isinstance(resolved, str):
+            return TargetResult(endpoint=endpoint, reachable=False, error=resolved)
+        endpoint = resolved
+        parts: list[TargetResult] = []
+        deadline = self.options.limits.target_deadline
+        try:
+            async with asyncio.timeout(deadline):
+                for auditor in self.auditors:
+                    if not auditor.wants(endpoint, parts, self.options):
+                        continue
+                    ctx = AuditContext(options=self.options, net=self.net, prior=parts)
+                    parts.append(await auditor.audit(endpoint, ctx))
+        except TimeoutError:
+            parts.append(
+                TargetResult(
+                    endpoint=endpoint,
+                    reachable=bool(parts and any(p.reachable for p in parts)),
+                    attempts=(
+                        Attempt(
+                            check="engine.deadline",
+                            status=AttemptStatus.ERROR,
+                            reason=f"per-target deadline of {deadline:g}s exceeded",
+                        ),
+                    ),
+                    error="deadline exceeded",
+                )
+            )
+        except ConnectError as exc:
+            parts.append(TargetResult(endpoint=endpoint, reachable=False, error=str(exc)))
+        except ScanError as exc:
+            parts.append(
+                TargetResult(
+                    endpoint=endpoint,
+                    reachable=True,
+                    attempts=(
+                        Attempt(check="engine", status=AttemptStatus.ERROR, reason=str(exc)),
+                    ),
+                    error=str(exc),
+                )
+            )
+        return merge_results(endpoint, parts, (time.monotonic() - start) * 1000)
+
+    async def run(
+        self,
+        endpoints: Iterable[Endpoint],
+        *,
+        total: int | None = None,
+        scope: Sequence[str] = (),
+    ) -> ScanReport:
+        started = datetime.now(UTC)
+        for obs in self.observers:
+            obs.on_start(self.scan_id, total)
+        iterator: Iterator[Endpoint] = iter(endpoints)
+        kept: list[TargetResult] = []
+        counts = {"done": 0, "open": 0, "closed": 0, "error": 0}
+
+        async def worker() -> None:
+            while not self._stop.is_set():
+                endpoint = next(iterator, None)
+                if endpoint is None:
+                    return
+                result = await self.audit_endpoint(endpoint)
+                counts["done"] += 1
+                if result.reachable:
+                    counts["open"] += 1
+                else:
+                    counts["closed"] += 1
+                if any(a.status is AttemptStatus.ERROR for a in result.attempts):
+                    counts["error"] += 1
+                if result.reachable or self.keep_closed:
+                    kept.append(result)
+                for obs in self.observers:
+                    obs.on_result(result)
+
+        n_workers = max(1, self.options.limits.concurrency)
+        if total is not None:
+            n_workers = max(1, min(n_workers, total))
+        tasks = [asyncio.create_task(worker()) for _ in range(n_workers)]
+        interrupted = False
+        try:
+            await asyncio.gather(*tasks)
+        except asyncio.CancelledError:
+            # Ctrl-C: keep what we have; in-flight endpoints are dropped, not half-reported.
+            interrupted = True
+            for t in tasks:
+                t.cancel()
+            with contextlib.suppress(BaseException):
+                await asyncio.gather(*tasks, return_exceptions=True)
+        interrupted = interrupted or self._stop.is_set()
+        report = ScanReport(
+            scan_id=self.scan_id,
+            version=__version__,
+            started_at=started,
+            finished_at=datetime.now(UTC),
+            scope=tuple(scope),
+            options={
+                "max_records": self.options.max_records,
+                "intrusive": self.options.intrusive,
+                "only": sorted(self.options.only),
+            },
+            stats=ScanStats(
+                endpoints_total=total or counts["done"],
+                endpoints_done=counts["done"],
+                endpoints_open=counts["open"],
+                endpoints_closed=counts["closed"],
+                endpoints_error=counts["error"],
+                interrupted=interrupted,
+            ),
+            results=tuple(sorted(kept, key=lambda r: (r.endpoint.host, r.endpoint.port))),
+        )
+        for obs in self.observers:
+            obs.on_finish(report)
+        return report
+
+
+__all__ = ["AuditContext", "Auditor", "Engine", "NullObserver", "Observer", "merge_results"]

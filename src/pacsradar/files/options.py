@@ -1,0 +1,39 @@
+"""Options of the file and share audit: explicit bounds, passed down, never global."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+from pacsradar.phi import KeyedHasher
+
+
+def default_workers() -> int:
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1)
+
+
+@dataclass(frozen=True)
+class FileAuditOptions:
+    #: Worker processes for local walks; 1 audits in-process (no pool).
+    workers: int = field(default_factory=default_workers)
+    #: First read per file; most headers fit in 8 KiB (PS3.10 meta plus a typical image header).
+    header_read: int = 8192
+    #: Largest prefix read to reach the end of a header; past it the header counts as partial.
+    max_header_bytes: int = 16 * 1024 * 1024
+    max_depth: int = 64
+    max_files: int | None = None
+    follow_symlinks: bool = False
+    show_paths: bool = False
+    #: Paths per batch sent to a worker.
+    batch_size: int = 256
+    hasher: KeyedHasher = field(default_factory=KeyedHasher)
+    # Share bounds (per share root).
+    share_max_files: int = 10_000
+    share_max_depth: int = 16
+    share_max_bytes: int = 256 * 1024 * 1024
+    #: Bytes read at most per file on a share (the header prefix).
+    share_file_bytes: int = 64 * 1024
+    timeout: float = 10.0
+
+
+__all__ = ["FileAuditOptions", "default_workers"]

@@ -1,0 +1,229 @@
+"""Aggregate per-file header results into counts, keyed hashes and year ranges.
+
+A :class:`Tally` is what crosses process boundaries and what findings are built from, so it holds
+no PHI value: patient and study identifiers are HMAC'd (:class:`pacsradar.phi.KeyedHasher`) in the
+process that read them, before the tally is sealed; paths appear only as keyed hashes unless the
+user asked for paths.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+
+from pacsradar.files import header as hdrmod
+from pacsradar.files import preamble as pre
+from pacsradar.files.annex_e import load as load_annex_e
+from pacsradar.models import Evidence
+from pacsradar.phi import KeyedHasher
+
+#: Bounded lists in evidence (path tokens, keyword lists).
+MAX_LISTED = 50
+_MODALITY_RE = re.compile(rb"[A-Z0-9_]{1,16}")
+
+
+@dataclass
+class Tally:
+    #: Whether path tokens are the paths themselves (``--show-paths``) or keyed hashes.
+    show_paths: bool = False
+    files_seen: int = 0
+    dicom_files: int = 0
+    dicomdir_files: int = 0
+    not_dicom: int = 0
+    bytes_dicom: int = 0
+    bytes_read: int = 0
+    skipped: Counter[str] = field(default_factory=Counter)
+    malformed: Counter[str] = field(default_factory=Counter)
+    patients: set[str] = field(default_factory=set)
+    studies: set[str] = field(default_factory=set)
+    modalities: Counter[str] = field(default_factory=Counter)
+    year_min: int | None = None
+    year_max: int | None = None
+    phi_files: int = 0
+    phi_lines_total: int = 0
+    phi_lines_max: int = 0
+    #: How many files carried each distinct set of Annex E tags (cheap to count, expanded later).
+    signatures: Counter[tuple[int, ...]] = field(default_factory=Counter)
+    private_files: int = 0
+    private_tags: int = 0
+    burned_in: int = 0
+    identity_removed: int = 0
+    deid_method: int = 0
+    partial_headers: int = 0
+    pydicom_fallback: int = 0
+    preambles: Counter[str] = field(default_factory=Counter)
+    #: (kind, path token) for executable preambles; path tokens for unknown preambles.
+    executable: list[tuple[str, str]] = field(default_factory=list)
+    unknown_preamble: list[str] = field(default_factory=list)
+    #: Path tokens of malformed files, only filled when paths are shown.
+    malformed_paths: list[str] = field(default_factory=list)
+    truncated: list[str] = field(default_factory=list)
+    # Raw identifiers for this batch, hashed by seal(); never pickled unsealed.
+    _raw_patients: set[bytes] = field(default_factory=set, repr=False)
+    _raw_studies: set[bytes] = field(default_factory=set, repr=False)
+
+    def add_header(self, hdr: hdrmod.Header, size: int, token: str, head: bytes) -> None:
+        """Count one parsed file. ``token`` is the path's keyed hash (or the path if shown)."""
+        if hdr.status == hdrmod.NOT_DICOM:
+            self.not_dicom += 1
+            return
+        if hdr.status != hdrmod.OK:
+            self.malformed[hdr.reason or "malformed"] += 1
+            if self.show_paths and len(self.malformed_paths) < MAX_LISTED:
+                self.malformed_paths.append(token)
+            return
+        self.dicom_files += 1
+        self.bytes_dicom += size
+        if hdr.dicomdir:
+            self.dicomdir_files += 1
+        if hdr.partial:
+            self.partial_headers += 1
+        if hdr.preamble is not None:
+            kind = pre.classify(hdr.preamble, head)
+            self.preambles[kind] += 1
+            if kind in pre.EXECUTABLE_KINDS:
+                if len(self.executable) < MAX_LISTED:
+                    self.executable.append((kind, token))
+            elif kind == pre.UNKNOWN and len(self.unknown_preamble) < MAX_LISTED:
+                self.unknown_preamble.append(token)
+        else:
+            self.preambles["none"] += 1
+        lines = len(hdr.phi_tags)
+        if lines:
+            self.phi_files += 1
+            self.phi_lines_total += lines
+            if lines > self.phi_lines_max:
+                self.phi_lines_max = lines
+            self.signatures[hdr.phi_tags] += 1
+        if hdr.private_tags:
+            self.private_files += 1
+            self.private_tags += hdr.private_tags
+        if hdr.burned_in:
+            self.burned_in += 1
+        if hdr.identity_removed:
+            self.identity_removed += 1
+        if hdr.deid_method:
+            self.deid_method += 1
+        if hdr.patient:
+            self._raw_patients.add(hdr.patient)
+        if hdr.study:
+            self._raw_studies.add(hdr.study)
+        if hdr.modality is not None:
+            self.modalities[_modality(hdr.modality)] += 1
+        if hdr.year is not None:
+            if self.year_min is None or hdr.year < self.year_min:
+                self.year_min = hdr.year
+            if self.year_max is None or hdr.year > self.year_max:
+                self.year_max = hdr.year
+
+    def seal(self, hasher: KeyedHasher) -> Tally:
+        """Replace raw identifiers by keyed hashes. Call before the tally leaves the process."""
+        self.patients.update(hasher.digest(b"patient:" + v) for v in self._raw_patients)
+        self.studies.update(hasher.digest(b"study:" + v) for v in self._raw_studies)
+        self._raw_patients = set()
+        self._raw_studies = set()
+        return self
+
+    def merge(self, other: Tally) -> None:
+        if other._raw_patients or other._raw_studies:
+            raise ValueError("merge of an unsealed tally")
+        for name in (
+            "files_seen", "dicom_files", "dicomdir_files", "not_dicom", "bytes_dicom",
+            "bytes_read", "phi_files", "phi_lines_total", "private_files", "private_tags",
+            "burned_in", "identity_removed", "deid_method", "partial_headers",
+            "pydicom_fallback",
+        ):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.skipped.update(other.skipped)
+        self.malformed.update(other.malformed)
+        self.patients |= other.patients
+        self.studies |= other.studies
+        self.modalities.update(other.modalities)
+        self.signatures.update(other.signatures)
+        self.preambles.update(other.preambles)
+        self.phi_lines_max = max(self.phi_lines_max, other.phi_lines_max)
+        for y in (other.year_min, other.year_max):
+            if y is not None:
+                self.year_min = y if self.year_min is None else min(self.year_min, y)
+                self.year_max = y if self.year_max is None else max(self.year_max, y)
+        self.executable.extend(other.executable[: MAX_LISTED - len(self.executable)])
+        self.unknown_preamble.extend(
+            other.unknown_preamble[: MAX_LISTED - len(self.unknown_preamble)]
+        )
+        self.malformed_paths.extend(other.malformed_paths[: MAX_LISTED - len(self.malformed_paths)])
+        self.truncated.extend(t for t in other.truncated if t not in self.truncated)
+
+    # ---- evidence ---------------------------------------------------------------------------
+
+    def keyword_counts(self) -> list[tuple[str, int]]:
+        """(Annex E keyword, files carrying it), most frequent first."""
+        annex = load_annex_e()
+        per_tag: Counter[int] = Counter()
+        for sig, count in self.signatures.items():
+            for tag in sig:
+                per_tag[tag] += count
+        named: Counter[str] = Counter()
+        for tag, count in per_tag.items():
+            named[annex.keyword(tag) or f"({tag >> 16:04X},{tag & 0xFFFF:04X})"] += count
+        return sorted(named.items(), key=lambda kv: (-kv[1], kv[0]))
+
+    def walk_details(self) -> Evidence:
+        """Counts of what was looked at and why files were not audited (attempt details)."""
+        details: Evidence = {
+            "files_seen": self.files_seen,
+            "dicom_files": self.dicom_files,
+            "dicomdir_files": self.dicomdir_files,
+            "not_dicom": self.not_dicom,
+            "malformed": sum(self.malformed.values()),
+            "skipped": sum(self.skipped.values()),
+            "bytes_read": self.bytes_read,
+            "partial_headers": self.partial_headers,
+            "pydicom_fallback": self.pydicom_fallback,
+            "truncated": bool(self.truncated),
+        }
+        for reason, count in sorted(self.skipped.items()):
+            details[f"skipped_{reason}"] = count
+        for reason, count in sorted(self.malformed.items()):
+            details[f"malformed_{reason}"] = count
+        if self.truncated:
+            details["truncated_by"] = sorted(self.truncated)
+        if self.malformed_paths:
+            details["malformed_paths"] = sorted(self.malformed_paths)
+        return details
+
+    def phi_evidence(self) -> Evidence:
+        """The PHI exposure: counts, Annex E keywords, modalities and the study-year range."""
+        keywords = self.keyword_counts()[:MAX_LISTED]
+        mean = self.phi_lines_total / self.phi_files if self.phi_files else 0.0
+        return {
+            "instances": self.dicom_files,
+            "dicomdir_files": self.dicomdir_files,
+            "bytes": self.bytes_dicom,
+            "patients": len(self.patients),
+            "studies": len(self.studies),
+            "files_with_phi": self.phi_files,
+            "phi_lines_total": self.phi_lines_total,
+            "phi_lines_max": self.phi_lines_max,
+            "phi_lines_mean": round(mean, 1),
+            "phi_keywords": [k for k, _ in keywords],
+            "phi_keyword_files": [c for _, c in keywords],
+            "modalities": [m for m, _ in self.modalities.most_common(MAX_LISTED)],
+            "modality_files": [c for _, c in self.modalities.most_common(MAX_LISTED)],
+            "year_min": self.year_min,
+            "year_max": self.year_max,
+            "burned_in_annotation_files": self.burned_in,
+            "private_tag_files": self.private_files,
+            "private_tags": self.private_tags,
+            "identity_removed_files": self.identity_removed,
+            "deidentification_method_files": self.deid_method,
+            "partial_headers": self.partial_headers,
+        }
+
+
+def _modality(raw: bytes) -> str:
+    # Modality is CS (PS3.3 C.7.3.1.1.1): a short code, never PHI. Anything else is "OTHER".
+    return raw.decode("ascii") if _MODALITY_RE.fullmatch(raw) else "OTHER"
+
+
+__all__ = ["MAX_LISTED", "Tally"]

@@ -1,0 +1,158 @@
+"""The findings schema: typed, frozen pydantic models shared by every check, store and report.
+
+Rules that keep the tool from becoming the leak (see README "PHI safety"):
+
+* ``Finding.evidence`` and ``Attempt.details`` hold counts, attribute keywords, year ranges,
+  booleans and keyed hashes. Never a PHI value.
+* Strings that come from a scanned peer (AE titles, banners, product names) pass through
+  :func:`pacsradar.phi.peer_text` first, which bounds and de-controls them. Renderers still escape
+  them for their own output format.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+EvidenceValue = int | float | bool | str | list[str] | list[int] | None
+Evidence = dict[str, EvidenceValue]
+
+
+class Severity(StrEnum):
+    INFO = "info"
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+    CRITICAL = "critical"
+
+    @property
+    def rank(self) -> int:
+        return _SEVERITY_RANK[self]
+
+
+_SEVERITY_RANK = {
+    Severity.INFO: 0,
+    Severity.LOW: 1,
+    Severity.MEDIUM: 2,
+    Severity.HIGH: 3,
+    Severity.CRITICAL: 4,
+}
+
+
+class AttemptStatus(StrEnum):
+    """sslyze-style envelope: 'could not test' (error/skipped) never reads as 'safe'."""
+
+    COMPLETED = "completed"
+    ERROR = "error"
+    SKIPPED = "skipped"
+
+
+Protocol = Literal["dicom", "dicom-tls", "http", "https", "ftp", "smb", "file", "unknown"]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Endpoint(_Frozen):
+    """One network endpoint (or local path) that was audited."""
+
+    host: str
+    port: int = 0
+    protocol: Protocol = "unknown"
+
+    @property
+    def label(self) -> str:
+        if self.protocol == "file":
+            return self.host
+        if ":" in self.host:  # IPv6 literal
+            return f"[{self.host}]:{self.port}"
+        return f"{self.host}:{self.port}"
+
+
+class Reference(_Frozen):
+    title: str
+    url: str | None = None
+
+
+class Finding(_Frozen):
+    check_id: str
+    title: str
+    severity: Severity
+    endpoint: Endpoint
+    summary: str = ""
+    evidence: Evidence = Field(default_factory=dict)
+    remediation: str = ""
+    references: tuple[Reference, ...] = ()
+    cwe: str | None = None
+    product: str | None = None
+
+    @property
+    def dedupe_key(self) -> str:
+        """Stable across scans: same check on the same endpoint is the same finding."""
+        raw = "|".join(
+            (self.check_id, self.endpoint.host, str(self.endpoint.port), self.endpoint.protocol)
+        )
+        return hashlib.sha256(raw.encode()).hexdigest()[:32]
+
+
+class Attempt(_Frozen):
+    """What happened when one check ran against one endpoint."""
+
+    check: str
+    status: AttemptStatus
+    reason: str | None = None
+    duration_ms: float = 0.0
+    details: Evidence = Field(default_factory=dict)
+
+
+class TargetResult(_Frozen):
+    """Everything learnt about one endpoint."""
+
+    endpoint: Endpoint
+    reachable: bool
+    service: str | None = None
+    product: str | None = None
+    attempts: tuple[Attempt, ...] = ()
+    findings: tuple[Finding, ...] = ()
+    error: str | None = None
+    started_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    duration_ms: float = 0.0
+
+
+class ScanStats(_Frozen):
+    endpoints_total: int = 0
+    endpoints_done: int = 0
+    endpoints_open: int = 0
+    endpoints_closed: int = 0
+    endpoints_error: int = 0
+    interrupted: bool = False
+
+
+class ScanReport(_Frozen):
+    scan_id: str
+    tool: str = "pacsradar"
+    version: str
+    started_at: datetime
+    finished_at: datetime | None = None
+    scope: tuple[str, ...] = ()
+    options: dict[str, EvidenceValue] = Field(default_factory=dict)
+    stats: ScanStats = Field(default_factory=ScanStats)
+    results: tuple[TargetResult, ...] = ()
+
+    @property
+    def findings(self) -> tuple[Finding, ...]:
+        return tuple(f for r in self.results for f in r.findings)
+
+    def worst_severity(self) -> Severity | None:
+        found = self.findings
+        if not found:
+            return None
+        return max((f.severity for f in found), key=lambda s: s.rank)
+
+
+Port = Annotated[int, Field(ge=0, le=65535)]

@@ -1,0 +1,94 @@
+"""Render a ScanReport for the terminal or as JSON/JSONL. Every peer string is escaped."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from pacsradar.models import Finding, ScanReport, Severity, TargetResult
+
+SEVERITY_STYLE = {
+    Severity.CRITICAL: "bold white on red",
+    Severity.HIGH: "bold red",
+    Severity.MEDIUM: "yellow",
+    Severity.LOW: "cyan",
+    Severity.INFO: "dim",
+}
+
+
+def _sorted(findings: tuple[Finding, ...]) -> list[Finding]:
+    return sorted(
+        findings, key=lambda f: (-f.severity.rank, f.endpoint.host, f.endpoint.port, f.check_id)
+    )
+
+
+def findings_table(report: ScanReport) -> Table:
+    table = Table(title=f"pacsradar scan {escape(report.scan_id)}", show_lines=False)
+    table.add_column("Severity")
+    table.add_column("Check")
+    table.add_column("Endpoint")
+    table.add_column("Product")
+    table.add_column("Summary", overflow="fold")
+    for f in _sorted(report.findings):
+        table.add_row(
+            f"[{SEVERITY_STYLE[f.severity]}]{f.severity.value}[/]",
+            escape(f.check_id),
+            escape(f.endpoint.label),
+            escape(f.product or ""),
+            escape(f.summary),
+        )
+    return table
+
+
+def errors_table(report: ScanReport) -> Table | None:
+    rows = [r for r in report.results if r.error]
+    if not rows:
+        return None
+    table = Table(title="Could not fully test (not the same as safe)")
+    table.add_column("Endpoint")
+    table.add_column("Reason", overflow="fold")
+    for r in rows:
+        table.add_row(escape(r.endpoint.label), escape(r.error or ""))
+    return table
+
+
+def print_report(report: ScanReport, console: Console) -> None:
+    console.print(findings_table(report))
+    errs = errors_table(report)
+    if errs is not None:
+        console.print(errs)
+    s = report.stats
+    console.print(
+        f"{s.endpoints_done} endpoints probed, {s.endpoints_open} answered, "
+        f"{len(report.findings)} findings"
+        + (" [bold yellow](interrupted: partial results)[/]" if s.interrupted else "")
+    )
+
+
+def to_json(report: ScanReport, *, indent: int | None = 2) -> str:
+    return report.model_dump_json(indent=indent)
+
+
+def iter_jsonl(report: ScanReport) -> Iterator[str]:
+    """One line per finding, then one summary line: easy to feed a SIEM."""
+    for f in _sorted(report.findings):
+        data = json.loads(f.model_dump_json())
+        data["scan_id"] = report.scan_id
+        data["dedupe_key"] = f.dedupe_key
+        yield json.dumps(data, ensure_ascii=True, sort_keys=True)
+    yield json.dumps(
+        {
+            "type": "summary",
+            "scan_id": report.scan_id,
+            **json.loads(report.stats.model_dump_json()),
+        },
+        sort_keys=True,
+    )
+
+
+def result_jsonl(result: TargetResult) -> str:
+    return result.model_dump_json()

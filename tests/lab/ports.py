@@ -1,0 +1,80 @@
+"""Free loopback ports and readiness polling for the peers the tests start.
+
+HACKING.md rule 4: tests only talk to 127.0.0.0/8. Orthanc and DCMTK bind 0.0.0.0, so each
+instance gets its own ports; a port is "free" when 127.0.0.1 can bind it (a 0.0.0.0 listener
+on the same port makes that bind fail, so it is detected too).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import subprocess
+import time
+
+__all__ = ["PeerStartError", "free_port", "free_ports", "port_accepts", "wait_for_port"]
+
+LOOPBACK = "127.0.0.1"
+
+
+class PeerStartError(RuntimeError):
+    """A peer did not come up (exited, or never answered within the deadline)."""
+
+
+def free_port(host: str = LOOPBACK) -> int:
+    """A TCP port nobody listens on right now (bind port 0, read it, close)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def free_ports(count: int, host: str = LOOPBACK) -> list[int]:
+    """``count`` distinct free ports (held open together so they differ)."""
+    socks: list[socket.socket] = []
+    try:
+        for _ in range(count):
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            socks.append(sock)
+            sock.bind((host, 0))
+        return [int(s.getsockname()[1]) for s in socks]
+    finally:
+        for sock in socks:
+            sock.close()
+
+
+def port_accepts(host: str, port: int, timeout: float = 0.5) -> bool:
+    """True when a TCP connection to ``host:port`` completes."""
+    with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=timeout):
+        return True
+    return False
+
+
+def wait_for_port(
+    port: int,
+    *,
+    host: str = LOOPBACK,
+    proc: subprocess.Popen[bytes] | None = None,
+    timeout: float = 30.0,
+    what: str = "peer",
+) -> None:
+    """Poll until ``host:port`` accepts TCP; fail early if ``proc`` exits."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise PeerStartError(f"{what} exited with status {proc.returncode} before listening")
+        if port_accepts(host, port):
+            return
+        time.sleep(0.05)
+    raise PeerStartError(f"{what} did not accept TCP on {host}:{port} within {timeout:.0f}s")
+
+
+def stop_process(proc: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
+    """Terminate ``proc`` (and its process group when it leads one), then reap it."""
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            proc.terminate()
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout)
