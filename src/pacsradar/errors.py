@@ -63,6 +63,10 @@ class NotDicomError(ProtocolError):
         self.kind = kind
 
 
+class PeerAborted(ProtocolError):
+    """The peer sent A-ABORT (PS3.8 §7.3): often how a server refuses an operation."""
+
+
 class SizeLimitError(ProtocolError):
     """The peer announced or sent more data than our bound allows."""
 

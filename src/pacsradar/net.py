@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import ssl
 import time
+import warnings
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -156,7 +157,10 @@ def insecure_tls_context() -> ssl.SSLContext:
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE
-    with contextlib.suppress(ValueError, ssl.SSLError):
+    # Legacy PACS still speak TLS 1.0: discovery must reach them to report them. Python warns
+    # that TLSv1 is deprecated, which is the point of reporting it, so the warning is muted here.
+    with contextlib.suppress(ValueError, ssl.SSLError), warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
         ctx.minimum_version = ssl.TLSVersion.TLSv1
         ctx.set_ciphers("ALL:@SECLEVEL=0")
     return ctx

@@ -10,6 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from pacsradar.models import Finding, ScanReport, Severity, TargetResult
+from pacsradar.phi import peer_text
 
 SEVERITY_STYLE = {
     Severity.CRITICAL: "bold white on red",
@@ -20,6 +21,11 @@ SEVERITY_STYLE = {
 }
 
 
+def _cell(value: str | None) -> str:
+    """Terminal-safe: control characters (ANSI escapes) dropped, rich markup escaped."""
+    return escape(peer_text(value or "", limit=4000))
+
+
 def _sorted(findings: tuple[Finding, ...]) -> list[Finding]:
     return sorted(
         findings, key=lambda f: (-f.severity.rank, f.endpoint.host, f.endpoint.port, f.check_id)
@@ -27,19 +33,19 @@ def _sorted(findings: tuple[Finding, ...]) -> list[Finding]:
 
 
 def findings_table(report: ScanReport) -> Table:
-    table = Table(title=f"pacsradar scan {escape(report.scan_id)}", show_lines=False)
-    table.add_column("Severity")
-    table.add_column("Check")
-    table.add_column("Endpoint")
-    table.add_column("Product")
+    table = Table(title=f"pacsradar scan {_cell(report.scan_id)}", show_lines=False)
+    table.add_column("Severity", no_wrap=True)
+    table.add_column("Check", no_wrap=True)
+    table.add_column("Endpoint", no_wrap=True)
+    table.add_column("Product", max_width=24)
     table.add_column("Summary", overflow="fold")
     for f in _sorted(report.findings):
         table.add_row(
             f"[{SEVERITY_STYLE[f.severity]}]{f.severity.value}[/]",
-            escape(f.check_id),
-            escape(f.endpoint.label),
-            escape(f.product or ""),
-            escape(f.summary),
+            _cell(f.check_id),
+            _cell(f.endpoint.label),
+            _cell(f.product),
+            _cell(f.summary),
         )
     return table
 
@@ -52,7 +58,7 @@ def errors_table(report: ScanReport) -> Table | None:
     table.add_column("Endpoint")
     table.add_column("Reason", overflow="fold")
     for r in rows:
-        table.add_row(escape(r.endpoint.label), escape(r.error or ""))
+        table.add_row(_cell(r.endpoint.label), _cell(r.error))
     return table
 
 

@@ -8,6 +8,7 @@ every size bound are ours.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import itertools
 from collections.abc import AsyncGenerator, Sequence
@@ -40,7 +41,14 @@ from pynetdicom.presentation import PresentationContext
 
 from pacsradar import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
 from pacsradar.dicom import ul
-from pacsradar.errors import ProtocolError, SizeLimitError
+from pacsradar.errors import (
+    NotDicomError,
+    PeerAborted,
+    ProtocolError,
+    ReadTimeout,
+    ScanError,
+    SizeLimitError,
+)
 from pacsradar.net import Stream
 from pacsradar.phi import peer_text
 
@@ -161,7 +169,11 @@ class DicomClient:
         # PS3.8 §9.3.2: presentation context IDs are odd integers 1..255, in our order.
         self._contexts = {1 + 2 * i: c.abstract_syntax for i, c in enumerate(contexts)}
         await self.stream.write(ul.encode_rq(rq))
-        pdu = await ul.read_pdu(self.stream, self.max_pdu_bytes)
+        try:
+            pdu = await ul.read_pdu(self.stream, self.max_pdu_bytes)
+        except ReadTimeout:
+            await self._nudge_line_based_peer()
+            raise
         if pdu.pdu_type == ul.PDU_ASSOCIATE_AC:
             self.assoc = self._parse_ac(pdu, called_aet, calling_aet)
         elif pdu.pdu_type == ul.PDU_ASSOCIATE_RJ:
@@ -188,6 +200,21 @@ class DicomClient:
                 f"unexpected PDU type 0x{pdu.pdu_type:02x} in reply to A-ASSOCIATE-RQ"
             )
         return self.assoc
+
+    async def _nudge_line_based_peer(self) -> None:
+        """A silent reply may be an HTTP server still waiting for the end of a request line.
+
+        Our A-ASSOCIATE-RQ holds no CR LF, so such servers wait. Having given up on DICOM, we
+        send a blank line and look, briefly, for an HTTP status line: nmap-style service
+        detection without an extra connection.
+        """
+        try:
+            await self.stream.write(b"\r\n\r\n")
+            head = await asyncio.wait_for(self.stream.reader.read(5), 1.0)
+        except (TimeoutError, OSError, ScanError):
+            return
+        if ul.classify_banner(head) == "http":
+            raise NotDicomError("peer answered with a non-DICOM byte stream (http)", "http")
 
     def _parse_ac(self, pdu: ul.RawPdu, called: str, calling: str) -> AssociationResult:
         ac = ul.decode_ac(pdu)
@@ -263,7 +290,7 @@ class DicomClient:
             pdu = await ul.read_pdu(self.stream, self.max_pdu_bytes)
             if pdu.pdu_type == ul.PDU_ABORT:
                 ab = ul.decode_abort(pdu)
-                raise ProtocolError(
+                raise PeerAborted(
                     f"peer aborted the association (source {ab.source}, reason {ab.reason_diagnostic})"
                 )
             if pdu.pdu_type == ul.PDU_RELEASE_RQ:

@@ -63,8 +63,8 @@ def looks_like_tls(data: bytes) -> bool:
 
 def classify_banner(head: bytes) -> str:
     """Name what a non-DICOM peer answered with, for the 'not DICOM' attempt (never echo it)."""
-    if head.startswith(b"HTTP/"):
-        return "http"
+    if head.startswith(b"HTTP/") or head[:5].lower() in (b"<!doc", b"<html"):
+        return "http"  # a status line, or an HTTP/0.9-style error page (Python's http.server)
     if looks_like_tls(head):
         return "tls"
     if head[:3] in (b"SSH", b"220", b"+OK", b"* O"):

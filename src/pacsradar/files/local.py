@@ -9,6 +9,7 @@ header, parses it with :mod:`pacsradar.files.header`, and returns a sealed :clas
 from __future__ import annotations
 
 import errno
+import functools
 import multiprocessing
 import os
 import signal
@@ -63,7 +64,9 @@ def _init_worker(config: _WorkerConfig) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def read_file(path: str, tally: Tally, options: FileAuditOptions, token: str) -> None:
+def read_file(
+    path: str, tally: Tally, options: FileAuditOptions, token: Callable[[], str]
+) -> None:
     """Audit one file into ``tally``. Never raises for a bad file: each is counted with a reason."""
     tally.files_seen += 1
     flags = _OPEN_FLAGS | (0 if options.follow_symlinks else _NOFOLLOW)
@@ -139,7 +142,7 @@ def audit_batch(paths: list[str], config: _WorkerConfig) -> Tally:
     options = config.options
     tally = Tally(show_paths=options.show_paths)
     for path in paths:
-        read_file(path, tally, options, _token(path, config))
+        read_file(path, tally, options, functools.partial(_token, path, config))
     return tally.seal(options.hasher)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from pacsradar.files import header as hdrmod
@@ -63,15 +64,18 @@ class Tally:
     _raw_patients: set[bytes] = field(default_factory=set, repr=False)
     _raw_studies: set[bytes] = field(default_factory=set, repr=False)
 
-    def add_header(self, hdr: hdrmod.Header, size: int, token: str, head: bytes) -> None:
-        """Count one parsed file. ``token`` is the path's keyed hash (or the path if shown)."""
+    def add_header(
+        self, hdr: hdrmod.Header, size: int, token: Callable[[], str], head: bytes
+    ) -> None:
+        """Count one parsed file. ``token()`` is the path's keyed hash (or the path if shown);
+        it is only computed for the few files that are listed."""
         if hdr.status == hdrmod.NOT_DICOM:
             self.not_dicom += 1
             return
         if hdr.status != hdrmod.OK:
             self.malformed[hdr.reason or "malformed"] += 1
             if self.show_paths and len(self.malformed_paths) < MAX_LISTED:
-                self.malformed_paths.append(token)
+                self.malformed_paths.append(token())
             return
         self.dicom_files += 1
         self.bytes_dicom += size
@@ -84,9 +88,9 @@ class Tally:
             self.preambles[kind] += 1
             if kind in pre.EXECUTABLE_KINDS:
                 if len(self.executable) < MAX_LISTED:
-                    self.executable.append((kind, token))
+                    self.executable.append((kind, token()))
             elif kind == pre.UNKNOWN and len(self.unknown_preamble) < MAX_LISTED:
-                self.unknown_preamble.append(token)
+                self.unknown_preamble.append(token())
         else:
             self.preambles["none"] += 1
         lines = len(hdr.phi_tags)

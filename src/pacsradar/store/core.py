@@ -469,15 +469,20 @@ class Store:
                     AttemptRow.status == AttemptStatus.ERROR.value,
                 )
             ) or 0
-            total = max(row.total or 0, report.stats.endpoints_total, done)
+            # Counted from what is stored (a resumed scan's report only covers its second
+            # half), but never below what the report says (an imported engine report omits
+            # the closed endpoints it did not keep).
+            rs = report.stats
+            done = max(done, rs.endpoints_done)
+            total = max(row.total or 0, rs.endpoints_total, done)
             row.total = total
             row.stats = ScanStats(
                 endpoints_total=total,
                 endpoints_done=done,
-                endpoints_open=reachable,
-                endpoints_closed=done - reachable,
-                endpoints_error=errored,
-                interrupted=report.stats.interrupted,
+                endpoints_open=max(reachable, rs.endpoints_open),
+                endpoints_closed=max(done - reachable, rs.endpoints_closed),
+                endpoints_error=max(errored, rs.endpoints_error),
+                interrupted=rs.interrupted,
             ).model_dump()
             row.started_at = min(row.started_at, report.started_at)
             row.finished_at = report.finished_at or _now()

@@ -28,7 +28,7 @@ from pacsradar.dicom.checks._remediation import AE_POLICY
 from pacsradar.dicom.client import DicomClient, decode_identifier
 from pacsradar.dicom.context import DicomContext, QueryFacts
 from pacsradar.dicom.sop import PATIENT_ROOT_FIND, STUDY_ROOT_FIND
-from pacsradar.errors import ProtocolError, ReadTimeout
+from pacsradar.errors import PeerAborted, ProtocolError, ReadTimeout
 from pacsradar.models import Evidence, Severity
 from pacsradar.phi import KeyedHasher, quiet_values
 
@@ -223,7 +223,20 @@ async def run(ctx: DicomContext) -> CheckOutcome:
         sop, level = PATIENT_ROOT_FIND, "PATIENT"
     else:
         return CheckOutcome(details={"find_negotiated": False})
-    tally, status, truncated = await _query(session, sop, level, ctx)
+    try:
+        tally, status, truncated = await _query(session, sop, level, ctx)
+    except PeerAborted:
+        # Orthanc (DicomAlwaysAllowFind false) answers an unknown peer's C-FIND with A-ABORT:
+        # a refusal, not an error. The association is gone; later checks open their own.
+        ctx.session = None
+        details: Evidence = {
+            "find_negotiated": True,
+            "level": level,
+            "refused": True,
+            "refusal": "A-ABORT",
+            "records": 0,
+        }
+        return CheckOutcome(details=details)
     if truncated and status is None:
         ctx.session = None  # we aborted it; later checks open their own
     refused = tally.records == 0 and status not in (0x0000, 0xFE00, None)
@@ -241,7 +254,7 @@ async def run(ctx: DicomContext) -> CheckOutcome:
         status=status,
     )
     ctx.query = facts
-    details: Evidence = {
+    details = {
         "find_negotiated": True,
         "level": level,
         "final_status": _status_hex(status),

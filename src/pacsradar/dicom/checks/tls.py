@@ -15,10 +15,12 @@ async def run(ctx: DicomContext) -> CheckOutcome:
     if ctx.service != "dicom-tls":
         return skipped("service is not DICOM-TLS")
     try:
-        tls = importlib.import_module("pacsradar.tls")
+        audit_tls = getattr(importlib.import_module("pacsradar.tls"), "audit_tls", None)
     except ModuleNotFoundError:
+        audit_tls = None
+    if audit_tls is None:
         return skipped("TLS audit module not available")
-    attempt, findings = await tls.audit_tls(
+    attempt, findings = await audit_tls(
         ctx.endpoint.host, ctx.endpoint.port, limits=ctx.options.limits, protocol="dicom-tls"
     )
     return CheckOutcome(

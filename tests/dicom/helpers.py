@@ -1,0 +1,45 @@
+"""Run the DICOM audit through the library against lab peers (all on 127.0.0.1)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+
+from pacsradar.config import Limits, ScanOptions
+from pacsradar.models import Endpoint, Finding, ScanReport, TargetResult
+from pacsradar.scan import run_scan
+
+FAST = Limits(connect_timeout=2.0, read_timeout=3.0, target_deadline=30.0)
+
+
+def dicom_options(ports: Iterable[int], **kw: object) -> ScanOptions:
+    return ScanOptions(
+        limits=kw.pop("limits", FAST),  # type: ignore[arg-type]
+        only=frozenset({"dicom"}),
+        dicom_ports=tuple(ports),
+        web_ports=(),
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+def scan(targets: Iterable[tuple[str, int]], **kw: object) -> ScanReport:
+    targets = list(targets)
+    options = dicom_options({p for _, p in targets}, **kw)
+    endpoints = [Endpoint(host=h, port=p) for h, p in targets]
+    return asyncio.run(run_scan(endpoints, options, total=len(endpoints)))
+
+
+def result_for(report: ScanReport, port: int) -> TargetResult:
+    return next(r for r in report.results if r.endpoint.port == port)
+
+
+def finding(result: TargetResult, check_id: str) -> Finding | None:
+    return next((f for f in result.findings if f.check_id == check_id), None)
+
+
+def attempt_details(result: TargetResult, check: str) -> dict[str, object]:
+    return dict(next(a for a in result.attempts if a.check == check).details)
+
+
+def ids(result: TargetResult) -> set[str]:
+    return {f.check_id for f in result.findings}

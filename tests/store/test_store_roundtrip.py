@@ -1,0 +1,135 @@
+"""The store keeps exactly the ScanReport the engine produced, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pacsradar_samples as S
+import pytest
+
+from pacsradar.errors import StoreError
+from pacsradar.models import Endpoint
+from pacsradar.store import ScanStatus, Store, StoreObserver, scope_key
+
+
+def test_saved_report_loads_back_identical(store: Store) -> None:
+    # Given a report with hostile peer strings, keyed hashes and several endpoints
+    report = S.lab_report()
+    # When it is stored and loaded back
+    store.save_report(report)
+    loaded = store.load_report(report.scan_id)
+    # Then the pydantic models are equal, field for field (timestamps stay UTC-aware)
+    assert loaded == report
+    assert loaded.started_at.tzinfo is not None
+
+
+def test_observer_streams_each_result_in_its_own_transaction(store: Store, store_url: str) -> None:
+    # Given an observer started for a scan
+    report = S.lab_report("streamed")
+    observer = StoreObserver(store, scope=report.scope)
+    observer.on_start(report.scan_id, total=4)
+    # When two endpoints are reported and the scan never finishes (a killed process)
+    observer.on_result(report.results[0])
+    observer.on_result(report.results[1])
+    # Then another connection already sees both, and the scan reads as running
+    with Store(store_url) as other:
+        assert {e.port for e in other.resume("streamed")} == {4242, 8042}
+        assert other.get_scan("streamed").status is ScanStatus.RUNNING
+        partial = other.load_report("streamed")
+        assert len(partial.findings) == 4
+
+
+def test_resume_lists_finished_endpoints_including_closed_ones(store: Store) -> None:
+    # Given a scan that audited one open and one closed endpoint before stopping
+    report = S.lab_report("partial")
+    observer = StoreObserver(store, scope=report.scope)
+    observer.on_start("partial", total=10)
+    observer.on_result(report.results[0])
+    observer.on_result(S.result("127.0.0.3", 104, [], reachable=False))
+    # When the scanner asks what to skip
+    done = store.resume("partial")
+    # Then both endpoints are listed, closed ones too (they need no second connection)
+    assert done == {
+        Endpoint(host="127.0.0.1", port=4242, protocol="dicom"),
+        Endpoint(host="127.0.0.3", port=104, protocol="dicom"),
+    }
+
+
+def test_replayed_result_replaces_instead_of_duplicating(store: Store) -> None:
+    # Given a stored result
+    report = S.lab_report("replay")
+    store.begin_scan("replay", scope=report.scope)
+    store.record_result("replay", report.results[0])
+    # When the same endpoint is recorded again (a resume that redid it)
+    store.record_result("replay", report.results[0])
+    # Then it is stored once
+    assert len(store.load_report("replay").results) == 1
+    assert len(store.scan_findings("replay")) == 3
+
+
+def test_unknown_scan_is_a_store_error(store: Store) -> None:
+    # Given an empty store / When loading or resuming an unknown scan / Then StoreError
+    with pytest.raises(StoreError):
+        store.load_report("nope")
+    with pytest.raises(StoreError):
+        store.resume("nope")
+    with pytest.raises(StoreError):
+        store.diff()
+
+
+def test_list_scans_summarises_findings_and_exposure(store: Store) -> None:
+    # Given two scans of the same scope
+    store.save_report(S.lab_report("one"))
+    store.save_report(S.lab_report("two", started=S.T0 + timedelta(days=1)))
+    # When listing
+    scans = store.list_scans()
+    # Then newest first, with severity counts and the per-host exposure figure
+    assert [s.scan_id for s in scans] == ["two", "one"]
+    assert scans[0].findings.critical == 2
+    assert scans[0].exposure.patients == 120  # max over 4242/8042 of one host, not 238
+    assert scans[0].exposure.services == 2
+    assert scans[0].scope_key == scope_key(["127.0.0.1/30"])
+    assert [p.scan_id for p in store.trend()] == ["one", "two"]
+
+
+def test_finished_scan_status_and_stats(store: Store) -> None:
+    # Given a scan streamed through the observer and interrupted
+    report = S.lab_report("stopped").model_copy(
+        update={"stats": S.lab_report().stats.model_copy(update={"interrupted": True})}
+    )
+    observer = StoreObserver(store, scope=report.scope)
+    observer.on_start("stopped", total=4)
+    for r in report.results:
+        observer.on_result(r)
+    # When it finishes
+    observer.on_finish(report)
+    # Then the status says interrupted and the stats are counted from what was stored
+    summary = store.get_scan("stopped")
+    assert summary.status is ScanStatus.INTERRUPTED
+    assert summary.stats.endpoints_open == 3
+    assert summary.stats.endpoints_total == 4
+
+
+def test_assets_and_services_are_tracked(store: Store) -> None:
+    # Given a stored scan
+    store.save_report(S.lab_report())
+    # When listing assets
+    assets = {a.host: a for a in store.assets()}
+    # Then each reachable host has its services and open-finding counts; closed ones are absent
+    assert set(assets) == {"127.0.0.1", "127.0.0.2"}
+    assert [(s.port, s.protocol) for s in assets["127.0.0.1"].services] == [
+        (4242, "dicom"),
+        (8042, "http"),
+    ]
+    assert assets["127.0.0.1"].open_findings.critical == 2
+    assert assets["127.0.0.1"].services[0].product == S.HOSTILE_BANNER
+
+
+def test_nul_characters_never_break_the_backend(store: Store) -> None:
+    # Given a finding whose summary reached the model with a NUL (PostgreSQL text rejects it)
+    f = S.finding(S.TLS, "127.0.0.9", 104, summary="a\x00b")
+    report = S.report("nul", [S.result("127.0.0.9", 104, [f])])
+    # When stored / Then it is kept, with the NUL replaced the same way on every backend
+    store.save_report(report)
+    (loaded,) = store.load_report("nul").findings
+    assert loaded.summary == "a\N{REPLACEMENT CHARACTER}b"
