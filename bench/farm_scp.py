@@ -72,10 +72,8 @@ def _pdata(context_id: int, control: int, fragment: bytes) -> bytes:
 
 def _records(n: int) -> list[bytes]:
     """A few synthetic study-level identifiers, encoded once (pydicom, Implicit VR LE)."""
-    from io import BytesIO
-
     from pydicom.dataset import Dataset
-    from pydicom.filewriter import write_dataset
+    from pynetdicom.dsutils import encode
 
     out: list[bytes] = []
     for i in range(n):
@@ -90,10 +88,9 @@ def _records(n: int) -> list[bytes]:
         ds.AccessionNumber = f"ACC{i}"
         ds.ModalitiesInStudy = "CT"
         ds.NumberOfStudyRelatedInstances = "3"
-        buf = BytesIO()
-        ds.is_little_endian, ds.is_implicit_VR = True, True
-        write_dataset(buf, ds)  # type: ignore[arg-type]
-        out.append(buf.getvalue())
+        raw = encode(ds, True, True)  # implicit VR, little endian
+        assert raw is not None
+        out.append(raw)
     return out
 
 

@@ -76,9 +76,7 @@ GDPR_ART32 = Reference(
 
 
 def cwe(number: int) -> Reference:
-    return Reference(
-        title=f"CWE-{number}", url=f"https://cwe.mitre.org/data/definitions/{number}.html"
-    )
+    return Reference(title=f"CWE-{number}", url=f"https://cwe.mitre.org/data/definitions/{number}.html")
 
 
 @dataclass(frozen=True)

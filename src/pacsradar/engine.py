@@ -48,9 +48,7 @@ class AuditContext:
 class Auditor(Protocol):
     name: str
 
-    def wants(
-        self, endpoint: Endpoint, prior: Sequence[TargetResult], options: ScanOptions
-    ) -> bool:
+    def wants(self, endpoint: Endpoint, prior: Sequence[TargetResult], options: ScanOptions) -> bool:
         """Whether to audit this endpoint, given earlier auditors' results for it."""
         ...
 
@@ -76,9 +74,7 @@ class NullObserver:
         return None
 
 
-def merge_results(
-    endpoint: Endpoint, parts: Sequence[TargetResult], elapsed: float
-) -> TargetResult:
+def merge_results(endpoint: Endpoint, parts: Sequence[TargetResult], elapsed: float) -> TargetResult:
     """One endpoint may be seen by several auditors (DICOM then web); fold them together."""
     if not parts:
         return TargetResult(endpoint=endpoint, reachable=False, duration_ms=elapsed)
@@ -112,9 +108,7 @@ class Engine:
         self.options = options
         self.auditors = tuple(auditors)
         self.observers = tuple(observers)
-        self.scan_id = scan_id or datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ-") + secrets.token_hex(
-            3
-        )
+        self.scan_id = scan_id or datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ-") + secrets.token_hex(3)
         self.keep_closed = keep_closed
         self.excluded = excluded
         self.net = Net(options.limits)
@@ -183,9 +177,7 @@ class Engine:
                 TargetResult(
                     endpoint=endpoint,
                     reachable=True,
-                    attempts=(
-                        Attempt(check="engine", status=AttemptStatus.ERROR, reason=str(exc)),
-                    ),
+                    attempts=(Attempt(check="engine", status=AttemptStatus.ERROR, reason=str(exc)),),
                     error=str(exc),
                 )
             )

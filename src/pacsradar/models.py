@@ -94,9 +94,7 @@ class Finding(_Frozen):
     @property
     def dedupe_key(self) -> str:
         """Stable across scans: same check on the same endpoint is the same finding."""
-        raw = "|".join(
-            (self.check_id, self.endpoint.host, str(self.endpoint.port), self.endpoint.protocol)
-        )
+        raw = "|".join((self.check_id, self.endpoint.host, str(self.endpoint.port), self.endpoint.protocol))
         return hashlib.sha256(raw.encode()).hexdigest()[:32]
 
 

@@ -29,9 +29,7 @@ class RateLimiter:
         async with self._lock:
             while True:
                 now = time.monotonic()
-                self._tokens = min(
-                    max(self._rate, 1.0), self._tokens + (now - self._last) * self._rate
-                )
+                self._tokens = min(max(self._rate, 1.0), self._tokens + (now - self._last) * self._rate)
                 self._last = now
                 if self._tokens >= 1.0:
                     self._tokens -= 1.0
@@ -74,9 +72,7 @@ class Stream:
         except TimeoutError as exc:
             raise ReadTimeout(f"no complete reply within {self.read_timeout:g}s") from exc
         except asyncio.IncompleteReadError as exc:
-            raise PeerClosed(
-                f"peer closed the connection after {len(exc.partial)} of {n} bytes"
-            ) from exc
+            raise PeerClosed(f"peer closed the connection after {len(exc.partial)} of {n} bytes") from exc
         except (ConnectionError, OSError) as exc:
             raise PeerClosed(f"connection lost ({type(exc).__name__})") from exc
 
@@ -142,9 +138,7 @@ class Net:
             except ssl.SSLError as exc:
                 raise ConnectError(f"TLS handshake failed ({exc.reason or 'unknown'})") from exc
             except OSError as exc:
-                raise ConnectError(
-                    f"connect failed ({exc.strerror or type(exc).__name__})"
-                ) from exc
+                raise ConnectError(f"connect failed ({exc.strerror or type(exc).__name__})") from exc
             stream = Stream(reader, writer, self.limits.read_timeout)
             try:
                 yield stream

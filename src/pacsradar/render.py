@@ -27,9 +27,7 @@ def _cell(value: str | None) -> str:
 
 
 def _sorted(findings: tuple[Finding, ...]) -> list[Finding]:
-    return sorted(
-        findings, key=lambda f: (-f.severity.rank, f.endpoint.host, f.endpoint.port, f.check_id)
-    )
+    return sorted(findings, key=lambda f: (-f.severity.rank, f.endpoint.host, f.endpoint.port, f.check_id))
 
 
 def findings_table(report: ScanReport) -> Table:

@@ -356,9 +356,7 @@ class _Blocks:
                     continue
                 for number, inner in _spec_file_tokens(token):
                     if inner.startswith("@"):
-                        raise TargetError(
-                            f"{_show(token[1:])} line {number}: nested @file is not allowed"
-                        )
+                        raise TargetError(f"{_show(token[1:])} line {number}: nested @file is not allowed")
                     try:
                         self.add(inner)
                     except TargetError as exc:
@@ -426,12 +424,8 @@ class Scope:
             self._v6 = _merge((*self._v6, *v6_extra))
             self._v6_starts = tuple(lo for lo, _ in self._v6)
         self._pinned = tuple(endpoints)
-        self._pinned_only_hosts = tuple(
-            dict.fromkeys(h for h, _ in self._pinned if not self._in_host_set(h))
-        )
-        self._count = (
-            _size(self._v4) + _size(self._v6) + len(self._names) + len(self._pinned_only_hosts)
-        )
+        self._pinned_only_hosts = tuple(dict.fromkeys(h for h, _ in self._pinned if not self._in_host_set(h)))
+        self._count = _size(self._v4) + _size(self._v6) + len(self._names) + len(self._pinned_only_hosts)
 
     # -- queries -------------------------------------------------------------------------------
 
@@ -481,9 +475,7 @@ class Scope:
         """How many items :meth:`endpoints` yields with ``ports``, without iterating (progress)."""
         wanted = frozenset(ports)
         host_set = self._count - len(self._pinned_only_hosts)
-        extra = sum(
-            1 for host, port in self._pinned if port not in wanted or not self._in_host_set(host)
-        )
+        extra = sum(1 for host, port in self._pinned if port not in wanted or not self._in_host_set(host))
         return host_set * len(wanted) + extra
 
     @property

@@ -67,7 +67,9 @@ def test_default_orthanc_accepts_association_but_refuses_find(tmp_path: Path, st
 
 
 @needs_dcmqrscp
-def test_dcmqrscp_restricted_to_one_peer_is_rejected_with_reason_7(tmp_path: Path, studies: list[Dataset]) -> None:
+def test_dcmqrscp_restricted_to_one_peer_is_rejected_with_reason_7(
+    tmp_path: Path, studies: list[Dataset]
+) -> None:
     # Given dcmqrscp whose only AE accepts one calling AE
     with start_dcmqrscp(tmp_path / "qr", studies, called_aet="HOSPQR", allowed_calling=("ALLOWED",)) as qr:
         report = scan([("127.0.0.1", qr.port)], aet_wordlist=("HOSPQR",))

@@ -24,7 +24,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from pacsradar.store import Store  # noqa: E402
+from pacsradar.store import Store
 
 _db_numbers = count(1)
 
@@ -42,9 +42,7 @@ def _pg_bin(name: str) -> str:
     which = shutil.which(name)
     if which:
         return which
-    pytest.fail(
-        f"PostgreSQL's {name} is missing: install Debian's postgresql (scripts/apt-packages.txt)"
-    )
+    pytest.fail(f"PostgreSQL's {name} is missing: install Debian's postgresql (scripts/apt-packages.txt)")
 
 
 class PgCluster:
@@ -67,16 +65,33 @@ class PgCluster:
 
     def start(self) -> None:
         self._run(
-            _pg_bin("initdb"), "-D", str(self.data), "-U", "pacsradar", "--auth=trust",
-            "--no-sync", "-E", "UTF8", "--locale=C",
+            _pg_bin("initdb"),
+            "-D",
+            str(self.data),
+            "-U",
+            "pacsradar",
+            "--auth=trust",
+            "--no-sync",
+            "-E",
+            "UTF8",
+            "--locale=C",
         )
         opts = (
             f"-c listen_addresses=127.0.0.1 -p {self.port} -c unix_socket_directories={self.root}"
             " -c fsync=off -c full_page_writes=off"
         )
         self._run(
-            _pg_bin("pg_ctl"), "-D", str(self.data), "-o", opts, "-w", "-t", "60",
-            "-l", str(self.root / "log"), "start",
+            _pg_bin("pg_ctl"),
+            "-D",
+            str(self.data),
+            "-o",
+            opts,
+            "-w",
+            "-t",
+            "60",
+            "-l",
+            str(self.root / "log"),
+            "start",
         )
 
     def stop(self) -> None:

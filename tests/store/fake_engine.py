@@ -45,11 +45,17 @@ class FakeAuditor:
         findings = [finding("DICOM-ASSOC-ANON", endpoint.host, endpoint.port)]
         if idx % 2 == 0:
             findings.append(
-                finding("DICOM-QUERY-PHI", endpoint.host, endpoint.port, severity=Severity.CRITICAL,
-                        evidence=phi_evidence(idx + 1, 2 * idx + 1, 10 * idx + 1))
+                finding(
+                    "DICOM-QUERY-PHI",
+                    endpoint.host,
+                    endpoint.port,
+                    severity=Severity.CRITICAL,
+                    evidence=phi_evidence(idx + 1, 2 * idx + 1, 10 * idx + 1),
+                )
             )
-        return TargetResult(endpoint=endpoint, reachable=True, service="dicom",
-                            product="Orthanc", findings=tuple(findings))
+        return TargetResult(
+            endpoint=endpoint, reachable=True, service="dicom", product="Orthanc", findings=tuple(findings)
+        )
 
 
 def run(url: str, scan_id: str, endpoints: Sequence[Endpoint], hang_from: int | None = None) -> ScanReport:

@@ -24,7 +24,7 @@ from pacsradar.phi import KeyedHasher, peer_text
 
 HOSTILE_AE = peer_text('"><img src=x onerror=alert(1)>')
 HOSTILE_BANNER = peer_text("<script>alert('pacs')</script>")
-HOSTILE_FORMULA = peer_text("=HYPERLINK(\"http://evil.invalid\",\"x\")")
+HOSTILE_FORMULA = peer_text('=HYPERLINK("http://evil.invalid","x")')
 HOSTILE_MD = peer_text("[click](javascript:alert(1)) | **bold** `code`")
 HOSTILE_STRINGS = (HOSTILE_AE, HOSTILE_BANNER, HOSTILE_FORMULA, HOSTILE_MD)
 #: Markup that must never appear verbatim in any rendered output.
@@ -96,11 +96,19 @@ def result(
     started: datetime = T0,
 ) -> TargetResult:
     attempts = [
-        Attempt(check="dicom.echo", status=AttemptStatus.COMPLETED, duration_ms=3.5,
-                details={"ae_title": HOSTILE_AE, "accepted": True}),
-        Attempt(check="dicom.query", status=AttemptStatus.ERROR if errored else
-                AttemptStatus.COMPLETED, reason="ReadTimeout: no answer in 5s" if errored else None,
-                duration_ms=12.25, details={"records": 3}),
+        Attempt(
+            check="dicom.echo",
+            status=AttemptStatus.COMPLETED,
+            duration_ms=3.5,
+            details={"ae_title": HOSTILE_AE, "accepted": True},
+        ),
+        Attempt(
+            check="dicom.query",
+            status=AttemptStatus.ERROR if errored else AttemptStatus.COMPLETED,
+            reason="ReadTimeout: no answer in 5s" if errored else None,
+            duration_ms=12.25,
+            details={"records": 3},
+        ),
     ]
     return TargetResult(
         endpoint=Endpoint(host=host, port=port, protocol=protocol),  # type: ignore[arg-type]
@@ -150,23 +158,64 @@ def lab_report(scan_id: str = "scan-a", started: datetime = T0) -> ScanReport:
     return report(
         scan_id,
         [
-            result("127.0.0.1", 4242, [
-                finding(DICOM_PHI, "127.0.0.1", 4242, severity=Severity.CRITICAL,
-                        evidence=phi_evidence(120, 340, 51234), product=HOSTILE_BANNER,
-                        summary=f"C-FIND answered for AE {HOSTILE_AE}"),
-                finding(DICOM_ANON, "127.0.0.1", 4242, severity=Severity.HIGH,
-                        evidence={"called_ae": HOSTILE_AE}, product=HOSTILE_FORMULA),
-                finding(TLS, "127.0.0.1", 4242, severity=Severity.MEDIUM, evidence={},
-                        summary=HOSTILE_MD),
-            ], started=started),
-            result("127.0.0.1", 8042, [
-                finding(WEB_PHI, "127.0.0.1", 8042, severity=Severity.CRITICAL, protocol="http",
-                        evidence=phi_evidence(118, 330, 50000)),
-            ], protocol="http", started=started),
-            result("127.0.0.2", 104, [
-                finding(TLS, "127.0.0.2", 104, severity=Severity.LOW,
-                        evidence={"studies": 5, "patients": True}),
-            ], product=HOSTILE_FORMULA, started=started),
+            result(
+                "127.0.0.1",
+                4242,
+                [
+                    finding(
+                        DICOM_PHI,
+                        "127.0.0.1",
+                        4242,
+                        severity=Severity.CRITICAL,
+                        evidence=phi_evidence(120, 340, 51234),
+                        product=HOSTILE_BANNER,
+                        summary=f"C-FIND answered for AE {HOSTILE_AE}",
+                    ),
+                    finding(
+                        DICOM_ANON,
+                        "127.0.0.1",
+                        4242,
+                        severity=Severity.HIGH,
+                        evidence={"called_ae": HOSTILE_AE},
+                        product=HOSTILE_FORMULA,
+                    ),
+                    finding(
+                        TLS, "127.0.0.1", 4242, severity=Severity.MEDIUM, evidence={}, summary=HOSTILE_MD
+                    ),
+                ],
+                started=started,
+            ),
+            result(
+                "127.0.0.1",
+                8042,
+                [
+                    finding(
+                        WEB_PHI,
+                        "127.0.0.1",
+                        8042,
+                        severity=Severity.CRITICAL,
+                        protocol="http",
+                        evidence=phi_evidence(118, 330, 50000),
+                    ),
+                ],
+                protocol="http",
+                started=started,
+            ),
+            result(
+                "127.0.0.2",
+                104,
+                [
+                    finding(
+                        TLS,
+                        "127.0.0.2",
+                        104,
+                        severity=Severity.LOW,
+                        evidence={"studies": 5, "patients": True},
+                    ),
+                ],
+                product=HOSTILE_FORMULA,
+                started=started,
+            ),
             result("127.0.0.3", 104, [], reachable=False, started=started),
         ],
         started=started,

@@ -14,13 +14,13 @@ DAY = timedelta(days=1)
 
 def _scan(scan_id: str, day: int, results: list) -> ScanReport:  # type: ignore[type-arg]
     started = S.T0 + day * DAY
-    return S.report(scan_id, [r.model_copy(update={"started_at": started}) for r in results],
-                    started=started)
+    return S.report(scan_id, [r.model_copy(update={"started_at": started}) for r in results], started=started)
 
 
 def _pacs(*checks: tuple[str, Severity, dict[str, object]], errored: bool = False):  # type: ignore[no-untyped-def]
     return S.result(
-        "127.0.0.1", 4242,
+        "127.0.0.1",
+        4242,
         [S.finding(c, "127.0.0.1", 4242, severity=sev, evidence=ev) for c, sev, ev in checks],
         errored=errored,
     )
@@ -45,7 +45,8 @@ def test_default_diff_compares_last_two_scans_of_the_same_scope(store: Store) ->
     assert [c.finding.check_id for c in diff.resolved] == [S.DICOM_ANON]
     assert diff.unchanged == 1
     # And with no argument at all, the newest scan is diffed against its own scope's previous
-    assert store.diff().base is None and store.diff().head == "other"
+    assert store.diff().base is None
+    assert store.diff().head == "other"
 
 
 def test_changed_severity_or_evidence_is_reported(store: Store) -> None:
@@ -57,8 +58,10 @@ def test_changed_severity_or_evidence_is_reported(store: Store) -> None:
     ab, bc = store.diff("a", "b"), store.diff("b", "c")
     # Then both are "changed", with before and after
     assert [c.kind for c in ab.changed] == [ChangeKind.CHANGED]
-    assert ab.changed[0].before is not None and ab.changed[0].before.severity is Severity.CRITICAL
-    assert bc.changed[0].after is not None and bc.changed[0].after.evidence["patients"] == 11
+    assert ab.changed[0].before is not None
+    assert ab.changed[0].before.severity is Severity.CRITICAL
+    assert bc.changed[0].after is not None
+    assert bc.changed[0].after.evidence["patients"] == 11
     history = [e.kind for e in store.finding_history(ab.changed[0].dedupe_key)]
     assert history == ["new", "changed", "changed"]
 
@@ -77,7 +80,8 @@ def test_regressed_when_a_resolved_finding_comes_back(store: Store) -> None:
     assert [e.kind for e in store.finding_history(key)] == ["new", "resolved", "regressed"]
     (state,) = [s for s in store.findings(status=None) if s.dedupe_key == key]
     assert state.status is FindingStatus.OPEN
-    assert state.first_seen == S.T0 and state.last_seen == S.T0 + 2 * DAY
+    assert state.first_seen == S.T0
+    assert state.last_seen == S.T0 + 2 * DAY
 
 
 def test_errored_endpoint_does_not_resolve_its_findings(store: Store) -> None:
@@ -95,8 +99,9 @@ def test_errored_endpoint_does_not_resolve_its_findings(store: Store) -> None:
 
 def test_endpoint_outside_the_next_scan_is_not_resolved(store: Store) -> None:
     # Given a finding on a host that the next scan did not cover at all
-    store.save_report(_scan("a", 0, [_pacs(PHI), S.result("127.0.0.2", 104, [
-        S.finding(S.TLS, "127.0.0.2", 104)])]))
+    store.save_report(
+        _scan("a", 0, [_pacs(PHI), S.result("127.0.0.2", 104, [S.finding(S.TLS, "127.0.0.2", 104)])])
+    )
     store.save_report(_scan("b", 1, [_pacs(PHI)]))
     # When diffing / Then it is not claimed fixed
     diff = store.diff("a", "b")
@@ -109,8 +114,9 @@ def test_closed_endpoint_resolves_its_findings(store: Store) -> None:
     store.save_report(_scan("a", 0, [_pacs(ANON)]))
     observer_report = _scan("b", 1, [])
     store.begin_scan("b", scope=observer_report.scope, started_at=observer_report.started_at)
-    store.record_result("b", S.result("127.0.0.1", 4242, [], reachable=False,
-                                      started=observer_report.started_at))
+    store.record_result(
+        "b", S.result("127.0.0.1", 4242, [], reachable=False, started=observer_report.started_at)
+    )
     store.finish_scan(observer_report)
     # When diffing / Then the service being gone resolves it
     diff = store.diff("a", "b")
@@ -122,9 +128,7 @@ def test_findings_filters(store: Store) -> None:
     # Given the lab scan
     store.save_report(S.lab_report())
     # When filtering / Then only matching findings come back, worst first
-    assert {s.finding.severity for s in store.findings(severity=Severity.CRITICAL)} == {
-        Severity.CRITICAL
-    }
+    assert {s.finding.severity for s in store.findings(severity=Severity.CRITICAL)} == {Severity.CRITICAL}
     assert len(store.findings(min_severity=Severity.HIGH)) == 3
     assert {s.finding.endpoint.host for s in store.findings(host="127.0.0.2")} == {"127.0.0.2"}
     assert len(store.findings(check_id=S.TLS)) == 2
@@ -136,8 +140,9 @@ def test_accepted_risk_mutes_until_expiry(store: Store) -> None:
     # Given an accepted risk for one check on one asset, and an expired one
     store.save_report(S.lab_report())
     now = datetime.now(UTC)
-    risk = store.add_accepted_risk(S.TLS, "127.0.0.2", "legacy modality, isolated VLAN",
-                                   now + timedelta(days=30))
+    risk = store.add_accepted_risk(
+        S.TLS, "127.0.0.2", "legacy modality, isolated VLAN", now + timedelta(days=30)
+    )
     store.add_accepted_risk(S.DICOM_ANON, "*", "expired", now - timedelta(days=1))
     # When reading findings
     states = {(s.finding.check_id, s.finding.endpoint.host): s for s in store.findings()}

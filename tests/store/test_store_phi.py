@@ -49,8 +49,17 @@ def test_every_stored_string_comes_from_the_models(store: Store) -> None:
     allowed |= {"scan-b", risk.reason, risk.asset, scope_key(report.scope)}
     allowed |= {f.dedupe_key for f in report.findings}
     allowed |= {evidence_hash(f.evidence) for f in report.findings}
-    allowed |= {"running", "finished", "interrupted", "open", "resolved", "new", "changed",
-                "regressed", "0001"}
+    allowed |= {
+        "running",
+        "finished",
+        "interrupted",
+        "open",
+        "resolved",
+        "new",
+        "changed",
+        "regressed",
+        "0001",
+    }
     seen: list[tuple[str, str, str]] = []
     with store.engine.connect() as conn:
         for table in metadata.sorted_tables:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import os
-import time
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import fake_engine
@@ -41,7 +41,9 @@ def test_sigkilled_scan_resumes_to_the_same_findings(store_url: str) -> None:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")])}
     child = subprocess.Popen(
         [sys.executable, str(HERE / "fake_engine.py"), store_url, "killed", str(HALF)],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
     try:
         _wait_for_stored(store_url, "killed", HALF, child)
@@ -62,9 +64,8 @@ def test_sigkilled_scan_resumes_to_the_same_findings(store_url: str) -> None:
     with Store(store_url) as store:
         resumed = store.load_report("killed")
         summary = store.get_scan("killed")
-    assert sorted(f.dedupe_key for f in resumed.findings) == sorted(
-        f.dedupe_key for f in reference.findings
-    )
+    assert sorted(f.dedupe_key for f in resumed.findings) == sorted(f.dedupe_key for f in reference.findings)
+
     def by_key(findings):  # type: ignore[no-untyped-def]
         return {f.dedupe_key: f for f in findings}
 

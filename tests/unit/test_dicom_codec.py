@@ -85,9 +85,7 @@ async def test_truncated_pdu_is_a_clean_peer_closed_error() -> None:
 
 def test_associate_rq_carries_our_own_implementation_identity() -> None:
     # Given our A-ASSOCIATE-RQ
-    raw = ul.encode_rq(
-        build_associate_rq("CALLED", "CALLING", [ProposedContext("1.2.840.10008.1.1")])
-    )
+    raw = ul.encode_rq(build_associate_rq("CALLED", "CALLING", [ProposedContext("1.2.840.10008.1.1")]))
     # Then it names pacsradar honestly (PS3.7 D.3.3.2), not pynetdicom or DCMTK
     assert IMPLEMENTATION_CLASS_UID.encode() in raw
     assert IMPLEMENTATION_VERSION_NAME.encode() in raw

@@ -153,20 +153,14 @@ def register(app: typer.Typer) -> None:
         connect_timeout: float = typer.Option(3.0, help="Seconds for a TCP connect."),
         read_timeout: float = typer.Option(5.0, help="Seconds for each reply."),
         deadline: float = typer.Option(60.0, help="Seconds for everything on one endpoint."),
-        max_records: int = typer.Option(
-            10_000, help="Stop C-FIND/QIDO counting here and report ≥ N."
-        ),
+        max_records: int = typer.Option(10_000, help="Stop C-FIND/QIDO counting here and report ≥ N."),
         intrusive: bool = typer.Option(
             False,
             "--intrusive",
             help="Opt-in checks (C-MOVE probe to an unknown destination; never moves data).",
         ),
-        aet_wordlist: Path = typer.Option(
-            None, "--aet-wordlist", help="Extra called AE titles to try."
-        ),
-        calling_aet: str = typer.Option(
-            "PACSRADAR", help="Calling AE title for non-random probes."
-        ),
+        aet_wordlist: Path = typer.Option(None, "--aet-wordlist", help="Extra called AE titles to try."),
+        calling_aet: str = typer.Option("PACSRADAR", help="Calling AE title for non-random probes."),
         link_key: str = typer.Option(
             None,
             "--link-key",
@@ -209,9 +203,7 @@ def register(app: typer.Typer) -> None:
             imported = [entry for path in import_file for entry in load_import(path)]
             if not targets and not imported:
                 raise UsageError("name at least one target or --import file")
-            scope = parse_scope(
-                targets or [], exclude, imported=imported, allow_large=allow_large_scope
-            )
+            scope = parse_scope(targets or [], exclude, imported=imported, allow_large=allow_large_scope)
         except UsageError as exc:
             err.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False)
             raise typer.Exit(ExitCode.USAGE) from None
@@ -237,9 +229,7 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     def demo(
-        output: Path = typer.Option(
-            Path("pacsradar-demo-report.json"), "--output", help="JSON report path."
-        ),
+        output: Path = typer.Option(Path("pacsradar-demo-report.json"), "--output", help="JSON report path."),
         db: str = typer.Option(
             None, "--db", envvar="PACSRADAR_DB", help="SQLAlchemy URL of the findings store."
         ),

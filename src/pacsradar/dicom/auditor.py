@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -12,6 +13,8 @@ from pacsradar.config import ScanOptions
 from pacsradar.dicom.context import DicomContext
 from pacsradar.engine import AuditContext
 from pacsradar.models import Attempt, AttemptStatus, Endpoint, Finding, TargetResult
+
+log = logging.getLogger(__name__)
 
 
 class DicomAuditor:
@@ -24,9 +27,7 @@ class DicomAuditor:
             checks = DICOM_CHECKS
         self.checks = tuple(checks)
 
-    def wants(
-        self, endpoint: Endpoint, prior: Sequence[TargetResult], options: ScanOptions
-    ) -> bool:
+    def wants(self, endpoint: Endpoint, prior: Sequence[TargetResult], options: ScanOptions) -> bool:
         if "dicom" not in options.only:
             return False
         return endpoint.port in options.dicom_ports or endpoint.port in options.extra_ports
@@ -42,6 +43,9 @@ class DicomAuditor:
                 if check.intrusive and not actx.options.intrusive:
                     continue
                 attempt, found = await check.attempt(ctx)
+                log.debug(
+                    "%s %s: %s %s", endpoint.label, attempt.check, attempt.status.value, attempt.reason or ""
+                )
                 if not ctx.reachable:
                     return TargetResult(endpoint=endpoint, reachable=False, error=attempt.reason)
                 if ctx.service not in (None, "dicom", "dicom-tls"):

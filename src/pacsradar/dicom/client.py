@@ -196,9 +196,7 @@ class DicomClient:
                 abort_reason=_int_or_none(ab.reason_diagnostic),
             )
         else:
-            raise ProtocolError(
-                f"unexpected PDU type 0x{pdu.pdu_type:02x} in reply to A-ASSOCIATE-RQ"
-            )
+            raise ProtocolError(f"unexpected PDU type 0x{pdu.pdu_type:02x} in reply to A-ASSOCIATE-RQ")
         return self.assoc
 
     async def _nudge_line_based_peer(self) -> None:
@@ -220,9 +218,7 @@ class DicomClient:
         ac = ul.decode_ac(pdu)
         try:
             prim = ac.to_primitive()
-            results: list[PresentationContext] = list(
-                prim.presentation_context_definition_results_list
-            )
+            results: list[PresentationContext] = list(prim.presentation_context_definition_results_list)
             user_info = list(prim.user_information)
         except Exception as exc:  # pynetdicom raises assorted types on odd items
             raise ProtocolError(f"malformed A-ASSOCIATE-AC items ({type(exc).__name__})") from exc
@@ -304,9 +300,7 @@ class DicomClient:
                     raise ProtocolError("empty presentation data value")
                 total += len(pdv)
                 if total > MAX_MESSAGE_BYTES:
-                    raise SizeLimitError(
-                        f"DIMSE message exceeds our bound of {MAX_MESSAGE_BYTES} bytes"
-                    )
+                    raise SizeLimitError(f"DIMSE message exceeds our bound of {MAX_MESSAGE_BYTES} bytes")
                 header, fragment = pdv[0], pdv[1:]
                 context_id = int(cid)
                 if header & 0x01:  # command fragment (PS3.8 E.2)
@@ -324,9 +318,7 @@ class DicomClient:
                         raise ProtocolError("data set fragment before the command set")
                     data.write(fragment)
                     if header & 0x02:
-                        return DimseMessage(
-                            _decode_command(command.getvalue()), data.getvalue(), context_id
-                        )
+                        return DimseMessage(_decode_command(command.getvalue()), data.getvalue(), context_id)
 
     def next_message_id(self) -> int:
         return next(self._message_ids) & 0xFFFF
@@ -470,9 +462,7 @@ def _decode_command(raw: bytes) -> Dataset:
         _ = ds.get("CommandField")
         _ = ds.get("Status")
     except Exception as exc:
-        raise ProtocolError(
-            f"malformed DIMSE command set from peer ({type(exc).__name__})"
-        ) from exc
+        raise ProtocolError(f"malformed DIMSE command set from peer ({type(exc).__name__})") from exc
     return ds
 
 

@@ -33,10 +33,7 @@ NAMES = {
     STUDY_ROOT_MOVE: "StudyRoot-MOVE",
     STUDY_ROOT_GET: "StudyRoot-GET",
     MWL_FIND: "ModalityWorklist-FIND",
-    **{
-        uid: name.replace(" Image Storage", "-STORE").replace(" ", "")
-        for uid, name in STORAGE.items()
-    },
+    **{uid: name.replace(" Image Storage", "-STORE").replace(" ", "") for uid, name in STORAGE.items()},
 }
 
 FIND_CLASSES = (STUDY_ROOT_FIND, PATIENT_ROOT_FIND)

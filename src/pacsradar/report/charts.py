@@ -81,9 +81,7 @@ def trend_chart(points: Sequence[TrendPoint], *, width: int = 640, height: int =
 
     def make(name: str, color: str, values: list[int]) -> Series:
         top_value = max([*values, 1])
-        coords = [
-            (xs(i), round(top + plot_h - plot_h * v / top_value, 1), v) for i, v in enumerate(values)
-        ]
+        coords = [(xs(i), round(top + plot_h - plot_h * v / top_value, 1), v) for i, v in enumerate(values)]
         return Series(
             name=name,
             color=color,

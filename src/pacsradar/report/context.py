@@ -47,14 +47,10 @@ class ReportContext:
         report = store.load_report(scan_id)
         summary = store.get_scan(scan_id)
         trend = [
-            p
-            for p in store.trend(scope=summary.scope_key, limit=60)
-            if p.started_at <= report.started_at
+            p for p in store.trend(scope=summary.scope_key, limit=60) if p.started_at <= report.started_at
         ]
         keys = {f.dedupe_key for f in report.findings}
-        first_seen = {
-            s.dedupe_key: s.first_seen for s in store.findings(status=None) if s.dedupe_key in keys
-        }
+        first_seen = {s.dedupe_key: s.first_seen for s in store.findings(status=None) if s.dedupe_key in keys}
         return cls(
             report=report,
             trend=tuple(trend),

@@ -19,9 +19,7 @@ from pydantic import BaseModel, ConfigDict
 from pacsradar.models import EvidenceValue, Finding
 
 #: Check ids whose evidence carries ``patients``/``studies``/``images`` counts.
-EXPOSURE_CHECK_IDS: frozenset[str] = frozenset(
-    {"DICOM-QUERY-PHI", "WEB-UNAUTH-PHI", "SHARE-ANON-DICOM"}
-)
+EXPOSURE_CHECK_IDS: frozenset[str] = frozenset({"DICOM-QUERY-PHI", "WEB-UNAUTH-PHI", "SHARE-ANON-DICOM"})
 COUNT_KEYS: tuple[str, ...] = ("patients", "studies", "images")
 
 
@@ -65,9 +63,7 @@ def exposure_of(findings: Iterable[Finding]) -> Exposure:
         for i, key in enumerate(COUNT_KEYS):
             best[i] = max(best[i], count(f.evidence.get(key)))
     totals = [sum(v[i] for v in per_host.values()) for i in range(3)]
-    return Exposure(
-        patients=totals[0], studies=totals[1], images=totals[2], services=len(services)
-    )
+    return Exposure(patients=totals[0], studies=totals[1], images=totals[2], services=len(services))
 
 
 __all__ = ["COUNT_KEYS", "EXPOSURE_CHECK_IDS", "Exposure", "count", "exposure_of"]

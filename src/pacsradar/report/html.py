@@ -43,9 +43,7 @@ def _env() -> jinja2.Environment:
 
 @cache
 def report_css() -> str:
-    return (
-        resources.files("pacsradar.report").joinpath("templates/report.css").read_text("utf-8")
-    )
+    return resources.files("pacsradar.report").joinpath("templates/report.css").read_text("utf-8")
 
 
 def render_html(ctx: ReportContext) -> str:

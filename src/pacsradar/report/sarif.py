@@ -20,7 +20,9 @@ from pacsradar.report.context import ReportContext
 from pacsradar.report.safe import safe_json, safe_url
 
 SARIF_VERSION = "2.1.0"
-SARIF_SCHEMA_URI = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
+SARIF_SCHEMA_URI = (
+    "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
+)
 SCHEMA_RESOURCE = "schemas/sarif-schema-2.1.0.json"
 INFORMATION_URI = "https://pypi.org/project/pacsradar/"
 

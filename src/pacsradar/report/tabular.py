@@ -133,9 +133,7 @@ def render_markdown(ctx: ReportContext) -> str:
             )
         lines += ["", "## Remediation", ""]
         for f in ctx.findings:
-            lines.append(
-                f"- **{md(f.check_id)}** on {md(f.endpoint.label)}: {md(f.remediation or 'n/a')}"
-            )
+            lines.append(f"- **{md(f.check_id)}** on {md(f.endpoint.label)}: {md(f.remediation or 'n/a')}")
     lines.append("")
     return "\n".join(lines)
 
@@ -160,8 +158,7 @@ def _dd_finding(ctx: ReportContext, f: Finding) -> dict[str, Any]:
         "severity": _SEVERITY_LABEL[f.severity],
         "mitigation": md(f.remediation),
         "references": "\n".join(
-            f"- {md(r.title)}" + (f" <{url}>" if (url := safe_url(r.url)) else "")
-            for r in f.references
+            f"- {md(r.title)}" + (f" <{url}>" if (url := safe_url(r.url)) else "") for r in f.references
         ),
         "date": (first or ctx.report.started_at).date().isoformat(),
         "active": True,

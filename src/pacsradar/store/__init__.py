@@ -13,6 +13,7 @@ from pacsradar.store.core import (
     default_db_path,
     default_db_url,
     evidence_hash,
+    open_store,
     scope_key,
 )
 from pacsradar.store.observer import StoreObserver
@@ -54,5 +55,6 @@ __all__ = [
     "default_db_path",
     "default_db_url",
     "evidence_hash",
+    "open_store",
     "scope_key",
 ]

@@ -88,6 +88,11 @@ def default_db_url() -> str:
     return f"sqlite:///{default_db_path()}"
 
 
+def open_store(url: str | None = None) -> Store:
+    """Open (and migrate) the store at ``url``, ``$PACSRADAR_DB`` or the default SQLite file."""
+    return Store(url or None)
+
+
 def scope_key(scope: Iterable[str]) -> str:
     """Scans of the same scope (same targets, in any order) share this key."""
     canon = "\n".join(sorted({s.strip() for s in scope if s.strip()}))
@@ -409,9 +414,7 @@ class Store:
             self._event(s, frow, scan_id, kind, at)
         return frow
 
-    def _resolve_missing(
-        self, s: Session, scan_id: str, ep: Endpoint, seen: set[str], at: datetime
-    ) -> None:
+    def _resolve_missing(self, s: Session, scan_id: str, ep: Endpoint, seen: set[str], at: datetime) -> None:
         stale = s.scalars(
             select(FindingRow).where(
                 FindingRow.host == ep.host,
@@ -440,9 +443,7 @@ class Store:
         )
         if exists is None:
             s.add(
-                FindingEventRow(
-                    finding_id=frow.id, scan_id=scan_id, kind=kind, severity=frow.severity, at=at
-                )
+                FindingEventRow(finding_id=frow.id, scan_id=scan_id, kind=kind, severity=frow.severity, at=at)
             )
 
     def finish_scan(self, report: ScanReport) -> None:
@@ -451,24 +452,31 @@ class Store:
             row = s.get(ScanRow, report.scan_id)
             if row is None:
                 raise StoreError("finish_scan before begin_scan for this scan id")
-            done = s.scalar(
-                select(func.count()).select_from(ScanResultRow).where(
-                    ScanResultRow.scan_id == row.id
+            done = (
+                s.scalar(
+                    select(func.count()).select_from(ScanResultRow).where(ScanResultRow.scan_id == row.id)
                 )
-            ) or 0
-            reachable = s.scalar(
-                select(func.count()).select_from(ScanResultRow).where(
-                    ScanResultRow.scan_id == row.id, ScanResultRow.reachable.is_(True)
+                or 0
+            )
+            reachable = (
+                s.scalar(
+                    select(func.count())
+                    .select_from(ScanResultRow)
+                    .where(ScanResultRow.scan_id == row.id, ScanResultRow.reachable.is_(True))
                 )
-            ) or 0
-            errored = s.scalar(
-                select(func.count(func.distinct(AttemptRow.result_id)))
-                .join(ScanResultRow, ScanResultRow.id == AttemptRow.result_id)
-                .where(
-                    ScanResultRow.scan_id == row.id,
-                    AttemptRow.status == AttemptStatus.ERROR.value,
+                or 0
+            )
+            errored = (
+                s.scalar(
+                    select(func.count(func.distinct(AttemptRow.result_id)))
+                    .join(ScanResultRow, ScanResultRow.id == AttemptRow.result_id)
+                    .where(
+                        ScanResultRow.scan_id == row.id,
+                        AttemptRow.status == AttemptStatus.ERROR.value,
+                    )
                 )
-            ) or 0
+                or 0
+            )
             # Counted from what is stored (a resumed scan's report only covers its second
             # half), but never below what the report says (an imported engine report omits
             # the closed endpoints it did not keep).
@@ -486,9 +494,7 @@ class Store:
             ).model_dump()
             row.started_at = min(row.started_at, report.started_at)
             row.finished_at = report.finished_at or _now()
-            row.status = (
-                ScanStatus.INTERRUPTED if report.stats.interrupted else ScanStatus.FINISHED
-            ).value
+            row.status = (ScanStatus.INTERRUPTED if report.stats.interrupted else ScanStatus.FINISHED).value
             row.version = report.version
             row.tool = report.tool
             if report.scope:
@@ -545,9 +551,7 @@ class Store:
             query = (
                 select(ScanResultRow)
                 .where(ScanResultRow.scan_id == scan_id)
-                .options(
-                    selectinload(ScanResultRow.attempts), selectinload(ScanResultRow.occurrences)
-                )
+                .options(selectinload(ScanResultRow.attempts), selectinload(ScanResultRow.occurrences))
             )
             if not include_unreachable:
                 query = query.where(ScanResultRow.reachable.is_(True))
@@ -625,9 +629,7 @@ class Store:
         """Findings and exposure per scan, oldest first, for the trend charts."""
         scans = self.list_scans(limit=limit, scope=scope)
         return [
-            TrendPoint(
-                scan_id=x.scan_id, started_at=x.started_at, findings=x.findings, exposure=x.exposure
-            )
+            TrendPoint(scan_id=x.scan_id, started_at=x.started_at, findings=x.findings, exposure=x.exposure)
             for x in reversed(scans)
         ]
 
@@ -636,9 +638,7 @@ class Store:
         if not scan_ids:
             return out
         rows = s.scalars(
-            select(OccurrenceRow)
-            .where(OccurrenceRow.scan_id.in_(list(scan_ids)))
-            .order_by(OccurrenceRow.id)
+            select(OccurrenceRow).where(OccurrenceRow.scan_id.in_(list(scan_ids))).order_by(OccurrenceRow.id)
         ).all()
         for o in rows:
             out.setdefault(o.scan_id, []).append(_finding(o))
@@ -711,12 +711,8 @@ class Store:
         for k, f in before.items():
             if k in after:
                 g = after[k]
-                if g.severity != f.severity or evidence_hash(g.evidence) != evidence_hash(
-                    f.evidence
-                ):
-                    changed.append(
-                        FindingChange(kind=ChangeKind.CHANGED, dedupe_key=k, before=f, after=g)
-                    )
+                if g.severity != f.severity or evidence_hash(g.evidence) != evidence_hash(f.evidence):
+                    changed.append(FindingChange(kind=ChangeKind.CHANGED, dedupe_key=k, before=f, after=g))
                 else:
                     unchanged += 1
                 continue
@@ -724,9 +720,7 @@ class Store:
             if coverage.get((ep.host, ep.port, ep.protocol)):
                 resolved.append(FindingChange(kind=ChangeKind.RESOLVED, dedupe_key=k, before=f))
             else:
-                not_retested.append(
-                    FindingChange(kind=ChangeKind.NOT_RETESTED, dedupe_key=k, before=f)
-                )
+                not_retested.append(FindingChange(kind=ChangeKind.NOT_RETESTED, dedupe_key=k, before=f))
         order = _severity_order
         return ScanDiff(
             base=base,
@@ -841,9 +835,7 @@ class Store:
 
     # -- accepted risks ----------------------------------------------------------------------
 
-    def add_accepted_risk(
-        self, check_id: str, asset: str, reason: str, expires_at: datetime
-    ) -> AcceptedRisk:
+    def add_accepted_risk(self, check_id: str, asset: str, reason: str, expires_at: datetime) -> AcceptedRisk:
         if not check_id.strip() or not asset.strip():
             raise StoreError("an accepted risk needs a check id and an asset")
         if not reason.strip():
@@ -950,4 +942,12 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-__all__ = ["ENV_DB", "Store", "default_db_path", "default_db_url", "evidence_hash", "scope_key"]
+__all__ = [
+    "ENV_DB",
+    "Store",
+    "default_db_path",
+    "default_db_url",
+    "evidence_hash",
+    "open_store",
+    "scope_key",
+]

@@ -134,9 +134,7 @@ class ScanResultRow(Base):
     host: Mapped[str] = mapped_column(String(512))
     port: Mapped[int] = mapped_column(Integer)
     protocol: Mapped[str] = mapped_column(String(16))
-    service_id: Mapped[int | None] = mapped_column(
-        ForeignKey("services.id", ondelete="SET NULL"), index=True
-    )
+    service_id: Mapped[int | None] = mapped_column(ForeignKey("services.id", ondelete="SET NULL"), index=True)
     reachable: Mapped[bool] = mapped_column(Boolean)
     service: Mapped[str | None] = mapped_column(Text)
     product: Mapped[str | None] = mapped_column(Text)
@@ -159,9 +157,7 @@ class AttemptRow(Base):
     __tablename__ = "attempts"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    result_id: Mapped[int] = mapped_column(
-        ForeignKey("scan_results.id", ondelete="CASCADE"), index=True
-    )
+    result_id: Mapped[int] = mapped_column(ForeignKey("scan_results.id", ondelete="CASCADE"), index=True)
     seq: Mapped[int] = mapped_column(Integer)
     check: Mapped[str] = mapped_column(String(128))
     status: Mapped[str] = mapped_column(String(16))
@@ -202,9 +198,7 @@ class OccurrenceRow(Base):
     __table_args__ = (Index("ix_finding_occurrences_scan_key", "scan_id", "dedupe_key"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    result_id: Mapped[int] = mapped_column(
-        ForeignKey("scan_results.id", ondelete="CASCADE"), index=True
-    )
+    result_id: Mapped[int] = mapped_column(ForeignKey("scan_results.id", ondelete="CASCADE"), index=True)
     scan_id: Mapped[str] = mapped_column(String(128))
     finding_id: Mapped[int] = mapped_column(ForeignKey("findings.id", ondelete="CASCADE"))
     dedupe_key: Mapped[str] = mapped_column(String(64))
@@ -228,9 +222,7 @@ class FindingEventRow(Base):
     __table_args__ = (UniqueConstraint("finding_id", "scan_id", "kind"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    finding_id: Mapped[int] = mapped_column(
-        ForeignKey("findings.id", ondelete="CASCADE"), index=True
-    )
+    finding_id: Mapped[int] = mapped_column(ForeignKey("findings.id", ondelete="CASCADE"), index=True)
     scan_id: Mapped[str] = mapped_column(String(128))
     #: new, changed, resolved, regressed.
     kind: Mapped[str] = mapped_column(String(16))

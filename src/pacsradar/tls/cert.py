@@ -39,9 +39,9 @@ def _name_matches(patterns: list[str], name: str) -> bool:
         if pattern == name:
             return True
         # RFC 6125 §6.4.3: a wildcard only as the whole left-most label.
-        if pattern.startswith("*.") and "." in name:
-            if name.split(".", 1)[1] == pattern[2:]:
-                return True
+        wildcard = pattern.startswith("*.") and "." in name
+        if wildcard and name.split(".", 1)[1] == pattern[2:]:
+            return True
     return False
 
 
@@ -64,7 +64,7 @@ def analyse(der: bytes, *, host: str, now: datetime | None = None) -> CertFacts:
         try:
             cert.verify_directly_issued_by(cert)
             self_signed = True
-        except Exception:  # noqa: BLE001 - any failure means "not provably self-signed"
+        except Exception:
             self_signed = False
     key: Any = cert.public_key()
     key_type: str | None
@@ -85,7 +85,7 @@ def analyse(der: bytes, *, host: str, now: datetime | None = None) -> CertFacts:
     try:
         hash_algorithm = cert.signature_hash_algorithm
         signature_hash = hash_algorithm.name.lower() if hash_algorithm is not None else None
-    except Exception:  # noqa: BLE001 - unsupported algorithms raise
+    except Exception:
         signature_hash = None
     weak_signature = (signature_hash in _WEAK_HASHES) if signature_hash else None
     if self_signed and signature_hash == "sha1":
@@ -128,9 +128,7 @@ def _check_name(cert: Any, host: str) -> tuple[str | None, bool | None]:
         return "ip", ip in ips
     names: list[str] = san.get_values_for_type(x509.DNSName) if san is not None else []
     if not names:  # RFC 6125 §6.4.4: fall back to the CN only without DNS SANs
-        names = [
-            str(a.value) for a in cert.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
-        ]
+        names = [str(a.value) for a in cert.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)]
     return "dns", _name_matches(names, host)
 
 

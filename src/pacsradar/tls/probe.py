@@ -199,7 +199,9 @@ async def handshake(
     version = _VERSION_NAMES.get(trace.version or 0)
     cipher, bits = _cipher_info(ctx, trace.cipher_id)
     if ssl_object is not None:
-        version = ssl_object.version() or version
+        negotiated_version = ssl_object.version()
+        if negotiated_version:
+            version = "TLSv1.0" if negotiated_version == "TLSv1" else negotiated_version
         negotiated = ssl_object.cipher()
         if negotiated:
             cipher, bits = negotiated[0], negotiated[2]

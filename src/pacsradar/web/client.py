@@ -87,6 +87,13 @@ class NotHttpError(ProtocolError):
     """The peer answered, but not with HTTP."""
 
 
+class TlsHandshakeError(ProtocolError):
+    """TCP connected but the TLS handshake failed (not TLS, or nothing we can negotiate)."""
+
+
+_TLS_FAILED = "TLS handshake failed"
+
+
 # --------------------------------------------------------------------------------------------
 # httpcore network backend over pacsradar.net.Net
 
@@ -97,7 +104,7 @@ class _NetStream(httpcore.AsyncNetworkStream):
         self._stack = stack
         self._limits = limits
 
-    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:  # noqa: ASYNC109
         try:
             return await asyncio.wait_for(
                 self._stream.reader.read(max_bytes), timeout or self._limits.read_timeout
@@ -107,14 +114,12 @@ class _NetStream(httpcore.AsyncNetworkStream):
         except (OSError, ssl.SSLError, ConnectionError) as exc:
             raise httpcore.ReadError("connection lost while reading") from exc
 
-    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
+    async def write(self, buffer: bytes, timeout: float | None = None) -> None:  # noqa: ASYNC109
         if not buffer:
             return
         try:
             self._stream.writer.write(buffer)
-            await asyncio.wait_for(
-                self._stream.writer.drain(), timeout or self._limits.read_timeout
-            )
+            await asyncio.wait_for(self._stream.writer.drain(), timeout or self._limits.read_timeout)
         except TimeoutError as exc:
             raise httpcore.WriteTimeout("write timed out") from exc
         except (OSError, ssl.SSLError, ConnectionError) as exc:
@@ -127,7 +132,7 @@ class _NetStream(httpcore.AsyncNetworkStream):
         self,
         ssl_context: ssl.SSLContext,
         server_hostname: str | None = None,
-        timeout: float | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 - httpcore's interface
     ) -> httpcore.AsyncNetworkStream:
         handshake = timeout or self._limits.connect_timeout
         try:
@@ -140,9 +145,9 @@ class _NetStream(httpcore.AsyncNetworkStream):
                 handshake + 1.0,
             )
         except TimeoutError as exc:
-            raise httpcore.ConnectTimeout("TLS handshake timed out") from exc
+            raise httpcore.ConnectTimeout(f"{_TLS_FAILED}: timed out") from exc
         except (OSError, ssl.SSLError, ConnectionError) as exc:
-            raise httpcore.ConnectError("TLS handshake failed") from exc
+            raise httpcore.ConnectError(_TLS_FAILED) from exc
         return self
 
     def get_extra_info(self, info: str) -> Any:
@@ -170,7 +175,7 @@ class NetBackend(httpcore.AsyncNetworkBackend):
         self,
         host: str,
         port: int,
-        timeout: float | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 - httpcore's interface
         local_address: str | None = None,
         socket_options: Any = None,
     ) -> httpcore.AsyncNetworkStream:
@@ -189,7 +194,10 @@ class NetBackend(httpcore.AsyncNetworkBackend):
         return _NetStream(stream, stack, self._net.limits)
 
     async def connect_unix_socket(
-        self, path: str, timeout: float | None = None, socket_options: Any = None
+        self,
+        path: str,
+        timeout: float | None = None,  # noqa: ASYNC109 - httpcore's interface
+        socket_options: Any = None,
     ) -> httpcore.AsyncNetworkStream:
         raise httpcore.ConnectError("unix sockets are not scanned")
 
@@ -282,7 +290,8 @@ class HttpReply:
     cookies_set: bool = False
 
     def header(self, name: str) -> str | None:
-        return self.headers.get(name)
+        value = self.headers.get(name)
+        return value if isinstance(value, str) else None
 
     @property
     def content_type(self) -> str:
@@ -302,9 +311,7 @@ class HttpReply:
 
     @property
     def needs_auth(self) -> bool:
-        return self.status in (401, 407) or (
-            self.status == 403 and "www-authenticate" in self.headers
-        )
+        return self.status in (401, 407) or (self.status == 403 and "www-authenticate" in self.headers)
 
 
 @dataclass
@@ -447,9 +454,7 @@ class WebClient:
         hops = 0
         cookies_set = False
         while True:
-            request = self._client.build_request(
-                method, url, headers=headers, content=content, data=data
-            )
+            request = self._client.build_request(method, url, headers=headers, content=content, data=data)
             if auth is not None:
                 request.headers["Authorization"] = basic_auth_header(*auth)
             self.log.requests += 1
@@ -514,9 +519,13 @@ class WebClient:
         try:
             return await self._client.send(request, stream=True, follow_redirects=False)
         except httpx.ConnectTimeout as exc:
+            if str(exc).startswith(_TLS_FAILED):  # our own message, set by _NetStream
+                raise TlsHandshakeError("TLS handshake did not complete in time") from exc
             raise ConnectTimeout("connect did not complete in time") from exc
         except httpx.ConnectError as exc:
-            raise ConnectError("connection refused or TLS handshake failed") from exc
+            if str(exc).startswith(_TLS_FAILED):
+                raise TlsHandshakeError("TLS handshake failed") from exc
+            raise ConnectError("connection refused or unreachable") from exc
         except httpx.TimeoutException as exc:
             raise ReadTimeout("no complete HTTP response head in time") from exc
         except httpx.RemoteProtocolError as exc:
@@ -528,9 +537,7 @@ class WebClient:
         except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
             raise ConnectError("connect failed") from exc
 
-    async def _read_body(
-        self, response: httpx.Response, limit: int, truncate_ok: bool
-    ) -> tuple[bytes, bool]:
+    async def _read_body(self, response: httpx.Response, limit: int, truncate_ok: bool) -> tuple[bytes, bool]:
         encoding = response.headers.get("content-encoding", "")
         decoder = _decoder_for(encoding)
         identity = isinstance(decoder, _Identity)
@@ -538,9 +545,7 @@ class WebClient:
         if declared is not None and declared.strip().isdigit():
             announced = int(declared.strip())
             if announced > limit and not (truncate_ok and identity):
-                raise SizeLimitError(
-                    f"peer announced a {announced}-byte body; the bound is {limit} bytes"
-                )
+                raise SizeLimitError(f"peer announced a {announced}-byte body; the bound is {limit} bytes")
         out = bytearray()
         raw_total = 0
         try:
@@ -597,6 +602,7 @@ __all__ = [
     "HttpReply",
     "NetBackend",
     "NotHttpError",
+    "TlsHandshakeError",
     "WebClient",
     "basic_auth_header",
     "quiet_transport_loggers",

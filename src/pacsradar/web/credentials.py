@@ -51,8 +51,7 @@ DEFAULT = CheckSpec(
     severity=Severity.CRITICAL,
     category="authentication",
     description=(
-        "The login of this PACS web service accepts a publicly documented default username and"
-        " password."
+        "The login of this PACS web service accepts a publicly documented default username and password."
     ),
     remediation="Change every default account's password or remove the account.",
     product_remediation={
@@ -206,13 +205,16 @@ async def _run(ctx: WebContext) -> CheckOutcome:
         return skipped("no login prompt found (HTTP Basic challenge or login form)")
     attempt = _try_basic if surface.mechanism == "basic" else _try_form
     details: Evidence = {"mechanism": surface.mechanism, "attempts": 0, "lockout": False}
+    spent = 0
 
     def spend() -> bool:
+        nonlocal spent
         if budget.attempts >= table.max_attempts_per_host:
             details["budget_exhausted"] = True
             return False
         budget.attempts += 1
-        details["attempts"] = int(details["attempts"] or 0) + 1
+        spent += 1
+        details["attempts"] = spent
         return True
 
     if surface.mechanism == "form":
@@ -250,7 +252,7 @@ async def _run(ctx: WebContext) -> CheckOutcome:
             "mechanism": surface.mechanism,
             "username": user,
             "blank_password": password == "",
-            "attempts": details["attempts"],
+            "attempts": spent,
         }
         evidence.update(await _authenticated_counts(ctx, user, password))
         what = "a blank username and password" if blank else f'the default login "{user}"'

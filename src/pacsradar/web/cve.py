@@ -41,9 +41,7 @@ def matching(product: str, version: str) -> list[CveEntry]:
     parsed = parse_version(version)
     if parsed is None:
         return []
-    return [
-        e for e in cve_table() if e.product.lower() == product.lower() and parsed < e.fixed_in
-    ]
+    return [e for e in cve_table() if e.product.lower() == product.lower() and parsed < e.fixed_in]
 
 
 def _confidence(ctx: WebContext, entry: CveEntry) -> str:
@@ -75,7 +73,8 @@ async def _run(ctx: WebContext) -> CheckOutcome:
         )
     finding = KNOWN_CVE.finding(
         ctx.endpoint,
-        summary=f"{fp.product} {fp.version} reported; " + ", ".join(notes)
+        summary=f"{fp.product} {fp.version} reported; "
+        + ", ".join(notes)
         + ". A version string alone is not proof.",
         evidence={
             "product": fp.product,

@@ -254,9 +254,7 @@ def cve_table() -> tuple[CveEntry, ...]:
                 severity=e["severity"],
                 title=e["title"],
                 observable=e.get("observable"),
-                backports=tuple(
-                    Backport(b["distribution"], b["package_version"]) for b in e["backports"]
-                ),
+                backports=tuple(Backport(b["distribution"], b["package_version"]) for b in e["backports"]),
                 source=_source(e, e["cve"]),
             )
         )

@@ -15,7 +15,7 @@ from typing import Any
 
 from pacsradar.checks import Check, CheckOutcome, CheckSpec
 from pacsradar.errors import ScanError
-from pacsradar.models import Severity
+from pacsradar.models import Finding, Severity
 from pacsradar.phi import peer_text
 from pacsradar.web.client import HttpReply
 from pacsradar.web.context import WebContext
@@ -179,8 +179,7 @@ async def identify(ctx: WebContext) -> FingerprintResult:
         parsed_by_probe[probe.id] = parsed
         for sig in table.signatures:
             if sig.probe in (probe.id, "*") and _matches(sig, parsed):
-                if not any(s.product == sig.product for s, _ in matched):
-                    matched.append((sig, _version(sig, parsed)))
+                matched.append((sig, _version(sig, parsed)))
 
     # Pass 1: generic probes, then product-specific ones while nothing is identified.
     for probe in table.probes:
@@ -193,7 +192,7 @@ async def identify(ctx: WebContext) -> FingerprintResult:
 
     product = primary()
     version = next((v for s, v in matched if s.product == product and v), None)
-    components = tuple(s.product for s, _ in matched if s.component)
+    components = tuple(dict.fromkeys(s.product for s, _ in matched if s.component))
     confidence = next((s.confidence for s, _ in matched if s.product == product), None)
     root = parsed_by_probe.get("root")
     server_header = root.reply.header("server") if root else None
@@ -210,7 +209,7 @@ async def identify(ctx: WebContext) -> FingerprintResult:
         server=peer_text(server_header, 64) if server_header else None,
         probes=sent,
         probe_errors=errors,
-        matched=tuple(s.product for s, _ in matched),
+        matched=tuple(dict.fromkeys(s.product for s, _ in matched)),
         aets=aets,
     )
 
@@ -223,6 +222,16 @@ def learn_version(ctx: WebContext, raw: object) -> None:
     text = peer_text(raw, 32)
     if _VERSION_OK.match(text):
         ctx.fingerprint = dataclasses.replace(fp, version=text)
+
+
+GENERIC_DICOMWEB = "DICOMweb (generic)"
+
+
+def learn_dicomweb(ctx: WebContext) -> None:
+    """A DICOMweb answer on an otherwise unidentified service names it (PS3.18)."""
+    fp = ctx.fingerprint
+    if fp is not None and fp.product is None:
+        ctx.fingerprint = dataclasses.replace(fp, product=GENERIC_DICOMWEB, confidence="verified")
 
 
 async def _run(ctx: WebContext) -> CheckOutcome:
@@ -242,7 +251,7 @@ async def _run(ctx: WebContext) -> CheckOutcome:
         "probes": result.probes,
         "probe_errors": result.probe_errors,
     }
-    findings = ()
+    findings: tuple[Finding, ...] = ()
     if result.product is not None:
         label = ctx.product_label or result.product
         findings = (
@@ -268,9 +277,11 @@ CHECK: Check[WebContext] = Check(name="web.fingerprint", specs=SPECS, run=_run)
 
 __all__ = [
     "CHECK",
+    "GENERIC_DICOMWEB",
     "SERVICE_EXPOSED",
     "SPECS",
     "FingerprintResult",
     "identify",
+    "learn_dicomweb",
     "learn_version",
 ]

@@ -91,11 +91,13 @@ def _login_form(forms: list[_Form]) -> LoginForm | None:
         for i in form.inputs:
             kind = i.get("type", "text").lower()
             name = i.get("name", "")
-            if kind in ("text", "email", "") and name:
-                if user_field is None or any(h in name.lower() for h in _USER_HINTS):
-                    user_field = name
-                    if any(h in name.lower() for h in _USER_HINTS):
-                        break
+            if kind not in ("text", "email", "") or not name:
+                continue
+            hinted = any(h in name.lower() for h in _USER_HINTS)
+            if user_field is None or hinted:
+                user_field = name
+                if hinted:
+                    break
         hidden = {
             i["name"]: i.get("value", "")
             for i in form.inputs

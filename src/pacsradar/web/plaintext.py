@@ -20,9 +20,7 @@ PLAINTEXT = CheckSpec(
         "The service speaks plain HTTP and does not redirect to HTTPS: patient data, session"
         " cookies and passwords cross the network readable by anyone on the path."
     ),
-    remediation=(
-        "Serve only HTTPS (TLS 1.2 or later) and redirect HTTP to it, or close the HTTP port."
-    ),
+    remediation=("Serve only HTTPS (TLS 1.2 or later) and redirect HTTP to it, or close the HTTP port."),
     product_remediation={
         "Orthanc": (
             "Orthanc: set SslEnabled true with SslCertificate (PEM with key and certificate),"

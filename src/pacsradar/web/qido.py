@@ -17,6 +17,7 @@ from pacsradar.models import Evidence, Severity
 from pacsradar.web.client import HttpReply
 from pacsradar.web.context import WebContext
 from pacsradar.web.data import fingerprint_table
+from pacsradar.web.fingerprint import learn_dicomweb
 from pacsradar.web.refs import ACCESS, CWE_306, PS318
 
 PAGE_SIZE = 100
@@ -152,6 +153,8 @@ async def qido_count(ctx: WebContext) -> QidoResult:
         return ctx.qido
     result = await _count(ctx)
     ctx.qido = result
+    if result.status in ("open", "auth"):
+        learn_dicomweb(ctx)
     return result
 
 

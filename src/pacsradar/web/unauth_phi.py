@@ -98,7 +98,7 @@ def _finding(
     *,
     truncated: bool = False,
 ) -> CheckOutcome:
-    ctx.phi_exposed = True
+    ctx.phi_exposed = ctx.phi_exposed or any(counts.values())
     evidence: Evidence = {**counts, "source": source, "truncated": truncated}
     has_data = any(counts.values())
     parts = [f"{counts[k]} {k}" for k in ("patients", "studies", "series", "instances") if k in counts]

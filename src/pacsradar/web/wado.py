@@ -59,9 +59,7 @@ async def _run(ctx: WebContext) -> CheckOutcome:
         ctx.phi_exposed = True
         finding = UNAUTH_WADO.finding(
             ctx.endpoint,
-            summary=(
-                f"WADO-RS at {qido.base_template} returned study metadata without authentication"
-            ),
+            summary=(f"WADO-RS at {qido.base_template} returned study metadata without authentication"),
             evidence={"path": qido.base_template, "retrieved": "metadata", "status_code": 200},
             product=ctx.product_label,
         )

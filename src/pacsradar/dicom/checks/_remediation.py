@@ -20,9 +20,7 @@ DCM4CHEE_AE = (
 PYNETDICOM_AE = (
     "pynetdicom: set AE.require_called_aet = True and AE.require_calling_aet to the allowed peers."
 )
-CONQUEST_AE = (
-    "Conquest: list allowed peers in ACRNEMA.MAP and enable the calling-AE check in dicom.ini."
-)
+CONQUEST_AE = "Conquest: list allowed peers in ACRNEMA.MAP and enable the calling-AE check in dicom.ini."
 
 AE_POLICY = {
     "DCMTK-based": DCMTK_BASED,

@@ -29,7 +29,7 @@ from pacsradar.dicom.client import DicomClient, decode_identifier
 from pacsradar.dicom.context import DicomContext, QueryFacts
 from pacsradar.dicom.sop import PATIENT_ROOT_FIND, STUDY_ROOT_FIND
 from pacsradar.errors import PeerAborted, ProtocolError, ReadTimeout
-from pacsradar.models import Evidence, Severity
+from pacsradar.models import AttemptStatus, Evidence, Severity
 from pacsradar.phi import KeyedHasher, quiet_values
 
 QUERY_PHI = CheckSpec(
@@ -135,9 +135,7 @@ class _Tally:
         if year.isdigit() and 1900 <= int(year) <= 2100:
             self.years.append(int(year))
         count_key = (
-            "NumberOfStudyRelatedInstances"
-            if self.level == "STUDY"
-            else "NumberOfPatientRelatedInstances"
+            "NumberOfStudyRelatedInstances" if self.level == "STUDY" else "NumberOfPatientRelatedInstances"
         )
         images = _int(ds, count_key)
         if images is not None:
@@ -205,7 +203,7 @@ async def _drain_after_cancel(session: DicomClient) -> int | None:
     except (TimeoutError, ReadTimeout, ProtocolError):
         pass
     await session.abort()
-    return None
+    return None  # the peer ignored C-CANCEL (or broke): the association was aborted
 
 
 def _status_hex(status: int | None) -> str | None:
@@ -300,6 +298,14 @@ async def run(ctx: DicomContext) -> CheckOutcome:
         product=ctx.product,
         severity=severity,
     )
+    if truncated and status is None:
+        # Counts up to the bound are real; the peer's refusal to stop is an error worth seeing.
+        return CheckOutcome(
+            details=details,
+            findings=(finding,),
+            status=AttemptStatus.ERROR,
+            reason="peer kept sending C-FIND responses after C-CANCEL; association aborted",
+        )
     return CheckOutcome(details=details, findings=(finding,))
 
 

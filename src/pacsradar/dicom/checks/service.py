@@ -113,9 +113,7 @@ async def run(ctx: DicomContext) -> CheckOutcome:
         details.update(abort_source=result.abort_source, abort_reason=result.abort_reason)
     else:
         ctx.accepted = result
-        ctx.fingerprint = identify(
-            result.implementation_class_uid, result.implementation_version_name
-        )
+        ctx.fingerprint = identify(result.implementation_class_uid, result.implementation_version_name)
         details.update(
             implementation_class_uid=result.implementation_class_uid,
             implementation_version_name=result.implementation_version_name,
@@ -125,8 +123,7 @@ async def run(ctx: DicomContext) -> CheckOutcome:
             accepted_contexts=sorted(NAMES.get(uid, uid) for uid in result.accepted),
         )
     summary = (
-        f"DICOM{'-TLS' if ctx.tls else ''} service answered A-ASSOCIATE-RQ with "
-        f"{result.kind.value.upper()}"
+        f"DICOM{'-TLS' if ctx.tls else ''} service answered A-ASSOCIATE-RQ with {result.kind.value.upper()}"
     )
     if ctx.fingerprint:
         summary += f"; implementation: {ctx.fingerprint.label}"

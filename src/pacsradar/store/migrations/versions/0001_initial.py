@@ -96,13 +96,9 @@ def upgrade() -> None:
             ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_finding_events")),
-        sa.UniqueConstraint(
-            "finding_id", "scan_id", "kind", name=op.f("uq_finding_events_finding_id")
-        ),
+        sa.UniqueConstraint("finding_id", "scan_id", "kind", name=op.f("uq_finding_events_finding_id")),
     )
-    op.create_index(
-        op.f("ix_finding_events_finding_id"), "finding_events", ["finding_id"], unique=False
-    )
+    op.create_index(op.f("ix_finding_events_finding_id"), "finding_events", ["finding_id"], unique=False)
 
     op.create_table(
         "services",
@@ -153,14 +149,10 @@ def upgrade() -> None:
             ondelete="SET NULL",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_scan_results")),
-        sa.UniqueConstraint(
-            "scan_id", "host", "port", "protocol", name=op.f("uq_scan_results_scan_id")
-        ),
+        sa.UniqueConstraint("scan_id", "host", "port", "protocol", name=op.f("uq_scan_results_scan_id")),
     )
     op.create_index(op.f("ix_scan_results_scan_id"), "scan_results", ["scan_id"], unique=False)
-    op.create_index(
-        op.f("ix_scan_results_service_id"), "scan_results", ["service_id"], unique=False
-    )
+    op.create_index(op.f("ix_scan_results_service_id"), "scan_results", ["service_id"], unique=False)
 
     op.create_table(
         "attempts",

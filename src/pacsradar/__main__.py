@@ -1,0 +1,5 @@
+"""``python -m pacsradar``."""
+
+from pacsradar.cli import main
+
+main()

@@ -1,0 +1,88 @@
+"""Hostile peers: each yields a clear error attempt within the deadline, with bounded memory,
+while a healthy server in the same scan is still fully audited. All on 127.0.0.0/8."""
+
+from __future__ import annotations
+
+import contextlib
+import tracemalloc
+
+import pytest
+
+from dicom.helpers import finding, result_for, scan
+from lab.hostile import (
+    AbortMidway,
+    EndlessPending,
+    HostileServer,
+    HugePdu,
+    MalformedAc,
+    Silent,
+    Trickle,
+    run_in_thread,
+)
+from pacsradar.config import Limits
+from pacsradar.lab.pacs import ExposedPacs
+from pacsradar.lab.synthetic import make_studies, summarise
+from pacsradar.models import AttemptStatus
+
+HOSTILE: dict[str, type[HostileServer]] = {
+    "silent": Silent,
+    "huge_pdu": HugePdu,
+    "trickle": Trickle,
+    "endless_pending": EndlessPending,
+    "malformed_ac": MalformedAc,
+    "abort_midway": AbortMidway,
+}
+LIMITS = Limits(connect_timeout=2.0, read_timeout=2.0, target_deadline=20.0)
+
+
+@pytest.fixture(scope="module")
+def hostile_lab() -> dict[str, tuple[str, int]]:
+    with contextlib.ExitStack() as stack:
+        addresses = {}
+        for i, (name, cls) in enumerate(HOSTILE.items()):
+            server = stack.enter_context(run_in_thread(cls(host=f"127.0.0.{60 + i}")))
+            addresses[name] = (server.host, server.port)
+        yield addresses  # type: ignore[misc]
+
+
+def test_hostile_peers_fail_cleanly_and_healthy_peer_is_fully_audited(
+    hostile_lab: dict[str, tuple[str, int]],
+) -> None:
+    # Given six hostile peers and one healthy exposed PACS in one scope
+    studies = make_studies(3, seed=5)
+    with ExposedPacs(studies, host="127.0.0.70") as pacs:
+        healthy = ("127.0.0.70", pacs.port)
+        # When one scan covers them all (memory traced across the whole scan)
+        tracemalloc.start()
+        try:
+            report = scan([*hostile_lab.values(), healthy], limits=LIMITS, max_records=500)
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+    # Then the scan finished, no hostile peer inflated memory (a 4 GB PDU is never allocated)
+    assert report.stats.endpoints_done == len(hostile_lab) + 1
+    assert peak < 64 * 1024 * 1024
+    # And every hostile peer is reported as an error attempt with a reason, not as 'safe'
+    for name, (host, port) in hostile_lab.items():
+        result = next(r for r in report.results if (r.endpoint.host, r.endpoint.port) == (host, port))
+        errors = [a for a in result.attempts if a.status is AttemptStatus.ERROR]
+        assert errors, f"{name}: {result.attempts}"
+        assert all(a.reason for a in errors)
+    # And the healthy PACS was audited in full
+    phi = finding(result_for(report, healthy[1]), "DICOM-QUERY-PHI")
+    assert phi is not None and phi.evidence["studies"] == summarise(studies).studies
+
+
+def test_huge_pdu_is_refused_with_a_size_reason(hostile_lab: dict[str, tuple[str, int]]) -> None:
+    host, port = hostile_lab["huge_pdu"]
+    report = scan([(host, port)], limits=LIMITS)
+    reasons = " ".join(a.reason or "" for a in report.results[0].attempts)
+    assert "bound" in reasons
+
+
+def test_endless_pending_is_cut_at_the_bound(hostile_lab: dict[str, tuple[str, int]]) -> None:
+    host, port = hostile_lab["endless_pending"]
+    report = scan([(host, port)], limits=LIMITS, max_records=200)
+    query = next(a for a in report.results[0].attempts if a.check == "dicom.query")
+    assert query.status is AttemptStatus.ERROR
+    assert query.details["records"] == 200 and query.details["truncated"] is True
