@@ -47,7 +47,7 @@ def nmap_any_aet(host: str, port: int, workdir: Path) -> bool | None:
             "--script",
             "dicom-ping",
             host,
-        ],  # fmt: skip
+        ],
         capture_output=True,
         text=True,
         timeout=120,

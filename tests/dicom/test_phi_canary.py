@@ -38,7 +38,7 @@ def test_debug_scan_leaks_no_canary(tmp_path: Path) -> None:
                     "--log-level",
                     "debug",
                     *args,
-                ],  # fmt: skip
+                ],
                 capture_output=True,
                 timeout=120,
                 env=env,

@@ -14,7 +14,7 @@ import pytest
 from pydicom.dataset import Dataset
 
 from dicom.helpers import attempt_details, finding, ids, result_for, scan
-from lab.dcmtk import dcmtk_available, start_dcmqrscp, start_storescp_tls, DCMQRSCP, STORESCP
+from lab.dcmtk import DCMQRSCP, STORESCP, dcmtk_available, start_dcmqrscp, start_storescp_tls
 from lab.orthanc import orthanc_available, orthanc_default, orthanc_open_dicom, start_orthanc
 from lab.ports import free_port
 from pacsradar.lab.pacs import ExposedPacs

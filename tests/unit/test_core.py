@@ -24,7 +24,7 @@ def test_every_check_id_is_unique_and_documented() -> None:
     assert "DICOM-ANY-AE" in specs and "DICOM-QUERY-PHI" in specs
     for spec in specs.values():
         assert spec.id.isupper() and spec.remediation and spec.references
-    assert [c.name for c in DICOM_CHECKS][0] == "dicom.service"
+    assert next(c.name for c in DICOM_CHECKS) == "dicom.service"
 
 
 def test_keyed_hashes_depend_on_the_key() -> None:
