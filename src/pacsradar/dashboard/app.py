@@ -29,6 +29,7 @@ from pacsradar.report.charts import severity_chart, trend_chart
 from pacsradar.report.context import EXTENSIONS, FORMATS, ReportContext, render
 from pacsradar.report.exposure import Exposure
 from pacsradar.report.html import make_environment
+from pacsradar.report.safe import safe_json
 from pacsradar.store import (
     AssetSummary,
     FindingEvent,
@@ -57,6 +58,13 @@ _MEDIA = {
 }
 
 
+class SafeJSONResponse(JSONResponse):
+    """JSON with ``<``, ``>`` and ``&`` as ``\\u`` escapes: peer markup never appears verbatim."""
+
+    def render(self, content: object) -> bytes:
+        return safe_json(content, indent=None).encode("ascii")
+
+
 @cache
 def _env() -> jinja2.Environment:
     return make_environment("pacsradar.dashboard")
@@ -73,6 +81,7 @@ def create_app(store: Store, *, token: str) -> FastAPI:
         "Authenticate with `Authorization: Bearer <token>`.",
         docs_url=None,
         redoc_url=None,
+        default_response_class=SafeJSONResponse,
     )
     app.state.store = store
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
@@ -272,7 +281,7 @@ def _secure(response: Response) -> Response:
 
 def _denied(request: Request) -> Response:
     if request.url.path.startswith("/api/") or request.url.path == "/openapi.json":
-        response: Response = JSONResponse({"detail": "token required"}, status_code=401)
+        response: Response = SafeJSONResponse({"detail": "token required"}, status_code=401)
     else:
         html = _env().get_template("denied.html.j2").render(version=__version__)
         response = HTMLResponse(html, status_code=401)
