@@ -25,7 +25,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from synth import Corpus, make_template, study_values, write_corpus  # noqa: E402
+from synth import Corpus, make_template, study_values, write_corpus
 
 CANARY = "ZQXCANARY"  # appears in synthetic names, IDs and file names; must never be output
 
@@ -84,8 +84,8 @@ def populate(root: Path) -> ShareTree:
     (root / "docs" / f"{CANARY}_notes.txt").write_text("hello\n" * 100)
     (root / "docs" / "sub").mkdir()
     (root / "docs" / "sub" / "more.txt").write_text("x" * 300)
-    for dirpath, dirnames, filenames in os.walk(root):
-        os.chmod(dirpath, 0o755)
+    for dirpath, _dirnames, filenames in os.walk(root):
+        os.chmod(dirpath, 0o755)  # noqa: S103 - servers read as ftp/nobody
         for f in filenames:
             os.chmod(os.path.join(dirpath, f), 0o644)
     return ShareTree(root=root, dicom=corpus, text_files=1)
@@ -94,7 +94,7 @@ def populate(root: Path) -> ShareTree:
 @pytest.fixture(scope="session")
 def share_tree() -> Iterator[ShareTree]:
     root = Path(tempfile.mkdtemp(prefix="pacsradar-share-", dir="/tmp"))
-    os.chmod(root, 0o755)
+    os.chmod(root, 0o755)  # noqa: S103 - servers read as ftp/nobody
     try:
         yield populate(root / "data")
     finally:
@@ -123,7 +123,7 @@ def vsftpd(share_tree: ShareTree) -> Iterator[Server]:
     work = Path(tempfile.mkdtemp(prefix="pacsradar-vsftpd-"))
     empty = work / "empty"
     empty.mkdir()
-    os.chmod(empty, 0o555)
+    os.chmod(empty, 0o555)  # noqa: S103 - vsftpd's secure_chroot_dir
     conf = work / "vsftpd.conf"
     conf.write_text(
         "\n".join(

@@ -164,8 +164,13 @@ class Corpus:
 
 
 def study_values(
-    patients: int, studies_per_patient: int, instances_per_study: int, *, names: list[str] | None = None,
-    ids: list[str] | None = None, first_year: int = 2001,
+    patients: int,
+    studies_per_patient: int,
+    instances_per_study: int,
+    *,
+    names: list[str] | None = None,
+    ids: list[str] | None = None,
+    first_year: int = 2001,
 ) -> Iterator[dict[str, str]]:
     """Values for every instance; patient p, study s, instance i. Years span first_year onward."""
     root = "1.2.826.0.1.3680043.10.543"

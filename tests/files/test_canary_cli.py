@@ -51,7 +51,14 @@ def test_cli_outputs_and_debug_logs_hold_no_canary(tmp_path: Path) -> None:
         out = tmp_path / f"report.{fmt}"
         # When the CLI runs at debug log level in every output format
         proc = _run(
-            "files", str(corpus), "-o", fmt, "--output", str(out), "--log-level", "debug",
+            "files",
+            str(corpus),
+            "-o",
+            fmt,
+            "--output",
+            str(out),
+            "--log-level",
+            "debug",
             "--no-progress",
         )
         proc2 = _run("files", str(corpus), "-o", fmt, "--log-level", "debug", "--fail-on", "high")
@@ -76,8 +83,7 @@ def test_show_paths_is_the_only_way_paths_appear(tmp_path: Path) -> None:
     assert proc.returncode == 0
     report = json.loads(proc.stdout)
     finding = next(
-        f for r in report["results"] for f in r["findings"]
-        if f["check_id"] == "FILE-PREAMBLE-EXECUTABLE"
+        f for r in report["results"] for f in r["findings"] if f["check_id"] == "FILE-PREAMBLE-EXECUTABLE"
     )
     assert finding["evidence"]["paths"] == [f"{CANARY}_pe.dcm"]
     assert f"{CANARY}^EVE".encode() not in proc.stdout

@@ -84,9 +84,7 @@ def test_preamble_less_dataset_is_detected() -> None:
 
 def test_walker_agrees_with_pydicom_on_annex_e_tags() -> None:
     # Given a realistic header
-    data = make_template("CT", burned_in=True, identity_removed=True).render(
-        next(study_values(1, 1, 1))
-    )
+    data = make_template("CT", burned_in=True, identity_removed=True).render(next(study_values(1, 1, 1)))
     # When parsed by the fast walker and by pydicom
     fast = header.parse(data, len(data))
     slow = parse_with_pydicom(data, len(data))
@@ -153,7 +151,8 @@ def test_dicomdir_is_detected_and_its_nested_records_counted(tmp_path: Path) -> 
 def test_preamble_check_flags_pe_and_passes_tiff_and_zero(tmp_path: Path) -> None:
     # Given files with a synthetic PE header (no code), a TIFF preamble and a zero preamble
     values = list(study_values(1, 1, 3))
-    for name, pre, vals in zip(("pe", "tiff", "zero"), (PE_PREAMBLE, TIFF_PREAMBLE, None), values, strict=True):
+    kinds = (("pe", PE_PREAMBLE), ("tiff", TIFF_PREAMBLE), ("zero", None))
+    for (name, pre), vals in zip(kinds, values, strict=True):
         (tmp_path / name).write_bytes(make_template("CT", preamble=pre).render(vals))
     # When audited
     report = audit_paths([str(tmp_path)], FileAuditOptions(workers=1))
@@ -215,7 +214,7 @@ def _malformed_corpus(root: Path) -> int:
     (bad / "four_gb").write_bytes(huge)
     # Deep nesting: 100,000 undefined-length sequences, each in an undefined-length item.
     meta_end = data.index(b"\x08\x00\x05\x00")
-    nest = (b"\x08\x00\x10\x11SQ\x00\x00\xff\xff\xff\xff" + b"\xfe\xff\x00\xe0\xff\xff\xff\xff")
+    nest = b"\x08\x00\x10\x11SQ\x00\x00\xff\xff\xff\xff" + b"\xfe\xff\x00\xe0\xff\xff\xff\xff"
     (bad / "deep").write_bytes(data[:meta_end] + nest * 100_000)
     (bad / "dicm_text").write_bytes(os.urandom(128) + b"DICM" + b"this is not a data set" * 10)
     (bad / "zero").write_bytes(b"")
@@ -231,9 +230,7 @@ def test_malformed_corpus_loses_no_good_file_and_counts_every_bad_one(tmp_path: 
     good = _malformed_corpus(tmp_path)
     # When audited with a pool, and with symlinks followed
     for follow in (False, True):
-        report = audit_paths(
-            [str(tmp_path)], FileAuditOptions(workers=2, follow_symlinks=follow)
-        )
+        report = audit_paths([str(tmp_path)], FileAuditOptions(workers=2, follow_symlinks=follow))
         details = _details(report)
         # Then the good files are all there and every bad one has a reason
         assert details["dicom_files"] == good
@@ -261,7 +258,7 @@ def test_permission_denied_is_counted_for_files_and_directories() -> None:
     # root, who ignores modes, so the audit runs in a forked child that drops to nobody.
     root = Path(tempfile.mkdtemp(prefix="pacsradar-perm-", dir="/tmp"))
     try:
-        os.chmod(root, 0o755)
+        os.chmod(root, 0o755)  # noqa: S103 - the unprivileged child must enter it
         data = make_template("CT").render(next(study_values(1, 1, 1)))
         (root / "ok").write_bytes(data)
         (root / "locked").write_bytes(data)
@@ -273,7 +270,7 @@ def test_permission_denied_is_counted_for_files_and_directories() -> None:
         os.chmod(root / "locked_dir", 0o000)
         out = root / "result.json"
         out.touch()
-        os.chmod(out, 0o666)
+        os.chmod(out, 0o666)  # noqa: S103 - the unprivileged child writes its result
         # When the audit runs without privileges
         if os.geteuid() == 0:
             pid = os.fork()
@@ -294,7 +291,7 @@ def test_permission_denied_is_counted_for_files_and_directories() -> None:
         assert details["skipped_permission-denied"] == 2
         assert details["dicom_files"] == 1
     finally:
-        os.chmod(root / "locked_dir", 0o755)
+        os.chmod(root / "locked_dir", 0o700)
         import shutil
 
         shutil.rmtree(root, ignore_errors=True)
@@ -317,7 +314,8 @@ def test_single_file_target_and_missing_path(tmp_path: Path) -> None:
 def test_large_header_extends_the_read(tmp_path: Path) -> None:
     # Given a header longer than the first 8 KiB read (two 10 KB LT values)
     vals = next(study_values(1, 1, 1))
-    template = make_template("CT", extra=[("ImageComments", "c" * 10_000), ("AdditionalPatientHistory", "h" * 10_000)])
+    extra = [("ImageComments", "c" * 10_000), ("AdditionalPatientHistory", "h" * 10_000)]
+    template = make_template("CT", extra=extra)
     (tmp_path / "big").write_bytes(template.render(vals))
     # When audited
     report = audit_paths([str(tmp_path)], FileAuditOptions(workers=1))

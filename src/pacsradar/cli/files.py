@@ -113,9 +113,7 @@ def register(app: typer.Typer) -> None:
                 timeout=timeout,
             )
             for target in targets:
-                if "://" not in target and not Path(target).exists() and not Path(
-                    target
-                ).is_symlink():
+                if "://" not in target and not Path(target).exists() and not Path(target).is_symlink():
                     raise UsageError("a target path does not exist")
         except UsageError as exc:
             err.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False)
@@ -133,9 +131,7 @@ def register(app: typer.Typer) -> None:
                         results.append(audit_url(target, options))
                     else:
                         tally, interrupted = audit_tree(target, options, progress)
-                        results.append(
-                            local_result(target, tally, (time.monotonic() - t0) * 1000, started)
-                        )
+                        results.append(local_result(target, tally, (time.monotonic() - t0) * 1000, started))
                     progress.next_root()
                     if interrupted:
                         break

@@ -42,10 +42,7 @@ def _raw(ds: Dataset, tag: int) -> bytes | None:
     value = ds[tag].value
     if value is None:
         return None
-    if isinstance(value, bytes):
-        text = value
-    else:
-        text = str(value).encode("utf-8", "surrogateescape")
+    text = value if isinstance(value, bytes) else str(value).encode("utf-8", "surrogateescape")
     return text.strip(b" \x00")[:256] or None
 
 
@@ -74,7 +71,7 @@ def parse_with_pydicom(buf: bytes, size: int) -> hdrmod.Header:
             hdr.deid_method = bool(_raw(ds, 0x00120063)) or 0x00120064 in ds
             sop = (_raw(meta, 0x00020002) if meta is not None else None) or _raw(ds, 0x00080016)
             hdr.dicomdir = sop == hdrmod.DICOMDIR_SOP_CLASS
-    except Exception:
+    except Exception:  # hostile input: any pydicom failure means "malformed", never a crash
         return hdrmod.Header(hdrmod.MALFORMED, "unparseable")
     if len(buf) >= 132 and buf[128:132] == b"DICM":
         hdr.preamble = buf[:128]
@@ -89,10 +86,9 @@ def _classify(ds: Dataset, annex: AnnexE, seen: dict[int, None], depth: int) -> 
         tag = int(elem.tag)
         if tag & 0xFFFF == 0:
             continue
-        if elem.VR == "SQ":
-            if elem.value and depth < _MAX_DEPTH:
-                for item in elem.value:
-                    private += _classify(item, annex, seen, depth + 1)
+        if elem.VR == "SQ" and elem.value and depth < _MAX_DEPTH:
+            for item in elem.value:
+                private += _classify(item, annex, seen, depth + 1)
         if elem.is_empty:
             continue
         if (tag >> 16) & 1:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import struct
 from typing import Final
 
-from pydicom.datadict import DicomDictionary
+from pydicom.datadict import dictionary_VR, keyword_dict
 
 from pacsradar.files.annex_e import load as _load_annex_e
 
@@ -39,12 +39,31 @@ _LONG_VRS: Final = frozenset(
 # PS3.5 §6.2: every VR.
 _VALID_VRS: Final = _LONG_VRS | frozenset(
     {
-        b"AE", b"AS", b"AT", b"CS", b"DA", b"DS", b"DT", b"FL", b"FD", b"IS", b"LO", b"LT",
-        b"PN", b"SH", b"SL", b"SS", b"ST", b"TM", b"UI", b"UL", b"US",
+        b"AE",
+        b"AS",
+        b"AT",
+        b"CS",
+        b"DA",
+        b"DS",
+        b"DT",
+        b"FL",
+        b"FD",
+        b"IS",
+        b"LO",
+        b"LT",
+        b"PN",
+        b"SH",
+        b"SL",
+        b"SS",
+        b"ST",
+        b"TM",
+        b"UI",
+        b"UL",
+        b"US",
     }
 )
 #: Tags whose dictionary VR is SQ: needed to descend into defined-length sequences in implicit VR.
-_SQ_TAGS: Final = frozenset(tag for tag, entry in DicomDictionary.items() if entry[0] == "SQ")
+_SQ_TAGS: Final = frozenset(tag for tag in keyword_dict.values() if dictionary_VR(tag) == "SQ")
 
 # Transfer syntaxes (PS3.5 §10 and Annex A).
 TS_IMPLICIT_LE: Final = b"1.2.840.10008.1.2"
@@ -77,8 +96,17 @@ _MEDIA_SOP_CLASS: Final = 0x00020002
 _TRANSFER_SYNTAX: Final = 0x00020010
 _WANTED: Final = frozenset(
     {
-        _PATIENT_NAME, _PATIENT_ID, _STUDY_UID, _STUDY_DATE, _MODALITY, _BURNED_IN,
-        _IDENTITY_REMOVED, _DEID_METHOD, _DEID_METHOD_CODES, _SOP_CLASS, _MEDIA_SOP_CLASS,
+        _PATIENT_NAME,
+        _PATIENT_ID,
+        _STUDY_UID,
+        _STUDY_DATE,
+        _MODALITY,
+        _BURNED_IN,
+        _IDENTITY_REMOVED,
+        _DEID_METHOD,
+        _DEID_METHOD_CODES,
+        _SOP_CLASS,
+        _MEDIA_SOP_CLASS,
         _TRANSFER_SYNTAX,
     }
 )
@@ -225,13 +253,10 @@ _LISTED: Final = 1
 _VALUE: Final = 2
 _TAG_CLASS: Final = _tag_classes()
 _SHORT, _LONG, _SEQ = 0, 1, 2
-_VR_KIND: Final = {vr: (_SEQ if vr == b"SQ" else _LONG if vr in _LONG_VRS else _SHORT)
-                   for vr in _VALID_VRS}
+_VR_KIND: Final = {vr: (_SEQ if vr == b"SQ" else _LONG if vr in _LONG_VRS else _SHORT) for vr in _VALID_VRS}
 
 
-def _walk(  # noqa: C901 - one hot loop, kept flat for speed
-    buf: bytes, size: int, pos: int, explicit: bool, guessed: bool, final: bool
-) -> Header:
+def _walk(buf: bytes, size: int, pos: int, explicit: bool, guessed: bool, final: bool) -> Header:
     n = len(buf)
     limit = min(n, size)
     # Open containers: [end offset or UNDEFINED, is_item]. ``depth`` counts sequences.
@@ -329,9 +354,7 @@ def _walk(  # noqa: C901 - one hot loop, kept flat for speed
                 else:
                     cls = tag_class(tag)
                     if cls is not None:
-                        if cls & _LISTED and (
-                            length > 2 or is_seq or buf[pos:end].strip(b" \x00")
-                        ):
+                        if cls & _LISTED and (length > 2 or is_seq or buf[pos:end].strip(b" \x00")):
                             listed.append(tag)
                         if cls & _VALUE and not depth:
                             if is_seq:
@@ -339,9 +362,7 @@ def _walk(  # noqa: C901 - one hot loop, kept flat for speed
                             elif end > limit:
                                 return _need_or(buf, size, end + 4096, final, "truncated")
                             else:
-                                values[tag] = buf[pos : pos + min(length, _MAX_VALUE)].strip(
-                                    b" \x00"
-                                )
+                                values[tag] = buf[pos : pos + min(length, _MAX_VALUE)].strip(b" \x00")
                     elif (group & 0xFF00) in (0x5000, 0x6000):
                         listed.append(tag)
             if is_seq:
@@ -389,9 +410,7 @@ def _delimiter(buf: bytes, pos: int, size: int, elem: int, stack: list[tuple[int
     return "bad-delimiter"
 
 
-def _result(
-    pos: int, listed: list[int], private: int, values: dict[int, bytes], *, partial: bool
-) -> Header:
+def _result(pos: int, listed: list[int], private: int, values: dict[int, bytes], *, partial: bool) -> Header:
     hdr = Header(OK)
     hdr.header_end = pos
     hdr.partial = partial

@@ -64,9 +64,7 @@ def _init_worker(config: _WorkerConfig) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def read_file(
-    path: str, tally: Tally, options: FileAuditOptions, token: Callable[[], str]
-) -> None:
+def read_file(path: str, tally: Tally, options: FileAuditOptions, token: Callable[[], str]) -> None:
     """Audit one file into ``tally``. Never raises for a bad file: each is counted with a reason."""
     tally.files_seen += 1
     flags = _OPEN_FLAGS | (0 if options.follow_symlinks else _NOFOLLOW)
@@ -270,9 +268,7 @@ def _batches(paths: Iterator[str], size: int) -> Iterator[list[str]]:
         yield batch
 
 
-def audit_tree(
-    root: str, options: FileAuditOptions, progress: Progress | None = None
-) -> tuple[Tally, bool]:
+def audit_tree(root: str, options: FileAuditOptions, progress: Progress | None = None) -> tuple[Tally, bool]:
     """Walk ``root`` (a directory or one file) and return the merged tally and whether Ctrl-C cut it."""
     config = _WorkerConfig(root=root, options=options)
     total = Tally(show_paths=options.show_paths)

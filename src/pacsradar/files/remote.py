@@ -53,9 +53,7 @@ def _result(
         reachable=reachable,
         service=service or endpoint.protocol,
         product=product or None,
-        attempts=(
-            Attempt(check=check, status=status, reason=reason, duration_ms=elapsed, details=merged),
-        ),
+        attempts=(Attempt(check=check, status=status, reason=reason, duration_ms=elapsed, details=merged),),
         findings=findings,
         error=reason if not reachable else None,
         started_at=started,
@@ -70,19 +68,27 @@ def audit_ftp(host: str, port: int, options: FileAuditOptions, root: str = "/") 
     try:
         anonymous = client.connect()
     except ShareError as exc:
-        return _result(endpoint, "share.ftp", started, t0, reachable=False,
-                       status=AttemptStatus.ERROR, reason=str(exc))
+        return _result(
+            endpoint, "share.ftp", started, t0, reachable=False, status=AttemptStatus.ERROR, reason=str(exc)
+        )
     product = _ftp_product(client.banner)
     try:
         if not anonymous:
-            return _result(endpoint, "share.ftp", started, t0, details={"anonymous": False},
-                           product=product)
+            return _result(endpoint, "share.ftp", started, t0, details={"anonymous": False}, product=product)
         tally = walk_share(client, [root], options)
     finally:
         client.close()
     access: Evidence = {"anonymous": True, "session": "anonymous", "files_listed": tally.files_seen}
-    return _result(endpoint, "share.ftp", started, t0, details={"anonymous": True}, tally=tally,
-                   access=access, product=product)
+    return _result(
+        endpoint,
+        "share.ftp",
+        started,
+        t0,
+        details={"anonymous": True},
+        tally=tally,
+        access=access,
+        product=product,
+    )
 
 
 def _ftp_product(banner: str) -> str | None:
@@ -101,8 +107,14 @@ def audit_smb(
     try:
         from pacsradar.files.shares.smb import SmbClient
     except ImportError:
-        return _result(endpoint, "share.smb", started, t0, status=AttemptStatus.SKIPPED,
-                       reason="smbprotocol is not installed (pip install 'pacsradar[shares]')")
+        return _result(
+            endpoint,
+            "share.smb",
+            started,
+            t0,
+            status=AttemptStatus.SKIPPED,
+            reason="smbprotocol is not installed (pip install 'pacsradar[shares]')",
+        )
     client = SmbClient(host, port, timeout=options.timeout)
     # smbprotocol waits for replies without a bound of its own: a watchdog drops the connection.
     watchdog = threading.Timer(max(options.timeout * 30, 60.0), client.abort)
@@ -112,11 +124,19 @@ def audit_smb(
         try:
             opened = client.connect()
         except ShareError as exc:
-            return _result(endpoint, "share.smb", started, t0, reachable=False,
-                           status=AttemptStatus.ERROR, reason=str(exc))
+            return _result(
+                endpoint,
+                "share.smb",
+                started,
+                t0,
+                reachable=False,
+                status=AttemptStatus.ERROR,
+                reason=str(exc),
+            )
         if not opened:
-            return _result(endpoint, "share.smb", started, t0,
-                           details={"guest": False, "null_session": False})
+            return _result(
+                endpoint, "share.smb", started, t0, details={"guest": False, "null_session": False}
+            )
         details: Evidence = {"session": client.session_kind}
         enumerated = True
         if not shares:
@@ -151,8 +171,9 @@ def audit_smb(
             "shares_readable": len(readable),
             "files_listed": tally.files_seen,
         }
-        return _result(endpoint, "share.smb", started, t0, details=details, tally=tally,
-                       access=access, product=product)
+        return _result(
+            endpoint, "share.smb", started, t0, details=details, tally=tally, access=access, product=product
+        )
     finally:
         watchdog.cancel()
         client.close()
@@ -168,16 +189,27 @@ def audit_http(
     try:
         listing = client.is_listing(base)
     except ShareError as exc:
-        return _result(endpoint, "share.http", started, t0, reachable=False,
-                       status=AttemptStatus.ERROR, reason=str(exc))
+        return _result(
+            endpoint, "share.http", started, t0, reachable=False, status=AttemptStatus.ERROR, reason=str(exc)
+        )
     product = "nginx" if "nginx" in client.server.lower() else None
     if not listing:
-        return _result(endpoint, "share.http", started, t0, details={"listing": False},
-                       product=product, service="http")
+        return _result(
+            endpoint, "share.http", started, t0, details={"listing": False}, product=product, service="http"
+        )
     tally = walk_share(client, [base], options)
     access: Evidence = {"listing": True, "files_listed": tally.files_seen}
-    return _result(endpoint, "share.http", started, t0, details={"listing": True}, tally=tally,
-                   access=access, product=product, service="http")
+    return _result(
+        endpoint,
+        "share.http",
+        started,
+        t0,
+        details={"listing": True},
+        tally=tally,
+        access=access,
+        product=product,
+        service="http",
+    )
 
 
 def audit_url(url: str, options: FileAuditOptions) -> TargetResult:

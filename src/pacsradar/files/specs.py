@@ -137,9 +137,7 @@ def preamble_findings(endpoint: Endpoint, tally: Tally) -> list[Finding]:
             "script": tally.preambles["script"],
             "kinds": [kind for kind, _ in tally.executable],
         }
-        evidence["paths" if tally.show_paths else "path_hashes"] = [
-            token for _, token in tally.executable
-        ]
+        evidence["paths" if tally.show_paths else "path_hashes"] = [token for _, token in tally.executable]
         found.append(
             FILE_PREAMBLE_EXECUTABLE.finding(
                 endpoint,
@@ -155,9 +153,7 @@ def preamble_findings(endpoint: Endpoint, tally: Tally) -> list[Finding]:
                 summary=f"{unknown} DICOM file(s) with a non-zero preamble of unknown kind",
                 evidence={
                     "files": unknown,
-                    ("paths" if tally.show_paths else "path_hashes"): list(
-                        tally.unknown_preamble
-                    ),
+                    ("paths" if tally.show_paths else "path_hashes"): list(tally.unknown_preamble),
                 },
             )
         )
@@ -165,9 +161,7 @@ def preamble_findings(endpoint: Endpoint, tally: Tally) -> list[Finding]:
 
 
 def phi_summary(tally: Tally) -> str:
-    years = (
-        f", studies {tally.year_min}-{tally.year_max}" if tally.year_min is not None else ""
-    )
+    years = f", studies {tally.year_min}-{tally.year_max}" if tally.year_min is not None else ""
     return (
         f"{tally.dicom_files} DICOM file(s), {len(tally.patients)} patient(s), "
         f"{len(tally.studies)} study(ies){years}; {tally.phi_files} file(s) with PHI, "
@@ -178,9 +172,7 @@ def phi_summary(tally: Tally) -> str:
 def local_findings(endpoint: Endpoint, tally: Tally) -> tuple[Finding, ...]:
     found: list[Finding] = []
     if tally.phi_files:
-        found.append(
-            FILE_PHI.finding(endpoint, summary=phi_summary(tally), evidence=tally.phi_evidence())
-        )
+        found.append(FILE_PHI.finding(endpoint, summary=phi_summary(tally), evidence=tally.phi_evidence()))
     found.extend(preamble_findings(endpoint, tally))
     return tuple(found)
 

@@ -64,9 +64,7 @@ class Tally:
     _raw_patients: set[bytes] = field(default_factory=set, repr=False)
     _raw_studies: set[bytes] = field(default_factory=set, repr=False)
 
-    def add_header(
-        self, hdr: hdrmod.Header, size: int, token: Callable[[], str], head: bytes
-    ) -> None:
+    def add_header(self, hdr: hdrmod.Header, size: int, token: Callable[[], str], head: bytes) -> None:
         """Count one parsed file. ``token()`` is the path's keyed hash (or the path if shown);
         it is only computed for the few files that are listed."""
         if hdr.status == hdrmod.NOT_DICOM:
@@ -133,9 +131,20 @@ class Tally:
         if other._raw_patients or other._raw_studies:
             raise ValueError("merge of an unsealed tally")
         for name in (
-            "files_seen", "dicom_files", "dicomdir_files", "not_dicom", "bytes_dicom",
-            "bytes_read", "phi_files", "phi_lines_total", "private_files", "private_tags",
-            "burned_in", "identity_removed", "deid_method", "partial_headers",
+            "files_seen",
+            "dicom_files",
+            "dicomdir_files",
+            "not_dicom",
+            "bytes_dicom",
+            "bytes_read",
+            "phi_files",
+            "phi_lines_total",
+            "private_files",
+            "private_tags",
+            "burned_in",
+            "identity_removed",
+            "deid_method",
+            "partial_headers",
             "pydicom_fallback",
         ):
             setattr(self, name, getattr(self, name) + getattr(other, name))
@@ -152,9 +161,7 @@ class Tally:
                 self.year_min = y if self.year_min is None else min(self.year_min, y)
                 self.year_max = y if self.year_max is None else max(self.year_max, y)
         self.executable.extend(other.executable[: MAX_LISTED - len(self.executable)])
-        self.unknown_preamble.extend(
-            other.unknown_preamble[: MAX_LISTED - len(self.unknown_preamble)]
-        )
+        self.unknown_preamble.extend(other.unknown_preamble[: MAX_LISTED - len(self.unknown_preamble)])
         self.malformed_paths.extend(other.malformed_paths[: MAX_LISTED - len(self.malformed_paths)])
         self.truncated.extend(t for t in other.truncated if t not in self.truncated)
 

@@ -176,8 +176,10 @@ async def _version_accepted(
     return probe.server_hello and probe.version == _PINNED_NAMES[name]
 
 
-async def _verify_code(net: Net, host: str, port: int, server_name: str | None) -> int | None:
-    """Fallback without ``cryptography``: OpenSSL's verify result against the system CAs."""
+async def _verify_code(
+    net: Net, host: str, port: int, server_name: str | None
+) -> tuple[bool, int | None]:
+    """Fallback without ``cryptography``: (verification ran, OpenSSL verify code or None=ok)."""
     ctx = ssl.create_default_context()
     ctx.check_hostname = False
     async with net.connect(host, port) as stream:
@@ -187,10 +189,12 @@ async def _verify_code(net: Net, host: str, port: int, server_name: str | None) 
                 net.limits.connect_timeout + 1.0,
             )
         except ssl.SSLCertVerificationError as exc:
-            return int(exc.verify_code)
+            return True, int(exc.verify_code)
         except (ssl.SSLError, OSError, TimeoutError):
-            return None
-    return None
+            return False, None
+        finally:
+            stream.writer.transport.abort()
+    return True, None
 
 
 async def run_tls_audit(net: Net, host: str, port: int, *, server_name: str | None = None) -> TlsAuditResult:
@@ -219,7 +223,8 @@ async def run_tls_audit(net: Net, host: str, port: int, *, server_name: str | No
     else:
         facts = CertFacts(parsed=False)
     if not facts.parsed:
-        facts = from_verify_code(await _verify_code(net, host, port, server_name))
+        ran, code = await _verify_code(net, host, port, server_name)
+        facts = from_verify_code(code) if ran else CertFacts(parsed=False)
     return TlsAuditResult(
         tls=True,
         version=first.version,

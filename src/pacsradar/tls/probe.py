@@ -64,41 +64,52 @@ class _Trace:
             self.client_hello_sent = True
         elif direction == "read" and kind == _SERVER_HELLO:
             self.server_hello = True
-            with contextlib.suppress(TypeError, ValueError):
-                self.version = int(version)
-            self.cipher_id = _server_hello_cipher(data)
+            self.version, self.cipher_id = _parse_server_hello(data)
         elif direction == "read" and kind == _CERTIFICATE_REQUEST:
             self.cert_requested = True
         elif direction == "read" and kind == _CERTIFICATE and self.cert_der is None:
-            self.cert_der = _first_certificate(data, tls13=self.version == 0x0304)
+            self.cert_der = _first_certificate(data)
 
 
-def _server_hello_cipher(data: bytes) -> int | None:
-    """RFC 8446 §4.1.3: type(1) len(3) legacy_version(2) random(32) session_id<0..32> suite(2)."""
+_SUPPORTED_VERSIONS = 0x002B  # RFC 8446 §4.2.1
+
+
+def _parse_server_hello(data: bytes) -> tuple[int | None, int | None]:
+    """(version, cipher suite) from a ServerHello, bounds-checked (RFC 5246 §7.4.1.3,
+    RFC 8446 §4.1.3): type(1) len(3) legacy_version(2) random(32) session_id<0..32>
+    cipher_suite(2) compression(1) extensions<0..2^16-1>; TLS 1.3 puts its real version in
+    the supported_versions extension."""
     if len(data) < 39:
-        return None
-    sid_len = data[38]
-    at = 39 + sid_len
+        return None, None
+    version = int.from_bytes(data[4:6], "big")
+    at = 39 + data[38]
     if len(data) < at + 2:
-        return None
-    return int.from_bytes(data[at : at + 2], "big")
+        return version, None
+    cipher = int.from_bytes(data[at : at + 2], "big")
+    at += 3  # suite + compression method
+    if len(data) >= at + 2:
+        end = min(len(data), at + 2 + int.from_bytes(data[at : at + 2], "big"))
+        at += 2
+        while at + 4 <= end:
+            kind = int.from_bytes(data[at : at + 2], "big")
+            size = int.from_bytes(data[at + 2 : at + 4], "big")
+            if kind == _SUPPORTED_VERSIONS and size == 2 and at + 6 <= end:
+                version = int.from_bytes(data[at + 4 : at + 6], "big")
+            at += 4 + size
+    return version, cipher
 
 
-def _first_certificate(data: bytes, *, tls13: bool) -> bytes | None:
-    """RFC 5246 §7.4.2 / RFC 8446 §4.4.2: the leaf certificate's DER, bounds-checked."""
-    at = 4
-    if tls13:
-        if len(data) < at + 1:
-            return None
-        at += 1 + data[at]  # certificate_request_context
-    if len(data) < at + 6:
-        return None
-    at += 3  # certificate_list length
-    length = int.from_bytes(data[at : at + 3], "big")
-    at += 3
-    if length <= 0 or len(data) < at + length:
-        return None
-    return bytes(data[at : at + length])
+def _first_certificate(data: bytes) -> bytes | None:
+    """The leaf certificate's DER from a Certificate message, bounds-checked: the TLS 1.2
+    layout (RFC 5246 §7.4.2) first, else TLS 1.3's (RFC 8446 §4.4.2, request context first)."""
+    for at in (4, 5 + (data[4] if len(data) > 4 else 0)):
+        if len(data) < at + 6:
+            continue
+        length = int.from_bytes(data[at + 3 : at + 6], "big")
+        start = at + 6
+        if 0 < length <= len(data) - start and data[start : start + 1] == b"\x30":
+            return bytes(data[start : start + length])
+    return None
 
 
 @dataclass(frozen=True)
@@ -196,6 +207,8 @@ async def handshake(
                 required = await _alert_follows(stream.reader, alert_wait)
         elif completed:
             required = False
+        # No graceful TLS shutdown: a single-threaded peer (storescp) would wait on it.
+        stream.writer.transport.abort()
     version = _VERSION_NAMES.get(trace.version or 0)
     cipher, bits = _cipher_info(ctx, trace.cipher_id)
     if ssl_object is not None:

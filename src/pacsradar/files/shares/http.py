@@ -36,9 +36,7 @@ class HttpClient:
         self.timeout = timeout
         self.server = ""
 
-    def _request(
-        self, path: str, headers: dict[str, str], limit: int
-    ) -> tuple[int, dict[str, str], bytes]:
+    def _request(self, path: str, headers: dict[str, str], limit: int) -> tuple[int, dict[str, str], bytes]:
         conn: http.client.HTTPConnection
         if self.tls:
             conn = http.client.HTTPSConnection(

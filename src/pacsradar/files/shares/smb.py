@@ -9,6 +9,7 @@ they can carry patient names, so its loggers are capped at WARNING (HACKING rule
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import struct
 import threading
@@ -20,7 +21,6 @@ from smbprotocol.exceptions import (
     AccessDenied,
     EndOfFile,
     NoMoreFiles,
-    SMBAuthenticationError,
     SMBException,
 )
 from smbprotocol.file_info import FileInformationClass
@@ -82,10 +82,7 @@ class SmbClient:
             )
             try:
                 session.connect()
-            except (SMBAuthenticationError, SMBException, ValueError, OSError):
-                self._disconnect(conn)
-                continue
-            except Exception:  # noqa: BLE001 - spnego raises its own tree for missing credentials
+            except Exception:  # spnego raises its own tree (e.g. no credentials for a null session)
                 self._disconnect(conn)
                 continue
             self._conn, self._session, self.session_kind = conn, session, kind
@@ -105,7 +102,7 @@ class SmbClient:
     def _disconnect(conn: Connection) -> None:
         try:
             conn.disconnect(True, timeout=2)
-        except Exception:  # noqa: BLE001 - best effort on a connection we are dropping
+        except Exception:  # best effort on a connection we are dropping
             return
 
     def _tree(self, share: str) -> TreeConnect:
@@ -151,12 +148,10 @@ class SmbClient:
         except (SMBException, OSError, ValueError, struct.error) as exc:
             raise ShareError(f"share enumeration failed ({type(exc).__name__})") from exc
         finally:
-            try:
+            with contextlib.suppress(Exception):  # best effort on a handle we are dropping
                 pipe.close()
-            except Exception:  # noqa: BLE001 - best effort
-                pass
         shares = parse_share_enum(stub)
-        for name, stype, remark in shares:
+        for name, _stype, remark in shares:
             if name.upper() == "IPC$" and remark:
                 self.product = peer_text(remark, 64)  # e.g. "IPC Service (Samba 4.17.12-Debian)"
         return [
@@ -169,7 +164,7 @@ class SmbClient:
         stub = b""
         total = 0
         while True:
-            pdu = pipe.read(0, 65536)
+            pdu: bytes = pipe.read(0, 65536)
             total += len(pdu)
             if total > MAX_RPC_BYTES or len(pdu) < 24:
                 raise ShareError("srvsvc response too large or short")
@@ -220,10 +215,8 @@ class SmbClient:
         except (SMBException, OSError, ValueError) as exc:
             raise ShareError(f"SMB listing failed ({type(exc).__name__})") from exc
         finally:
-            try:
+            with contextlib.suppress(Exception):  # best effort on a handle we are dropping
                 handle.close()
-            except Exception:  # noqa: BLE001 - best effort
-                pass
         return entries
 
     @staticmethod
@@ -250,8 +243,7 @@ class SmbClient:
         try:
             handle.create(
                 ImpersonationLevel.Impersonation,
-                FilePipePrinterAccessMask.FILE_READ_DATA
-                | FilePipePrinterAccessMask.FILE_READ_ATTRIBUTES,
+                FilePipePrinterAccessMask.FILE_READ_DATA | FilePipePrinterAccessMask.FILE_READ_ATTRIBUTES,
                 FileAttributes.FILE_ATTRIBUTE_NORMAL,
                 ShareAccess.FILE_SHARE_READ | ShareAccess.FILE_SHARE_WRITE,
                 CreateDisposition.FILE_OPEN,
@@ -275,18 +267,16 @@ class SmbClient:
         except (SMBException, OSError, ValueError) as exc:
             raise ShareError(f"SMB read failed ({type(exc).__name__})") from exc
         finally:
-            try:
+            with contextlib.suppress(Exception):  # best effort on a handle we are dropping
                 handle.close()
-            except Exception:  # noqa: BLE001 - best effort
-                pass
         return b"".join(chunks), size
 
 
 def _rpc_pdu(ptype: int, body: bytes, *, call_id: int) -> bytes:
     # C706 §12.6.3.1 common header: version 5.0, first+last fragment, little-endian/ASCII/IEEE.
-    return struct.pack(
-        "<BBBB4sHHI", 5, 0, ptype, 0x03, b"\x10\x00\x00\x00", 16 + len(body), 0, call_id
-    ) + body
+    return (
+        struct.pack("<BBBB4sHHI", 5, 0, ptype, 0x03, b"\x10\x00\x00\x00", 16 + len(body), 0, call_id) + body
+    )
 
 
 def _bind_body() -> bytes:

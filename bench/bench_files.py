@@ -1,0 +1,140 @@
+"""Benchmark `pacsradar files` against a plain pydicom loop and the raw 8 KB read floor.
+
+    python bench/bench_files.py [--files 100000] [--dir /tmp/pacsradar-bench-files]
+
+The corpus (realistic headers from four templates: CT/MR/OT, explicit and implicit VR, private
+tags, sequences; 32x32 16-bit pixels) is generated once into --dir and reused. All three runs read
+the same warm page cache. The pydicom loop and the single-process floor are plain loops; pacsradar
+and the all-cores floor use every core (--workers).
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import os
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "files"))
+
+from pydicom import dcmread
+from synth import make_template, study_values
+
+from pacsradar.files.local import audit_tree
+from pacsradar.files.options import FileAuditOptions, default_workers
+
+
+def generate(root: Path, count: int) -> None:
+    marker = root / f".complete-{count}"
+    if marker.exists():
+        return
+    templates = [
+        make_template("CT"),
+        make_template("MR", implicit=True),
+        make_template("OT", burned_in=True),
+        make_template("CT", private_tags=False),
+    ]
+    per_patient = 20  # 2 studies x 10 instances
+    values = study_values(count // per_patient + 1, 2, 10)
+    for n in range(count):
+        vals = next(values)
+        directory = root / f"d{n // 1000:04d}"
+        if n % 1000 == 0:
+            directory.mkdir(parents=True, exist_ok=True)
+        data = templates[n % len(templates)].render(vals)
+        fd = os.open(directory / f"IM{n:06d}", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            os.write(fd, data)
+        finally:
+            os.close(fd)
+    marker.touch()
+
+
+def paths_of(root: Path) -> list[str]:
+    found: list[str] = []
+    for dirpath, _dirs, files in os.walk(root):
+        found.extend(os.path.join(dirpath, f) for f in files if not f.startswith("."))
+    return found
+
+
+def floor_one(path: str) -> int:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        return len(os.read(fd, 8192))
+    finally:
+        os.close(fd)
+
+
+def floor_batch(paths: list[str]) -> int:
+    return sum(floor_one(p) for p in paths)
+
+
+def run_floor(root: Path) -> float:
+    t0 = time.perf_counter()
+    n = 0
+    for path in paths_of(root):
+        floor_one(path)
+        n += 1
+    return n / (time.perf_counter() - t0)
+
+
+def run_floor_parallel(root: Path, workers: int) -> float:
+    t0 = time.perf_counter()
+    paths = paths_of(root)
+    batches = [paths[i : i + 256] for i in range(0, len(paths), 256)]
+    with multiprocessing.get_context("fork").Pool(workers) as pool:
+        for _ in pool.imap_unordered(floor_batch, batches):
+            pass
+    return len(paths) / (time.perf_counter() - t0)
+
+
+def run_pydicom(root: Path, limit: int | None) -> float:
+    paths = paths_of(root)[:limit] if limit else None
+    t0 = time.perf_counter()
+    n = 0
+    for path in paths if paths is not None else paths_of(root):
+        dcmread(path, stop_before_pixels=True)
+        n += 1
+    return n / (time.perf_counter() - t0)
+
+
+def run_pacsradar(root: Path, workers: int) -> tuple[float, int]:
+    t0 = time.perf_counter()
+    tally, _ = audit_tree(str(root), FileAuditOptions(workers=workers))
+    return tally.files_seen / (time.perf_counter() - t0), tally.dicom_files
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--files", type=int, default=100_000)
+    parser.add_argument("--dir", type=Path, default=Path("/tmp/pacsradar-bench-files"))
+    parser.add_argument("--workers", type=int, default=default_workers())
+    parser.add_argument(
+        "--pydicom-limit", type=int, default=0, help="Time pydicom on the first N files only."
+    )
+    args = parser.parse_args()
+    root = args.dir / str(args.files)
+    t0 = time.perf_counter()
+    generate(root, args.files)
+    print(f"corpus: {args.files:,} files in {root} (ready in {time.perf_counter() - t0:.1f}s)")
+    run_floor(root)  # warm the page cache so every run reads the same way
+    floor = run_floor(root)
+    floor_all = run_floor_parallel(root, args.workers)
+    ours, dicom = run_pacsradar(root, args.workers)
+    assert dicom == args.files, f"pacsradar found {dicom} DICOM files of {args.files}"
+    pyd = run_pydicom(root, args.pydicom_limit or None)
+    print(f"cores: {args.workers}")
+    print(f"{'run':<44}{'files/s':>12}")
+    print(f"{'pacsradar files (all cores)':<44}{ours:>12,.0f}")
+    print(f"{'pydicom dcmread(stop_before_pixels) loop':<44}{pyd:>12,.0f}")
+    print(f"{'raw 8 KB read floor, plain loop':<44}{floor:>12,.0f}")
+    print(f"{'raw 8 KB read floor, all cores':<44}{floor_all:>12,.0f}")
+    print(f"pacsradar / pydicom loop:            {ours / pyd:6.2f}x  (target >= 5x)")
+    print(f"pacsradar / floor (plain loop):      {ours / floor:6.1%}  (target >= 50%)")
+    print(f"pacsradar / floor (all cores):       {ours / floor_all:6.1%}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,94 @@
+"""The CLI: usage errors, exit codes, Ctrl-C keeps partial results. Traffic: 127.0.0.0/8 only."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from pacsradar.lab.pacs import ExposedPacs
+from pacsradar.lab.synthetic import make_studies
+
+ENV = {**os.environ, "NO_COLOR": "1", "COLUMNS": "200"}
+
+
+def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "pacsradar", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=ENV,
+        cwd=cwd,
+        check=False,
+    )
+
+
+def test_typo_in_target_is_a_usage_error(tmp_path: Path) -> None:
+    # Given a mistyped address, When scanning, Then exit 2 with the bad token named, no traceback
+    result = run_cli("scan", "127.0.0.300", "--no-store", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "127.0.0.300" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_large_scope_needs_explicit_flag(tmp_path: Path) -> None:
+    result = run_cli("scan", "127.0.0.0/8", "--no-store", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "--allow-large-scope" in result.stderr
+
+
+def test_fail_on_sets_exit_code(tmp_path: Path) -> None:
+    # Given an exposed PACS, When scanned with --fail-on high, Then exit 1; with critical+none, 1 too
+    with ExposedPacs(make_studies(2, seed=1), host="127.0.0.90") as pacs:
+        port = str(pacs.port)
+        failing = run_cli("scan", "127.0.0.90", "-p", port, "--only", "dicom", "--no-store",
+                          "--fail-on", "high", "-o", "json", cwd=tmp_path)  # fmt: skip
+        passing = run_cli("scan", "127.0.0.90", "-p", port, "--only", "dicom", "--no-store",
+                          "-o", "json", cwd=tmp_path)  # fmt: skip
+    assert failing.returncode == 1, failing.stderr[-2000:]
+    assert passing.returncode == 0, passing.stderr[-2000:]
+    report = json.loads(passing.stdout)
+    assert any(f["check_id"] == "DICOM-ANY-AE" for r in report["results"] for f in r["findings"])
+
+
+def test_ctrl_c_stops_cleanly_and_keeps_partial_results(tmp_path: Path) -> None:
+    # Given a slow scan (rate-limited sweep of closed loopback ports)
+    out = tmp_path / "partial.json"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "pacsradar",
+            "scan",
+            "127.0.8.0/22",
+            "-p",
+            "9",
+            "--only",
+            "dicom",
+            "--rate",
+            "40",
+            "--no-store",
+            "-o",
+            "json",
+            "--output",
+            str(out),
+        ],  # fmt: skip
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=ENV,
+        cwd=tmp_path,
+    )
+    # When the user presses Ctrl-C part-way
+    time.sleep(3)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=60)
+    # Then it exits 130, writes the report, and says the results are partial
+    assert proc.returncode == 130, stderr[-2000:]
+    report = json.loads(out.read_text())
+    assert report["stats"]["interrupted"] is True
+    assert 0 < report["stats"]["endpoints_done"] < 1024
