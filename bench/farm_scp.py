@@ -14,7 +14,7 @@ What it speaks (enough for nmap dicom-ping, echoscu, pynetdicom and pacsradar's 
   C-CANCEL-RQ is ignored (the final response comes anyway).
 * A-RELEASE-RQ -> A-RELEASE-RP (§9.3.6, §9.3.7); A-ABORT -> close.
 
-Run as a process: ``python bench/farm_scp.py --first 127.20.0.1 --count 250 --port 11112``;
+Run as a process: ``python bench/farm_scp.py --first 127.20.0.1 --count 250 [--step 1] --port 11112``;
 it prints ``READY <n>`` once every address is bound and exits on SIGTERM/SIGINT or when its
 stdin closes (so a crashed parent never leaves it behind).
 All records are invented (no real patient data); the bench never prints them.
@@ -253,9 +253,9 @@ def _parse_command(raw: bytes) -> dict[int, int | str]:
     return fields
 
 
-def addresses(first: str, count: int) -> list[str]:
+def addresses(first: str, count: int, step: int = 1) -> list[str]:
     start = int(ipaddress.IPv4Address(first))
-    out = [str(ipaddress.IPv4Address(start + i)) for i in range(count)]
+    out = [str(ipaddress.IPv4Address(start + i * step)) for i in range(count)]
     for a in out:
         if not ipaddress.IPv4Address(a).is_loopback:
             raise SystemExit(f"refusing non-loopback address {a}")
@@ -284,9 +284,10 @@ def main() -> None:
     ap.add_argument("--first", required=True)
     ap.add_argument("--count", type=int, required=True)
     ap.add_argument("--port", type=int, default=11112)
+    ap.add_argument("--step", type=int, default=1, help="address increment between SCPs")
     ap.add_argument("--records", type=int, default=3)
     args = ap.parse_args()
-    asyncio.run(serve(addresses(args.first, args.count), args.port, args.records))
+    asyncio.run(serve(addresses(args.first, args.count, args.step), args.port, args.records))
 
 
 if __name__ == "__main__":

@@ -39,6 +39,10 @@ class ConnectTimeout(ConnectError):
     """TCP connect did not finish within the connect timeout."""
 
 
+class TlsHandshakeError(ConnectError):
+    """TCP connected, but the TLS handshake failed (so the port is open)."""
+
+
 class ReadTimeout(NetworkError):
     """The peer did not send the expected bytes within the read timeout."""
 

@@ -11,7 +11,13 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from pacsradar.config import Limits
-from pacsradar.errors import ConnectError, ConnectTimeout, PeerClosed, ReadTimeout
+from pacsradar.errors import (
+    ConnectError,
+    ConnectTimeout,
+    PeerClosed,
+    ReadTimeout,
+    TlsHandshakeError,
+)
 
 
 class RateLimiter:
@@ -136,7 +142,7 @@ class Net:
                     f"connect did not complete within {self.limits.connect_timeout:g}s"
                 ) from exc
             except ssl.SSLError as exc:
-                raise ConnectError(f"TLS handshake failed ({exc.reason or 'unknown'})") from exc
+                raise TlsHandshakeError(f"TLS handshake failed ({exc.reason or 'unknown'})") from exc
             except OSError as exc:
                 raise ConnectError(f"connect failed ({exc.strerror or type(exc).__name__})") from exc
             stream = Stream(reader, writer, self.limits.read_timeout)

@@ -91,9 +91,11 @@ HOSTILE: dict[str, Handler] = {
 async def raw_server(handler: Handler) -> AsyncIterator[tuple[int, list[int]]]:
     """Yields (port, connection counter)."""
     connections = [0]
+    writers: set[asyncio.StreamWriter] = set()
 
     async def wrapped(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         connections[0] += 1
+        writers.add(writer)
         try:
             await handler(reader, writer)
         except (ConnectionError, asyncio.CancelledError, OSError):
@@ -107,9 +109,14 @@ async def raw_server(handler: Handler) -> AsyncIterator[tuple[int, list[int]]]:
         yield port, connections
     finally:
         server.close()
-        server.abort_clients()
+        _abort(writers)
         with contextlib.suppress(Exception):
             await asyncio.wait_for(server.wait_closed(), 2)
+
+
+def _abort(writers: set[asyncio.StreamWriter]) -> None:
+    for writer in writers:  # Server.abort_clients() is Python 3.13+
+        writer.transport.abort()
 
 
 # ----------------------------------------------------------------------------- login portal
@@ -203,7 +210,10 @@ async def tls_proxy(target_port: int, cert: Path, key: Path) -> AsyncIterator[in
         with contextlib.suppress(Exception):
             dst.close()
 
+    writers: set[asyncio.StreamWriter] = set()
+
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writers.add(writer)
         try:
             up_reader, up_writer = await asyncio.open_connection(LOOPBACK, target_port)
         except OSError:
@@ -217,6 +227,6 @@ async def tls_proxy(target_port: int, cert: Path, key: Path) -> AsyncIterator[in
         yield port
     finally:
         server.close()
-        server.abort_clients()
+        _abort(writers)
         with contextlib.suppress(Exception):
             await asyncio.wait_for(server.wait_closed(), 2)

@@ -44,6 +44,7 @@ def _options(
     aet_wordlist: Path | None,
     calling_aet: str,
     link_key: str | None,
+    default_ports: bool = True,
 ) -> ScanOptions:
     chosen = frozenset(only or ("dicom", "web"))
     bad = chosen - set(ONLY_CHOICES)
@@ -65,6 +66,9 @@ def _options(
     ):
         if value < 1:
             raise UsageError(f"{name} must be at least 1")
+    extra = parse_ports(ports) if ports else ()
+    if not default_ports and not extra:
+        raise UsageError("--no-default-ports needs --ports")
     return ScanOptions(
         limits=Limits(
             concurrency=concurrency,
@@ -75,7 +79,9 @@ def _options(
             target_deadline=deadline,
         ),
         only=chosen,
-        extra_ports=parse_ports(ports) if ports else (),
+        extra_ports=extra,
+        dicom_ports=DEFAULT_DICOM_PORTS if default_ports else (),
+        web_ports=DEFAULT_WEB_PORTS if default_ports else (),
         max_records=max_records,
         intrusive=intrusive,
         aet_wordlist=words,
@@ -143,6 +149,9 @@ def register(app: typer.Typer) -> None:
             [], "--import", help="nmap XML, masscan, Shodan JSON or host:port list."
         ),
         ports: str = typer.Option(None, "--ports", "-p", help="Extra ports, e.g. 4242,8000-8010."),
+        default_ports: bool = typer.Option(
+            True, "--default-ports/--no-default-ports", help="Also probe the default DICOM/web port sets."
+        ),
         only: list[str] = typer.Option(None, "--only", help="dicom, web or share (repeatable)."),
         allow_large_scope: bool = typer.Option(
             False, "--allow-large-scope", help="Allow more than 65,536 hosts."
@@ -199,6 +208,7 @@ def register(app: typer.Typer) -> None:
                 aet_wordlist=aet_wordlist,
                 calling_aet=calling_aet,
                 link_key=link_key,
+                default_ports=default_ports,
             )
             imported = [entry for path in import_file for entry in load_import(path)]
             if not targets and not imported:

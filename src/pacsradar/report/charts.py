@@ -54,6 +54,7 @@ def severity_chart(counts: SeverityCounts, *, width: int = 420, bar_height: int 
 @dataclass(frozen=True)
 class Series:
     name: str
+    legend: str
     color: str
     points: str  # "x,y x,y ..." for <polyline>
     dots: tuple[tuple[float, float, int], ...]
@@ -71,7 +72,7 @@ class TrendChart:
 
 def trend_chart(points: Sequence[TrendPoint], *, width: int = 640, height: int = 200) -> TrendChart:
     """Open findings and exposed patients per scan, on one shared axis each normalised."""
-    left, right, top, bottom = 40, 20, 16, 36
+    left, right, top, bottom = 70, 70, 16, 36
     plot_w = width - left - right
     plot_h = height - top - bottom
     n = len(points)
@@ -84,6 +85,7 @@ def trend_chart(points: Sequence[TrendPoint], *, width: int = 640, height: int =
         coords = [(xs(i), round(top + plot_h - plot_h * v / top_value, 1), v) for i, v in enumerate(values)]
         return Series(
             name=name,
+            legend=f"{name} (latest {values[-1]:,})" if values else name,
             color=color,
             points=" ".join(f"{x},{y}" for x, y, _ in coords),
             dots=tuple(coords),

@@ -103,16 +103,24 @@ class _NetStream(httpcore.AsyncNetworkStream):
         self._stream = stream
         self._stack = stack
         self._limits = limits
+        self._head = b""  # first bytes of the reply, to tell a non-HTTP banner early
 
     async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:  # noqa: ASYNC109
         try:
-            return await asyncio.wait_for(
+            data = await asyncio.wait_for(
                 self._stream.reader.read(max_bytes), timeout or self._limits.read_timeout
             )
         except TimeoutError as exc:
             raise httpcore.ReadTimeout("read timed out") from exc
         except (OSError, ssl.SSLError, ConnectionError) as exc:
             raise httpcore.ReadError("connection lost while reading") from exc
+        if len(self._head) < 5 and data:
+            # h11 only parses a status line once the whole head arrived; a banner such as
+            # "SSH-2.0-..." would otherwise sit there until the read timeout.
+            self._head = (self._head + data).lstrip(b"\r\n")[:5]
+            if self._head and not b"HTTP/".startswith(self._head[:5]):
+                raise httpcore.RemoteProtocolError("illegal status line (not HTTP)")
+        return data
 
     async def write(self, buffer: bytes, timeout: float | None = None) -> None:  # noqa: ASYNC109
         if not buffer:

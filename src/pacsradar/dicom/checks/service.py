@@ -23,7 +23,7 @@ from pacsradar.dicom.client import AssociationKind, AssociationResult, describe_
 from pacsradar.dicom.context import DicomContext, random_aet
 from pacsradar.dicom.fingerprint import identify
 from pacsradar.dicom.sop import NAMES
-from pacsradar.errors import ConnectError, NotDicomError, PeerClosed, ScanError
+from pacsradar.errors import ConnectError, NotDicomError, PeerClosed, ScanError, TlsHandshakeError
 from pacsradar.models import Evidence, Severity
 from pacsradar.net import insecure_tls_context
 
@@ -68,11 +68,10 @@ async def run(ctx: DicomContext) -> CheckOutcome:
         try:
             result = await _associate(ctx, tls)
             break
-        except ConnectError as exc:
+        except TlsHandshakeError as exc:
+            last_error = exc  # the port is open but no TLS: plaintext may still work
+        except ConnectError as exc:  # TCP level (TLS failures were caught above)
             if index == 0:
-                if tls:
-                    last_error = exc
-                    continue  # TLS handshake failed; plaintext may still work
                 ctx.reachable = False
                 return skipped("port closed or unreachable", error=str(exc))
             last_error = exc
