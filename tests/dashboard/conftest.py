@@ -13,11 +13,11 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "store"))
 
-import pacsradar_samples as S  # noqa: E402
+import pacsradar_samples as S
 
-from pacsradar.dashboard import DashboardServer, create_app  # noqa: E402
-from pacsradar.models import ScanReport, Severity  # noqa: E402
-from pacsradar.store import Store  # noqa: E402
+from pacsradar.dashboard import DashboardServer, create_app
+from pacsradar.models import ScanReport, Severity
+from pacsradar.store import Store
 
 TOKEN = "test-token-" + "x" * 24
 NEW_CHECK = "DICOM-AE-WILDCARD"
@@ -36,22 +36,62 @@ def second_scan() -> ScanReport:
     return S.report(
         "scan-b",
         [
-            S.result("127.0.0.1", 4242, [
-                S.finding(S.DICOM_PHI, "127.0.0.1", 4242, severity=Severity.CRITICAL,
-                          evidence=S.phi_evidence(125, 350, 52000), product=S.HOSTILE_BANNER,
-                          summary=f"C-FIND answered for AE {S.HOSTILE_AE}"),
-                S.finding(S.TLS, "127.0.0.1", 4242, severity=Severity.MEDIUM, summary=S.HOSTILE_MD),
-            ], started=started),
-            S.result("127.0.0.1", 8042, [
-                S.finding(S.WEB_PHI, "127.0.0.1", 8042, severity=Severity.CRITICAL,
-                          protocol="http", evidence=S.phi_evidence(118, 330, 50000)),
-            ], protocol="http", started=started),
-            S.result("127.0.0.2", 104, [
-                S.finding(S.TLS, "127.0.0.2", 104, severity=Severity.LOW,
-                          evidence={"studies": 5, "patients": True}),
-                S.finding(NEW_CHECK, "127.0.0.2", 104, severity=Severity.HIGH,
-                          evidence={"called_ae": S.HOSTILE_AE}, product=S.HOSTILE_FORMULA),
-            ], product=S.HOSTILE_FORMULA, started=started),
+            S.result(
+                "127.0.0.1",
+                4242,
+                [
+                    S.finding(
+                        S.DICOM_PHI,
+                        "127.0.0.1",
+                        4242,
+                        severity=Severity.CRITICAL,
+                        evidence=S.phi_evidence(125, 350, 52000),
+                        product=S.HOSTILE_BANNER,
+                        summary=f"C-FIND answered for AE {S.HOSTILE_AE}",
+                    ),
+                    S.finding(S.TLS, "127.0.0.1", 4242, severity=Severity.MEDIUM, summary=S.HOSTILE_MD),
+                ],
+                started=started,
+            ),
+            S.result(
+                "127.0.0.1",
+                8042,
+                [
+                    S.finding(
+                        S.WEB_PHI,
+                        "127.0.0.1",
+                        8042,
+                        severity=Severity.CRITICAL,
+                        protocol="http",
+                        evidence=S.phi_evidence(118, 330, 50000),
+                    ),
+                ],
+                protocol="http",
+                started=started,
+            ),
+            S.result(
+                "127.0.0.2",
+                104,
+                [
+                    S.finding(
+                        S.TLS,
+                        "127.0.0.2",
+                        104,
+                        severity=Severity.LOW,
+                        evidence={"studies": 5, "patients": True},
+                    ),
+                    S.finding(
+                        NEW_CHECK,
+                        "127.0.0.2",
+                        104,
+                        severity=Severity.HIGH,
+                        evidence={"called_ae": S.HOSTILE_AE},
+                        product=S.HOSTILE_FORMULA,
+                    ),
+                ],
+                product=S.HOSTILE_FORMULA,
+                started=started,
+            ),
         ],
         started=started,
     )

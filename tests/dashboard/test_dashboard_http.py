@@ -14,13 +14,16 @@ from conftest import NEW_CHECK, TOKEN, Dashboard
 from pacsradar.dashboard import create_app, load_or_create_token
 from pacsradar.dashboard.auth import COOKIE, ENV_TOKEN
 
-PAGES = ["/", "/assets", "/findings", "/findings?status=all", "/diff", "/scans",
-         "/scans/scan-b/report"]
-API = ["/api/scans", "/api/scans/scan-b", "/api/findings?status=all", "/api/assets",
-       "/api/diff", "/api/trend", "/openapi.json"] + [
-    f"/api/scans/scan-b/report?format={f}" for f in ("html", "sarif", "csv", "json", "md",
-                                                       "defectdojo")
-]
+PAGES = ["/", "/assets", "/findings", "/findings?status=all", "/diff", "/scans", "/scans/scan-b/report"]
+API = [
+    "/api/scans",
+    "/api/scans/scan-b",
+    "/api/findings?status=all",
+    "/api/assets",
+    "/api/diff",
+    "/api/trend",
+    "/openapi.json",
+] + [f"/api/scans/scan-b/report?format={f}" for f in ("html", "sarif", "csv", "json", "md", "defectdojo")]
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
@@ -109,9 +112,7 @@ def test_json_api_returns_the_models(dashboard: Dashboard) -> None:
     assert [c["after"]["check_id"] for c in diff["changed"]] == [S.DICOM_PHI]
     assert {f["finding"]["severity"] for f in findings} == {"critical"}
     assert report["scan_id"] == "scan-b"
-    assert {"/api/scans", "/api/findings", "/api/diff", "/api/assets", "/api/trend"} <= set(
-        spec["paths"]
-    )
+    assert {"/api/scans", "/api/findings", "/api/diff", "/api/assets", "/api/trend"} <= set(spec["paths"])
     assert bad.status_code == 422
     assert json.dumps(report).count("\\u003cscript") == 0  # parsed back: plain data
 
@@ -134,5 +135,5 @@ def test_token_is_generated_once_owner_only(tmp_path: Path, monkeypatch: pytest.
 def test_short_tokens_are_refused(tmp_path: Path) -> None:
     from pacsradar.store import Store
 
-    with Store(f"sqlite:///{tmp_path / 'x.db'}") as store, pytest.raises(ValueError):
+    with Store(f"sqlite:///{tmp_path / 'x.db'}") as store, pytest.raises(ValueError, match="at least 16"):
         create_app(store, token="short")

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from io import BytesIO
 from pathlib import Path
 
-import numpy as np
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence
 from pydicom.uid import (
@@ -128,7 +127,7 @@ def make_template(
     ds.BitsStored = 12
     ds.HighBit = 11
     ds.PixelRepresentation = 0
-    ds.PixelData = (np.arange(pixels * pixels, dtype=np.uint16) % 4096).tobytes()
+    ds.PixelData = b"".join((i % 4096).to_bytes(2, "little") for i in range(pixels * pixels))
 
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = ds.SOPClassUID

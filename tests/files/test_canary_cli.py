@@ -118,3 +118,11 @@ def test_share_audits_at_debug_level_hold_no_canary(
     proc = _run("files", f"smb://{smbd.host}:{smbd.port}", "-o", "json", "--log-level", "debug")
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert CANARY.encode() not in proc.stdout + proc.stderr
+
+
+def test_missing_path_is_a_usage_error(tmp_path: Path) -> None:
+    # Given a path that does not exist / When the CLI is asked to audit it
+    proc = _run("files", str(tmp_path / "nope"), "-o", "json")
+    # Then it exits with the usage code and names no path
+    assert proc.returncode == 2
+    assert b"nope" not in proc.stderr

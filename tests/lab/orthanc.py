@@ -31,6 +31,7 @@ import httpx
 from pydicom.dataset import Dataset
 
 from lab.ports import LOOPBACK, PeerStartError, free_ports, stop_process, wait_for_port
+from lab.tlsfront import TlsFront, native_orthanc_https_broken
 from pacsradar.lab.synthetic import to_part10_bytes
 
 __all__ = [
@@ -118,6 +119,9 @@ class Orthanc:
     http_port: int
     dicom_port: int
     process: subprocess.Popen[bytes]
+    #: Orthanc's own (plain) HTTP port; differs from http_port only behind a TLS front.
+    backend_http_port: int = 0
+    front: TlsFront | None = None
     _log: Any = field(repr=False, default=None)
 
     @property
@@ -159,6 +163,9 @@ class Orthanc:
         return ids
 
     def stop(self, timeout: float = 20.0) -> None:
+        if self.front is not None:
+            self.front.stop()
+            self.front = None
         stop_process(self.process, timeout)
         if self._log is not None:
             self._log.close()
@@ -199,17 +206,24 @@ def start_orthanc(
     plugins: Sequence[str] = ("libOrthancDicomWeb.so",),
     timeout: float = 30.0,
     verbose: bool = False,
+    tls_front: bool | None = None,
 ) -> Orthanc:
     """Write a config under ``workdir``, start /usr/sbin/Orthanc, wait until HTTP and DICOM
     answer. Free ports are chosen per attempt; a start that dies (port raced away) is retried.
+
+    With ``SslEnabled`` and ``tls_front`` (default: only where Orthanc's own HTTPS crashes,
+    see :mod:`lab.tlsfront`), Orthanc serves plain HTTP on a hidden port and ``http_port`` /
+    ``base_url`` are an HTTPS relay presenting the configured certificate.
     """
+    if tls_front is None:
+        tls_front = bool((config or {}).get("SslEnabled")) and native_orthanc_https_broken()
     if not orthanc_available():
         raise PeerStartError(f"{ORTHANC_BIN} is not installed")
     workdir.mkdir(parents=True, exist_ok=True)
     last_error: PeerStartError | None = None
     for _ in range(_START_ATTEMPTS):
         try:
-            return _start_once(workdir, dict(config or {}), plugins, timeout, verbose)
+            return _start_once(workdir, dict(config or {}), plugins, timeout, verbose, tls_front)
         except PeerStartError as exc:
             last_error = exc
     assert last_error is not None
@@ -222,6 +236,7 @@ def _start_once(
     plugins: Sequence[str],
     timeout: float,
     verbose: bool,
+    tls_front: bool,
 ) -> Orthanc:
     http_port, dicom_port = free_ports(2)
     (workdir / "logs").mkdir(exist_ok=True)
@@ -239,8 +254,12 @@ def _start_once(
     }
     config.update(overrides)
     http_port, dicom_port = int(config["HttpPort"]), int(config["DicomPort"])
+    written = dict(config)
+    if tls_front:
+        written["SslEnabled"] = False
+        written.pop("SslCertificate", None)
     config_path = workdir / "orthanc.json"
-    config_path.write_text(json.dumps(config, indent=2))
+    config_path.write_text(json.dumps(written, indent=2))
     args = [str(ORTHANC_BIN), f"--logdir={workdir / 'logs'}", "--no-jobs"]
     if verbose:
         args.append("--verbose")
@@ -249,8 +268,12 @@ def _start_once(
     proc = subprocess.Popen(
         [*args, str(config_path)], stdout=log, stderr=subprocess.STDOUT, cwd=workdir
     )
-    orthanc = Orthanc(workdir, config, config_path, http_port, dicom_port, proc, log)
+    orthanc = Orthanc(workdir, config, config_path, http_port, dicom_port, proc, http_port)
+    orthanc._log = log
     try:
+        if tls_front:
+            orthanc.front = TlsFront(Path(config["SslCertificate"]), http_port)
+            orthanc.http_port = orthanc.front.start()
         _wait_http(orthanc, timeout)
         if config.get("DicomServerEnabled", True):
             wait_for_port(dicom_port, proc=proc, timeout=timeout, what="Orthanc DICOM")

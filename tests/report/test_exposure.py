@@ -12,8 +12,9 @@ def test_counts_are_summed_over_hosts_and_maxed_within_a_host() -> None:
     findings = [
         S.finding(S.DICOM_PHI, "127.0.0.1", 4242, evidence=S.phi_evidence(10, 20, 300)),
         S.finding(S.WEB_PHI, "127.0.0.1", 8042, protocol="http", evidence=S.phi_evidence(12, 18, 100)),
-        S.finding("SHARE-ANON-DICOM", "127.0.0.5", 445, protocol="smb",
-                  evidence={"patients": 1, "images": 7}),
+        S.finding(
+            "SHARE-ANON-DICOM", "127.0.0.5", 445, protocol="smb", evidence={"patients": 1, "images": 7}
+        ),
     ]
     # When the exposure is computed
     exposure = exposure_of(findings)

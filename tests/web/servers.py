@@ -47,9 +47,7 @@ async def redirect_loop(reader: asyncio.StreamReader, writer: asyncio.StreamWrit
 
 async def huge_content_length(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     await _read_head(reader)
-    writer.write(
-        b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 2147483648\r\n\r\n<html>"
-    )
+    writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 2147483648\r\n\r\n<html>")
     await writer.drain()
     await asyncio.sleep(3600)  # the rest never arrives
 

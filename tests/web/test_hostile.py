@@ -8,13 +8,11 @@ import pytest
 
 from pacsradar.config import Limits
 from pacsradar.models import AttemptStatus
-from tests.web.conftest import web_scan
-from tests.web.servers import HOSTILE, bomb_body, raw_server
+from web.helpers import web_scan
+from web.servers import HOSTILE, bomb_body, raw_server
 
 #: Small bounds so the test is quick; the deadline is far above what the bounds need.
-TIGHT = Limits(
-    connect_timeout=1.0, read_timeout=1.0, target_deadline=30.0, max_body_bytes=1024 * 1024
-)
+TIGHT = Limits(connect_timeout=1.0, read_timeout=1.0, target_deadline=30.0, max_body_bytes=1024 * 1024)
 #: A generous ceiling: the gzip bomb alone would need 256 MiB decoded, the headers 1 MiB.
 MEMORY_CEILING = 48 * 1024 * 1024
 
@@ -63,7 +61,7 @@ async def test_closed_port_is_unreachable_without_attempts() -> None:
     from pacsradar.engine import Engine
     from pacsradar.models import Endpoint
     from pacsradar.web.auditor import WebAuditor
-    from tests.web.conftest import web_options
+    from web.helpers import web_options
 
     report = await Engine(web_options(port, limits=TIGHT), [WebAuditor()], keep_closed=True).run(
         [Endpoint(host="127.0.0.1", port=port)], total=1

@@ -12,8 +12,8 @@ from lab.orthanc import Orthanc, orthanc_hardened, start_orthanc
 from lab.tls import make_self_signed
 from pacsradar.lab.synthetic import LabSummary
 from pacsradar.models import Severity, TargetResult
-from tests.web.conftest import CANARY, attempt, finding, ids, web_scan
-from tests.web.servers import tls_proxy
+from web.helpers import CANARY, attempt, finding, ids, web_scan
+from web.servers import tls_proxy
 
 pytestmark = pytest.mark.peers
 
@@ -105,7 +105,7 @@ async def hardened(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[tu
     config.pop("SslCertificate")
     with start_orthanc(work / "orthanc", config) as orthanc:
         async with tls_proxy(orthanc.http_port, cert.cert, cert.key) as port:
-            user, password = next(iter(config["RegisteredUsers"].items()))
+            _user, password = next(iter(config["RegisteredUsers"].items()))
             yield port, password
 
 

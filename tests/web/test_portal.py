@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from pacsradar.models import Severity
-from tests.web.conftest import attempt, finding, ids, web_scan
-from tests.web.servers import Portal, run_app
+from web.helpers import attempt, finding, ids, web_scan
+from web.servers import Portal, run_app
 
 
 async def test_portal_accepting_a_blank_login_is_reported() -> None:

@@ -11,7 +11,7 @@ from lab.dcmtk import STORESCP, DcmtkPeer, dcmtk_available, start_storescp_tls
 from pacsradar.config import Limits
 from pacsradar.models import AttemptStatus, Finding, Severity
 from pacsradar.tls import audit_tls
-from tests.web.servers import HOSTILE, raw_server
+from web.servers import HOSTILE, raw_server
 
 pytestmark = [
     pytest.mark.peers,

@@ -256,20 +256,31 @@ _SHORT, _LONG, _SEQ = 0, 1, 2
 _VR_KIND: Final = {vr: (_SEQ if vr == b"SQ" else _LONG if vr in _LONG_VRS else _SHORT) for vr in _VALID_VRS}
 
 
-def _walk(buf: bytes, size: int, pos: int, explicit: bool, guessed: bool, final: bool) -> Header:
+def _walk(
+    buf: bytes, size: int, pos: int, explicit: bool, guessed: bool, final: bool
+) -> Header:
     n = len(buf)
     limit = min(n, size)
-    # Open containers: [end offset or UNDEFINED, is_item]. ``depth`` counts sequences.
+    stop = limit - 8  # last offset where an 8-byte element header still fits
+    # Open containers: (end offset or UNDEFINED, is_item). ``depth`` counts sequences.
     stack: list[tuple[int, bool]] = []
     depth = 0
     listed: list[int] = []
     private = 0
+    repeating = False
     values: dict[int, bytes] = {}
     unpack_explicit = _HDR_EXPLICIT.unpack_from
     unpack_u32 = _U32.unpack_from
     vr_kind = _VR_KIND.get
     tag_class = _TAG_CLASS.get
+    append = listed.append
     sq_tags = _SQ_TAGS
+    pixel_first = _PIXEL_FIRST
+    undefined = UNDEFINED
+    seq_kind = _SEQ
+    is_listed = _LISTED
+    wants_value = _VALUE
+    max_value = _MAX_VALUE
     prev_tag = -1
     elements = 0
     # File Meta Information (group 0002) is always explicit VR LE (PS3.10 §7.1).
@@ -277,13 +288,13 @@ def _walk(buf: bytes, size: int, pos: int, explicit: bool, guessed: bool, final:
     in_explicit = True if meta else explicit
 
     while True:
-        if pos + 8 > limit:
+        if pos > stop:
             if pos == size and not stack:
                 break  # the whole dataset, no pixel data
             if limit < size and not final:
                 return Header(NEED_MORE, need=min(size, max(pos + 4096, 2 * n)))
             if final and limit < size and elements > 0:
-                return _result(pos, listed, private, values, partial=True)
+                return _result(pos, listed, private, values, partial=True, repeating=repeating)
             if guessed and elements == 0:
                 return _fail(NOT_DICOM, "no-dicom-signature")
             return _fail(MALFORMED, "truncated")
@@ -308,9 +319,10 @@ def _walk(buf: bytes, size: int, pos: int, explicit: bool, guessed: bool, final:
                 else:
                     in_explicit = vr in _VR_KIND
                 prev_tag = -1
-            if not depth and tag >= _PIXEL_FIRST:
-                break
-            if stack and not stack[-1][1]:
+            if not depth:
+                if tag >= pixel_first:
+                    break
+            elif not stack[-1][1]:
                 return _fail(MALFORMED, "element-outside-item")
             if in_explicit:
                 kind = vr_kind(vr)
@@ -321,7 +333,7 @@ def _walk(buf: bytes, size: int, pos: int, explicit: bool, guessed: bool, final:
                         return _need_or(buf, size, pos + 4096, final, "truncated")
                     length = unpack_u32(buf, pos + 8)[0]
                     pos += 12
-                    is_seq = kind == _SEQ
+                    is_seq = kind == seq_kind
                 else:
                     length = len16
                     pos += 8
@@ -329,20 +341,20 @@ def _walk(buf: bytes, size: int, pos: int, explicit: bool, guessed: bool, final:
             else:
                 length = unpack_u32(buf, pos + 4)[0]
                 pos += 8
-                is_seq = length == UNDEFINED or tag in sq_tags
+                is_seq = length == undefined or tag in sq_tags
                 vr = b""
             if guessed:
                 if tag <= prev_tag:
                     return _fail(NOT_DICOM if elements < 2 else MALFORMED, "tags-out-of-order")
                 prev_tag = tag
             elements += 1
-            if length == UNDEFINED:
+            if length == undefined:
                 if not is_seq:
                     # PS3.5 §6.2.2: UN of undefined length is a sequence in implicit VR.
                     if vr == b"UN":
                         return _fail(UNSUPPORTED, "undefined-length-un")
                     return _fail(MALFORMED, "undefined-length-value")
-                end = UNDEFINED
+                end = undefined
             else:
                 end = pos + length
                 if end > size:
@@ -354,17 +366,18 @@ def _walk(buf: bytes, size: int, pos: int, explicit: bool, guessed: bool, final:
                 else:
                     cls = tag_class(tag)
                     if cls is not None:
-                        if cls & _LISTED and (length > 2 or is_seq or buf[pos:end].strip(b" \x00")):
-                            listed.append(tag)
-                        if cls & _VALUE and not depth:
+                        if cls & is_listed and (length > 2 or is_seq or buf[pos:end].strip(b" \x00")):
+                            append(tag)
+                        if cls & wants_value and not depth:
                             if is_seq:
                                 values[tag] = b"Y"
                             elif end > limit:
                                 return _need_or(buf, size, end + 4096, final, "truncated")
                             else:
-                                values[tag] = buf[pos : pos + min(length, _MAX_VALUE)].strip(b" \x00")
+                                values[tag] = buf[pos : pos + min(length, max_value)].strip(b" \x00")
                     elif (group & 0xFF00) in (0x5000, 0x6000):
-                        listed.append(tag)
+                        append(tag)
+                        repeating = True
             if is_seq:
                 if length:
                     depth += 1
@@ -381,7 +394,7 @@ def _walk(buf: bytes, size: int, pos: int, explicit: bool, guessed: bool, final:
             if not is_item:
                 depth -= 1
 
-    return _result(pos, listed, private, values, partial=False)
+    return _result(pos, listed, private, values, partial=False, repeating=repeating)
 
 
 def _delimiter(buf: bytes, pos: int, size: int, elem: int, stack: list[tuple[int, bool]]) -> str:
@@ -410,12 +423,20 @@ def _delimiter(buf: bytes, pos: int, size: int, elem: int, stack: list[tuple[int
     return "bad-delimiter"
 
 
-def _result(pos: int, listed: list[int], private: int, values: dict[int, bytes], *, partial: bool) -> Header:
+def _result(
+    pos: int,
+    listed: list[int],
+    private: int,
+    values: dict[int, bytes],
+    *,
+    partial: bool,
+    repeating: bool = False,
+) -> Header:
     hdr = Header(OK)
     hdr.header_end = pos
     hdr.partial = partial
     tags = tuple(dict.fromkeys(listed))  # nested items may repeat a tag: one line per attribute
-    if any(((t >> 16) & 0xFF00) in (0x5000, 0x6000) for t in tags):
+    if repeating:
         # Repeating groups count only where Annex E lists them (50xx curves, 60xx overlay data).
         annex = _load_annex_e()
         tags = tuple(t for t in tags if annex.keyword(t) is not None)

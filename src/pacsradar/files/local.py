@@ -12,6 +12,7 @@ import errno
 import functools
 import multiprocessing
 import os
+import secrets
 import signal
 import stat
 import time
@@ -361,8 +362,6 @@ def make_report(
     interrupted: bool = False,
     scan_id: str | None = None,
 ) -> ScanReport:
-    import secrets
-
     errors = sum(any(a.status is AttemptStatus.ERROR for a in r.attempts) for r in results)
     return ScanReport(
         scan_id=scan_id or started.strftime("%Y%m%dT%H%M%SZ-") + secrets.token_hex(3),

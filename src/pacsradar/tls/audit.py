@@ -176,9 +176,7 @@ async def _version_accepted(
     return probe.server_hello and probe.version == _PINNED_NAMES[name]
 
 
-async def _verify_code(
-    net: Net, host: str, port: int, server_name: str | None
-) -> tuple[bool, int | None]:
+async def _verify_code(net: Net, host: str, port: int, server_name: str | None) -> tuple[bool, int | None]:
     """Fallback without ``cryptography``: (verification ran, OpenSSL verify code or None=ok)."""
     ctx = ssl.create_default_context()
     ctx.check_hostname = False

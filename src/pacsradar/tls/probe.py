@@ -13,7 +13,6 @@ legacy ciphers client-side), the probe says "could not test", never "not accepte
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import ssl
 import warnings
 from dataclasses import dataclass, field

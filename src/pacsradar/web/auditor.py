@@ -19,60 +19,12 @@ from pacsradar.config import TLS_FIRST_PORTS, ScanOptions
 from pacsradar.engine import AuditContext
 from pacsradar.errors import ConnectError, ScanError
 from pacsradar.models import Attempt, AttemptStatus, Endpoint, Finding, TargetResult
-from pacsradar.web import (
-    cors,
-    credentials,
-    cve,
-    fingerprint,
-    https,
-    metrics,
-    orthanc_insecure,
-    plaintext,
-    qido,
-    stow,
-    unauth_phi,
-    wado,
-    webdav,
-)
 from pacsradar.web.client import HttpReply, TlsHandshakeError, WebClient
 from pacsradar.web.context import HostBudget, WebContext
 
 log = logging.getLogger(__name__)
 
-#: Run order matters: later checks use what earlier ones learnt (product, QIDO counts, whether
-#: PHI or a login was seen, a working default login).
-CHECKS: tuple[Check[WebContext], ...] = (
-    fingerprint.CHECK,
-    unauth_phi.CHECK,
-    qido.CHECK,
-    wado.CHECK,
-    stow.CHECK,
-    credentials.CHECK,
-    orthanc_insecure.CHECK,
-    cve.CHECK,
-    cors.CHECK,
-    webdav.CHECK,
-    metrics.CHECK,
-    plaintext.CHECK,
-    https.CHECK,
-)
 
-#: Modules defining ``SPECS`` for :data:`pacsradar.registry.SPEC_MODULES`.
-SPEC_MODULES: tuple[str, ...] = (
-    "pacsradar.web.fingerprint",
-    "pacsradar.web.unauth_phi",
-    "pacsradar.web.qido",
-    "pacsradar.web.wado",
-    "pacsradar.web.stow",
-    "pacsradar.web.credentials",
-    "pacsradar.web.orthanc_insecure",
-    "pacsradar.web.cve",
-    "pacsradar.web.cors",
-    "pacsradar.web.webdav",
-    "pacsradar.web.metrics",
-    "pacsradar.web.plaintext",
-    "pacsradar.tls.audit",
-)
 
 _ROOT_BODY = 256 * 1024
 _DICOM_SERVICES = frozenset({"dicom", "dicom-tls"})
@@ -83,7 +35,12 @@ class WebAuditor:
 
     name = "web"
 
-    def __init__(self) -> None:
+    def __init__(self, checks: Sequence[Check[WebContext]] | None = None) -> None:
+        if checks is None:
+            from pacsradar.registry import WEB_CHECKS
+
+            checks = WEB_CHECKS
+        self.checks = tuple(checks)
         self._budgets: dict[str, HostBudget] = {}
 
     def wants(self, endpoint: Endpoint, prior: Sequence[TargetResult], options: ScanOptions) -> bool:
@@ -145,7 +102,7 @@ class WebAuditor:
         attempts: list[Attempt] = []
         findings: list[Finding] = []
         try:
-            for check in CHECKS:
+            for check in self.checks:
                 attempt, found = await _run_check(check, wctx, deadline)
                 attempts.append(attempt)
                 findings.extend(found)
@@ -225,4 +182,4 @@ async def _run_check(
     ), ()
 
 
-__all__ = ["CHECKS", "SPEC_MODULES", "WebAuditor"]
+__all__ = ["WebAuditor"]

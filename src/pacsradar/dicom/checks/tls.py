@@ -21,7 +21,12 @@ async def run(ctx: DicomContext) -> CheckOutcome:
     if audit_tls is None:
         return skipped("TLS audit module not available")
     attempt, findings = await audit_tls(
-        ctx.endpoint.host, ctx.endpoint.port, limits=ctx.options.limits, protocol="dicom-tls"
+        ctx.endpoint.host,
+        ctx.endpoint.port,
+        limits=ctx.options.limits,
+        net=ctx.net,
+        protocol="dicom-tls",
+        product=ctx.product,
     )
     return CheckOutcome(
         details=dict(attempt.details),

@@ -1,0 +1,359 @@
+"""``pacsradar scans``, ``diff``, ``monitor`` and ``risk``: the findings store from the shell."""
+
+from __future__ import annotations
+
+import os
+import re
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from pacsradar.cli.exitcodes import ExitCode
+from pacsradar.errors import PacsradarError, UsageError
+from pacsradar.models import Severity
+from pacsradar.report.safe import safe_json
+
+if TYPE_CHECKING:
+    from pacsradar.alerts import AlertSink
+    from pacsradar.monitor import Cycle
+    from pacsradar.store import Store
+
+DB_HELP = "SQLAlchemy URL of the findings store (default: SQLite in the user data directory)."
+ENV_WEBHOOK_SECRET = "PACSRADAR_WEBHOOK_SECRET"  # noqa: S105 - a variable name
+ENV_SMTP_PASSWORD = "PACSRADAR_SMTP_PASSWORD"  # noqa: S105 - a variable name
+
+
+def _err() -> Console:
+    return Console(stderr=True, highlight=False)
+
+
+def fail(exc: PacsradarError) -> typer.Exit:
+    """Print our own error text (never peer data, see errors.py) and pick the exit code."""
+    _err().print(Text(f"error: {exc}", style="bold red"))
+    return typer.Exit(ExitCode.USAGE if isinstance(exc, UsageError) else ExitCode.SCAN_ERROR)
+
+
+def open_db(db: str | None) -> Store:
+    from pacsradar.store import Store
+
+    return Store(db or None)
+
+
+def parse_expiry(text: str, now: datetime | None = None) -> datetime:
+    """``2026-12-31``, an ISO datetime, or a duration from now (``90d``, ``12w``, ``6h``)."""
+    now = now or datetime.now(UTC)
+    m = re.fullmatch(r"(\d+)\s*([hdw])", text.strip().lower())
+    if m:
+        hours = {"h": 1, "d": 24, "w": 168}[m.group(2)] * int(m.group(1))
+        return now + timedelta(hours=hours)
+    try:
+        parsed = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise UsageError("expiry must be a date (2026-12-31), an ISO time, or 90d/12w/6h") from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    if parsed <= now:
+        raise UsageError("the expiry is in the past")
+    return parsed
+
+
+def _sev(value: str | None) -> Severity | None:
+    if value is None:
+        return None
+    try:
+        return Severity(value.lower())
+    except ValueError:
+        raise UsageError(f"severity must be one of {', '.join(s.value for s in Severity)}") from None
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def scans(
+        db: str | None = typer.Option(None, "--db", envvar="PACSRADAR_DB", help=DB_HELP),
+        limit: int = typer.Option(50, "--limit", min=1, help="Show at most N scans."),
+        as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+    ) -> None:
+        """List stored scans, newest first."""
+        try:
+            with open_db(db) as store:
+                found = store.list_scans(limit=limit)
+        except PacsradarError as exc:
+            raise fail(exc) from None
+        if as_json:
+            typer.echo(safe_json([s.model_dump(mode="json") for s in found]))
+            return
+        table = Table(title=None)
+        for col in ("scan", "started (UTC)", "status", "scope", "endpoints", "findings", "patients"):
+            table.add_column(col)
+        for s in found:
+            c = s.findings
+            table.add_row(
+                Text(s.scan_id),
+                s.started_at.strftime("%Y-%m-%d %H:%M"),
+                s.status.value,
+                Text(", ".join(s.scope)[:60]),
+                f"{s.stats.endpoints_done}/{s.stats.endpoints_total}",
+                f"{c.critical}C {c.high}H {c.medium}M {c.low}L {c.info}I",
+                str(s.exposure.patients),
+            )
+        Console(highlight=False).print(table)
+
+    @app.command()
+    def diff(
+        base: str | None = typer.Argument(None, help="Base scan (or the head scan if alone)."),
+        head: str | None = typer.Argument(None, help="Head scan (default: newest)."),
+        db: str | None = typer.Option(None, "--db", envvar="PACSRADAR_DB", help=DB_HELP),
+        as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+        fail_on: str | None = typer.Option(
+            None, "--fail-on", help="Exit 1 if a new or regressed finding is at least this severe."
+        ),
+    ) -> None:
+        """New, resolved, changed and regressed findings between two scans.
+
+        With no scan named, the newest scan is compared with the previous scan of its scope.
+        """
+        try:
+            threshold = _sev(fail_on)
+            with open_db(db) as store:
+                result = store.diff(base, head)
+        except PacsradarError as exc:
+            raise fail(exc) from None
+        if as_json:
+            typer.echo(safe_json(result.model_dump(mode="json")))
+        else:
+            out = Console(highlight=False)
+            out.print(
+                Text(
+                    f"{result.base or 'nothing'} -> {result.head}: {len(result.new)} new, "
+                    f"{len(result.regressed)} regressed, {len(result.changed)} changed, "
+                    f"{len(result.resolved)} resolved, {len(result.not_retested)} not re-tested, "
+                    f"{result.unchanged} unchanged"
+                )
+            )
+            if result.all_changes():
+                table = Table()
+                for col in ("change", "severity", "check", "endpoint", "title"):
+                    table.add_column(col)
+                for change in result.all_changes():
+                    f = change.finding
+                    table.add_row(
+                        change.kind.value,
+                        f.severity.value,
+                        Text(f.check_id),
+                        Text(f.endpoint.label),
+                        Text(f.title),
+                    )
+                out.print(table)
+        if threshold is not None and any(
+            c.finding.severity.rank >= threshold.rank for c in result.new + result.regressed
+        ):
+            raise typer.Exit(ExitCode.FINDINGS)
+
+    @app.command()
+    def monitor(
+        targets: list[str] = typer.Argument(..., help="What to scan each cycle (as for scan)."),
+        every: str | None = typer.Option(None, "--every", help="Interval: 6h, 90m, 1h30m, 1d."),
+        once: bool = typer.Option(False, "--once", help="One cycle, then exit (cron, timers)."),
+        db: str | None = typer.Option(None, "--db", envvar="PACSRADAR_DB", help=DB_HELP),
+        only: str = typer.Option("dicom,web", "--only", help="Protocol families to scan."),
+        webhook: str | None = typer.Option(None, "--webhook", help="POST alerts to this URL."),
+        webhook_secret_file: Path | None = typer.Option(
+            None,
+            "--webhook-secret-file",
+            help=f"HMAC key for X-Pacsradar-Signature (or ${ENV_WEBHOOK_SECRET}).",
+        ),
+        smtp: str | None = typer.Option(None, "--smtp", help="SMTP relay HOST[:PORT] for email alerts."),
+        mail_from: str = typer.Option("pacsradar@localhost", "--mail-from", help="Sender."),
+        mail_to: list[str] = typer.Option([], "--mail-to", help="Recipient (repeatable)."),
+        smtp_starttls: bool = typer.Option(False, "--smtp-starttls", help="Use STARTTLS."),
+        smtp_ssl: bool = typer.Option(False, "--smtp-ssl", help="Use implicit TLS."),
+        smtp_user: str | None = typer.Option(
+            None, "--smtp-user", help=f"SMTP login (password in ${ENV_SMTP_PASSWORD})."
+        ),
+        syslog: str | None = typer.Option(None, "--syslog", help="/dev/log or HOST:PORT."),
+        syslog_tcp: bool = typer.Option(False, "--syslog-tcp", help="Syslog over TCP."),
+        syslog_facility: str = typer.Option("local0", "--syslog-facility"),
+        min_severity: str = typer.Option("low", "--min-severity", help="Alert threshold."),
+        alert_on_first: bool = typer.Option(
+            True, "--alert-on-first/--no-alert-on-first", help="Alert on the first scan too."
+        ),
+    ) -> None:
+        """Scan on a schedule, store each scan, diff it against the last, alert on changes."""
+        from pacsradar.config import ScanOptions
+        from pacsradar.monitor import Monitor, parse_interval
+
+        err = _err()
+        try:
+            if once == (every is not None):
+                raise UsageError("give exactly one of --every INTERVAL or --once")
+            interval = parse_interval(every) if every else 0.0
+            sinks = _sinks(
+                webhook,
+                webhook_secret_file,
+                smtp,
+                mail_from,
+                mail_to,
+                smtp_starttls,
+                smtp_ssl,
+                smtp_user,
+                syslog,
+                syslog_tcp,
+                syslog_facility,
+            )
+            threshold = _sev(min_severity) or Severity.LOW
+            families = frozenset(x.strip() for x in only.split(",") if x.strip())
+            store = open_db(db)
+        except PacsradarError as exc:
+            raise fail(exc) from None
+        with store:
+            mon = Monitor(
+                store,
+                targets,
+                options=ScanOptions(only=families),
+                sinks=sinks,
+                min_severity=threshold,
+                alert_on_first=alert_on_first,
+            )
+
+            def report_cycle(cycle: Cycle) -> None:
+                d = cycle.diff
+                err.print(
+                    Text(
+                        f"scan {cycle.report.scan_id}: {len(d.new)} new, {len(d.regressed)} "
+                        f"regressed, {len(d.changed)} changed, {len(d.resolved)} resolved; "
+                        f"alert: {'sent' if cycle.alert else 'none'}"
+                        + "".join(f"; {x.sink} failed" for x in cycle.deliveries if not x.ok)
+                    )
+                )
+
+            if once:
+                try:
+                    cycle = mon.run_once()
+                except PacsradarError as exc:
+                    raise fail(exc) from None
+                report_cycle(cycle)
+                if any(not x.ok for x in cycle.deliveries):
+                    raise typer.Exit(ExitCode.SCAN_ERROR)
+                return
+            try:
+                mon.run_forever(interval, on_cycle=report_cycle)
+            except KeyboardInterrupt:
+                raise typer.Exit(ExitCode.INTERRUPTED) from None
+
+    risk = typer.Typer(help="Accepted risks: mute a check on an asset until an expiry date.")
+    app.add_typer(risk, name="risk")
+
+    @risk.command("add")
+    def risk_add(
+        check_id: str = typer.Argument(..., help="Check id, e.g. DICOM-NO-TLS (or *)."),
+        asset: str = typer.Argument(..., help="Host, host:port, or * for every asset."),
+        reason: str = typer.Option(..., "--reason", help="Why the risk is accepted."),
+        expires: str = typer.Option(..., "--expires", help="2026-12-31, ISO time, or 90d."),
+        db: str | None = typer.Option(None, "--db", envvar="PACSRADAR_DB", help=DB_HELP),
+    ) -> None:
+        """Accept a risk until it expires: muted in alerts, marked in reports."""
+        try:
+            when = parse_expiry(expires)
+            with open_db(db) as store:
+                r = store.add_accepted_risk(check_id, asset, reason, when)
+        except PacsradarError as exc:
+            raise fail(exc) from None
+        typer.echo(f"accepted risk {r.id}: {r.check_id} on {r.asset} until {r.expires_at:%Y-%m-%d}")
+
+    @risk.command("list")
+    def risk_list(
+        db: str | None = typer.Option(None, "--db", envvar="PACSRADAR_DB", help=DB_HELP),
+        all_: bool = typer.Option(False, "--all", help="Include expired ones."),
+    ) -> None:
+        """List accepted risks."""
+        try:
+            with open_db(db) as store:
+                risks = store.accepted_risks(active_at=None if all_ else datetime.now(UTC))
+        except PacsradarError as exc:
+            raise fail(exc) from None
+        table = Table()
+        for col in ("id", "check", "asset", "expires", "reason"):
+            table.add_column(col)
+        for r in risks:
+            table.add_row(
+                str(r.id), Text(r.check_id), Text(r.asset), f"{r.expires_at:%Y-%m-%d}", Text(r.reason)
+            )
+        Console(highlight=False).print(table)
+
+    @risk.command("remove")
+    def risk_remove(
+        risk_id: int = typer.Argument(..., help="Id shown by `pacsradar risk list`."),
+        db: str | None = typer.Option(None, "--db", envvar="PACSRADAR_DB", help=DB_HELP),
+    ) -> None:
+        """Remove an accepted risk."""
+        try:
+            with open_db(db) as store:
+                store.remove_accepted_risk(risk_id)
+        except PacsradarError as exc:
+            raise fail(exc) from None
+        typer.echo(f"removed accepted risk {risk_id}")
+
+
+def _sinks(
+    webhook: str | None,
+    secret_file: Path | None,
+    smtp: str | None,
+    mail_from: str,
+    mail_to: list[str],
+    starttls: bool,
+    use_ssl: bool,
+    smtp_user: str | None,
+    syslog: str | None,
+    syslog_tcp: bool,
+    facility: str,
+) -> list[AlertSink]:
+    from pacsradar.alerts import EmailSink, SyslogSink, WebhookSink
+
+    sinks: list[AlertSink] = []
+    if webhook:
+        secret = os.environ.get(ENV_WEBHOOK_SECRET, "")
+        if secret_file:
+            try:
+                secret = Path(secret_file).read_text(encoding="utf-8").strip()
+            except OSError:
+                raise UsageError("cannot read the webhook secret file") from None
+        if not secret:
+            raise UsageError(f"a webhook needs a secret: --webhook-secret-file or ${ENV_WEBHOOK_SECRET}")
+        sinks.append(WebhookSink(webhook, secret))
+    if smtp:
+        host, _, port = smtp.rpartition(":") if ":" in smtp else (smtp, "", "")
+        if not mail_to:
+            raise UsageError("--smtp needs at least one --mail-to")
+        sinks.append(
+            EmailSink(
+                host or smtp,
+                int(port) if port.isdigit() else (465 if use_ssl else 25),
+                sender=mail_from,
+                recipients=mail_to,
+                starttls=starttls,
+                use_ssl=use_ssl,
+                username=smtp_user,
+                password=os.environ.get(ENV_SMTP_PASSWORD),
+            )
+        )
+    if syslog:
+        if syslog.startswith("/"):
+            sinks.append(SyslogSink(syslog, facility=facility))
+        else:
+            host, _, port = syslog.rpartition(":")
+            if not host or not port.isdigit():
+                raise UsageError("--syslog takes /dev/log or HOST:PORT")
+            sinks.append(
+                SyslogSink(
+                    (host.strip("[]"), int(port)), facility=facility, protocol="tcp" if syslog_tcp else "udp"
+                )
+            )
+    return sinks
+
+
+__all__ = ["parse_expiry", "register"]

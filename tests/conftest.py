@@ -1,0 +1,150 @@
+"""Shared fixtures: synthetic data and real peers, all on 127.0.0.0/8 (HACKING.md rule 4).
+
+Peers come from Debian packages (orthanc, orthanc-dicomweb, dcmtk); a test is skipped only
+when the binary itself is absent, never because a peer misbehaves.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydicom.dataset import Dataset
+
+from lab.dcmtk import DCMQRIDX, DCMQRSCP, STORESCP, DcmtkPeer, dcmtk_available
+from lab.dcmtk import start_dcmqrscp, start_storescp_tls
+from lab.hostile import HOSTILE_KINDS, ThreadedServer, run_in_thread
+from lab.orthanc import ORTHANC_BIN, Orthanc, orthanc_available, start_orthanc
+from lab.ports import LOOPBACK
+from lab.ports import free_port as _free_port
+from lab.tls import CertPair, make_self_signed
+from pacsradar.lab.pacs import ExposedPacs, silence_pynetdicom
+from pacsradar.lab.synthetic import LabSummary, make_studies, summarise
+
+#: Every PHI-bearing attribute of the lab data carries this prefix (grep outputs for it).
+CANARY = "CANARYZQX"
+LAB_SEED = 20240229
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _quiet_pynetdicom() -> None:
+    # pynetdicom logs whole identifiers at INFO; tests must not capture PHI-like data either.
+    silence_pynetdicom()
+
+
+@pytest.fixture
+def free_port() -> int:
+    """A TCP port with nothing listening on 127.0.0.1 right now."""
+    return _free_port()
+
+
+@pytest.fixture(scope="session")
+def lab_datasets() -> list[Dataset]:
+    """Seeded synthetic studies with canary PHI. Shared by the session: do not mutate."""
+    return make_studies(6, seed=LAB_SEED, canary=CANARY)
+
+
+@pytest.fixture(scope="session")
+def lab_summary(lab_datasets: list[Dataset]) -> LabSummary:
+    return summarise(lab_datasets)
+
+
+@pytest.fixture(scope="session")
+def tls_cert(tmp_path_factory: pytest.TempPathFactory) -> CertPair:
+    """Self-signed RSA-2048 certificate for 127.0.0.1 (key, cert, and key+cert PEM)."""
+    return make_self_signed(tmp_path_factory.mktemp("tls"), "lab")
+
+
+@pytest.fixture
+def exposed_pacs(lab_datasets: list[Dataset]) -> Iterator[ExposedPacs]:
+    """The deliberately exposed pynetdicom Q/R SCP, serving ``lab_datasets`` on 127.0.0.1."""
+    with ExposedPacs(lab_datasets, host=LOOPBACK) as pacs:
+        yield pacs
+
+
+@pytest.fixture
+def orthanc_factory(tmp_path: Path) -> Iterator[Callable[..., Orthanc]]:
+    """``start(config=None, *, datasets=(), name=None, **kwargs) -> Orthanc``.
+
+    Each call starts a fresh Orthanc (own free ports, own directory) and uploads ``datasets``
+    (with the configured user's credentials when the config registers one). All instances
+    are stopped at teardown.
+    """
+    if not orthanc_available():
+        pytest.skip(f"{ORTHANC_BIN} not installed (Debian package 'orthanc')")
+    started: list[Orthanc] = []
+
+    def start(
+        config: dict[str, Any] | None = None,
+        *,
+        datasets: list[Dataset] | tuple[Dataset, ...] = (),
+        name: str | None = None,
+        **kwargs: Any,
+    ) -> Orthanc:
+        workdir = tmp_path / (name or f"orthanc{len(started)}")
+        orthanc = start_orthanc(workdir, config, **kwargs)
+        started.append(orthanc)
+        if datasets:
+            users = dict(orthanc.config.get("RegisteredUsers") or {})
+            auth = next(iter(users.items())) if users else None
+            if orthanc.config.get("AuthenticationEnabled") and auth is None:
+                auth = ("orthanc", "orthanc")  # Orthanc's own fallback user, see lab.orthanc
+            orthanc.upload(datasets, auth=auth)
+        return orthanc
+
+    yield start
+    for orthanc in reversed(started):
+        orthanc.stop()
+
+
+@pytest.fixture
+def dcmqrscp_lab(tmp_path: Path, lab_datasets: list[Dataset]) -> Iterator[DcmtkPeer]:
+    """dcmqrscp: called AE ``HOSPQR`` holding ``lab_datasets``, only peer AE ``ALLOWED``."""
+    if not dcmtk_available(DCMQRSCP, DCMQRIDX):
+        pytest.skip(f"{DCMQRSCP} not installed (Debian package 'dcmtk')")
+    with start_dcmqrscp(tmp_path / "dcmqrscp", lab_datasets) as peer:
+        yield peer
+
+
+@pytest.fixture
+def storescp_tls_factory(tmp_path: Path, tls_cert: CertPair) -> Iterator[Callable[..., DcmtkPeer]]:
+    """``start(profile="bcp195-nd", **kwargs) -> DcmtkPeer`` (storescp +tls), stopped at end."""
+    if not dcmtk_available(STORESCP):
+        pytest.skip(f"{STORESCP} not installed (Debian package 'dcmtk')")
+    started: list[DcmtkPeer] = []
+
+    def start(profile: str = "bcp195-nd", **kwargs: Any) -> DcmtkPeer:
+        kwargs.setdefault("cert", tls_cert)
+        workdir = tmp_path / f"storescp{len(started)}"
+        workdir.mkdir()
+        peer = start_storescp_tls(workdir, profile=profile, **kwargs)
+        started.append(peer)
+        return peer
+
+    yield start
+    for peer in reversed(started):
+        peer.stop()
+
+
+@pytest.fixture
+def storescp_tls(storescp_tls_factory: Callable[..., DcmtkPeer]) -> DcmtkPeer:
+    """storescp with TLS, default non-downgrading BCP 195 profile, client cert not required."""
+    return storescp_tls_factory()
+
+
+@pytest.fixture
+def hostile_factory() -> Iterator[Callable[..., ThreadedServer]]:
+    """``start(kind, host="127.0.0.1", **kwargs) -> ThreadedServer`` on a background loop;
+    ``kind`` is a key of :data:`lab.hostile.HOSTILE_KINDS`. Stopped at teardown."""
+    started: list[ThreadedServer] = []
+
+    def start(kind: str, host: str = LOOPBACK, **kwargs: Any) -> ThreadedServer:
+        server = run_in_thread(HOSTILE_KINDS[kind](host=host, **kwargs))
+        started.append(server)
+        return server
+
+    yield start
+    for server in reversed(started):
+        server.stop()
