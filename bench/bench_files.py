@@ -19,8 +19,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "files"))
 
+from filesynth import make_template, study_values
 from pydicom import dcmread
-from synth import make_template, study_values
 
 from pacsradar.files.local import audit_tree
 from pacsradar.files.options import FileAuditOptions, default_workers

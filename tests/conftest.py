@@ -13,8 +13,16 @@ from typing import Any
 import pytest
 from pydicom.dataset import Dataset
 
-from lab.dcmtk import DCMQRIDX, DCMQRSCP, STORESCP, DcmtkPeer, dcmtk_available
-from lab.dcmtk import start_dcmqrscp, start_storescp_tls
+from lab import CANARY, LAB_SEED
+from lab.dcmtk import (
+    DCMQRIDX,
+    DCMQRSCP,
+    STORESCP,
+    DcmtkPeer,
+    dcmtk_available,
+    start_dcmqrscp,
+    start_storescp_tls,
+)
 from lab.hostile import HOSTILE_KINDS, ThreadedServer, run_in_thread
 from lab.orthanc import ORTHANC_BIN, Orthanc, orthanc_available, start_orthanc
 from lab.ports import LOOPBACK
@@ -22,10 +30,6 @@ from lab.ports import free_port as _free_port
 from lab.tls import CertPair, make_self_signed
 from pacsradar.lab.pacs import ExposedPacs, silence_pynetdicom
 from pacsradar.lab.synthetic import LabSummary, make_studies, summarise
-
-#: Every PHI-bearing attribute of the lab data carries this prefix (grep outputs for it).
-CANARY = "CANARYZQX"
-LAB_SEED = 20240229
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -12,6 +12,8 @@ from pacsradar.phi import KeyedHasher
 DEFAULT_DICOM_PORTS: tuple[int, ...] = (104, 11112, 4242, 2761, 2762, 2345, 5678)
 #: Web ports probed by default: PACS portals, Orthanc REST, dcm4chee, OHIF, Horos portal, WildFly.
 DEFAULT_WEB_PORTS: tuple[int, ...] = (80, 443, 8042, 8080, 8443, 3000, 3333, 9990)
+#: File-share ports probed by default: anonymous FTP and SMB guest/null sessions.
+DEFAULT_SHARE_PORTS: tuple[int, ...] = (21, 445)
 #: Ports where a TLS handshake is tried first (DICOM-TLS, HTTPS).
 TLS_FIRST_PORTS: frozenset[int] = frozenset({2762, 443, 8443})
 
@@ -33,9 +35,10 @@ class Limits:
 @dataclass(frozen=True)
 class ScanOptions:
     limits: Limits = field(default_factory=Limits)
-    only: frozenset[str] = frozenset({"dicom", "web"})
+    only: frozenset[str] = frozenset({"dicom", "web", "share"})
     dicom_ports: tuple[int, ...] = DEFAULT_DICOM_PORTS
     web_ports: tuple[int, ...] = DEFAULT_WEB_PORTS
+    share_ports: tuple[int, ...] = DEFAULT_SHARE_PORTS
     extra_ports: tuple[int, ...] = ()
     calling_aet: str = "PACSRADAR"
     max_records: int = 10_000
@@ -49,5 +52,7 @@ class ScanOptions:
             ports.extend(self.dicom_ports)
         if "web" in self.only:
             ports.extend(self.web_ports)
+        if "share" in self.only:
+            ports.extend(self.share_ports)
         ports.extend(self.extra_ports)
         return tuple(dict.fromkeys(ports))

@@ -69,7 +69,10 @@ WEB_CHECKS: tuple[Check[WebContext], ...] = (
 
 #: Modules that define ``SPECS: tuple[CheckSpec, ...]`` for checks that are not in the tuples
 #: above (the shared TLS audit, files, shares). One line per check module.
-SPEC_MODULES: tuple[str, ...] = ("pacsradar.tls.audit",)
+SPEC_MODULES: tuple[str, ...] = (
+    "pacsradar.tls.audit",
+    "pacsradar.files.specs",
+)
 
 
 def all_specs() -> dict[str, CheckSpec]:

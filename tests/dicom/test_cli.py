@@ -46,10 +46,23 @@ def test_fail_on_sets_exit_code(tmp_path: Path) -> None:
     # Given an exposed PACS, When scanned with --fail-on high, Then exit 1; with critical+none, 1 too
     with ExposedPacs(make_studies(2, seed=1), host="127.0.0.90") as pacs:
         port = str(pacs.port)
-        failing = run_cli("scan", "127.0.0.90", "-p", port, "--only", "dicom", "--no-store",
-                          "--fail-on", "high", "-o", "json", cwd=tmp_path)  # fmt: skip
-        passing = run_cli("scan", "127.0.0.90", "-p", port, "--only", "dicom", "--no-store",
-                          "-o", "json", cwd=tmp_path)  # fmt: skip
+        failing = run_cli(
+            "scan",
+            "127.0.0.90",
+            "-p",
+            port,
+            "--only",
+            "dicom",
+            "--no-store",
+            "--fail-on",
+            "high",
+            "-o",
+            "json",
+            cwd=tmp_path,
+        )
+        passing = run_cli(
+            "scan", "127.0.0.90", "-p", port, "--only", "dicom", "--no-store", "-o", "json", cwd=tmp_path
+        )
     assert failing.returncode == 1, failing.stderr[-2000:]
     assert passing.returncode == 0, passing.stderr[-2000:]
     report = json.loads(passing.stdout)
@@ -92,3 +105,58 @@ def test_ctrl_c_stops_cleanly_and_keeps_partial_results(tmp_path: Path) -> None:
     report = json.loads(out.read_text())
     assert report["stats"]["interrupted"] is True
     assert 0 < report["stats"]["endpoints_done"] < 1024
+
+
+def test_resume_finishes_a_killed_scan_without_redoing_work(tmp_path: Path) -> None:
+    # Given a stored scan that was SIGKILLed part-way through a slow sweep of closed ports
+    env = {**ENV, "PACSRADAR_DB": f"sqlite:///{tmp_path / 'f.db'}"}
+    args = ["scan", "127.0.8.0/23", "-p", "9", "--no-default-ports", "--only", "dicom", "-o", "json"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pacsradar", *args, "--rate", "40"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+        cwd=tmp_path,
+    )
+    time.sleep(8)  # start-up plus a few batches of stored results
+    proc.kill()
+    proc.communicate(timeout=30)
+    scans = subprocess.run(
+        [sys.executable, "-m", "pacsradar", "scans", "--json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=60,
+        check=False,
+    )
+    scan_id = json.loads(scans.stdout)[0]["scan_id"]
+    # When it is resumed
+    resumed = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pacsradar",
+            "scan",
+            "--resume",
+            scan_id,
+            "-p",
+            "9",
+            "--no-default-ports",
+            "--only",
+            "dicom",
+            "-o",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=120,
+        check=False,
+    )
+    # Then it probes only what the killed run had not finished, under the same scan id
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    report = json.loads(resumed.stdout)
+    assert report["scan_id"] == scan_id
+    assert 0 < report["stats"]["endpoints_done"] < 512

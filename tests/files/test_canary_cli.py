@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import CANARY, Server, ShareTree
-from synth import make_template, study_values, write_corpus
+from filesynth import make_template, study_values, write_corpus
+from sharelab import CANARY, Server, ShareTree
 
 from pacsradar.files.local import audit_paths
 from pacsradar.files.options import FileAuditOptions

@@ -10,10 +10,10 @@ from io import BytesIO
 from pathlib import Path
 
 import pytest
+from filesynth import make_template, study_values, write_corpus
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence
 from pydicom.uid import DeflatedExplicitVRLittleEndian, ExplicitVRBigEndian
-from synth import make_template, study_values, write_corpus
 
 from pacsradar.files import header, preamble
 from pacsradar.files.fallback import parse_with_pydicom

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from conftest import Server, ShareTree
+from sharelab import Server, ShareTree
 
 from pacsradar.config import ScanOptions
 from pacsradar.engine import AuditContext
@@ -137,7 +137,7 @@ def test_share_auditor_runs_in_the_engine_protocol(vsftpd: Server, share_tree: S
 
 def test_closed_ftp_port_is_an_error_attempt_not_safe() -> None:
     # Given nothing listening
-    from conftest import free_port
+    from sharelab import free_port
 
     port = free_port("127.0.0.4")
     # When it is audited

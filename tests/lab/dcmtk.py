@@ -114,9 +114,7 @@ class DcmtkPeer:
         self.stop()
 
 
-def _launch(
-    name: str, argv_for_port: Any, workdir: Path, ae_title: str, timeout: float
-) -> DcmtkPeer:
+def _launch(name: str, argv_for_port: Any, workdir: Path, ae_title: str, timeout: float) -> DcmtkPeer:
     """Start ``argv_for_port(port)`` on fresh ports until one sticks (port races)."""
     last: PeerStartError | None = None
     for _ in range(_START_ATTEMPTS):

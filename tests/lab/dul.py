@@ -117,9 +117,7 @@ class MessageReader:
 
 
 def decode_dataset(raw: bytes, transfer_syntax: UID) -> Dataset:
-    return decode(
-        BytesIO(raw), transfer_syntax.is_implicit_VR, transfer_syntax.is_little_endian
-    )
+    return decode(BytesIO(raw), transfer_syntax.is_implicit_VR, transfer_syntax.is_little_endian)
 
 
 def _pdus(msg: DIMSEMessage, context_id: int) -> bytes:
@@ -144,9 +142,7 @@ def find_rsp(
     primitive.AffectedSOPClassUID = request.AffectedSOPClassUID
     primitive.Status = status
     if identifier is not None:
-        encoded = encode(
-            identifier, transfer_syntax.is_implicit_VR, transfer_syntax.is_little_endian
-        )
+        encoded = encode(identifier, transfer_syntax.is_implicit_VR, transfer_syntax.is_little_endian)
         primitive.Identifier = BytesIO(encoded)
     msg = C_FIND_RSP()
     msg.primitive_to_message(primitive)

@@ -27,9 +27,9 @@ from lab.dul import (
     RELEASE_RQ,
     MessageReader,
     abort_pdu,
-    decode_dataset,
     associate_ac,
     corrupt_item_lengths,
+    decode_dataset,
     echo_rsp,
     find_rsp,
     read_pdu,
@@ -65,6 +65,7 @@ class HostileServer:
         self.host = host
         self.port = port
         self.connections = 0
+        self.errors = 0  # handler endings by exception (client hung up, garbage input...)
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -102,8 +103,9 @@ class HostileServer:
         self.connections += 1
         try:
             await self.handle(reader, writer)
-        except Exception:  # noqa: BLE001
-            pass  # a client hanging up or sending garbage is the expected outcome here
+        except Exception:
+            # A client hanging up or sending garbage is the expected outcome here.
+            self.errors += 1
         except asyncio.CancelledError:
             # stop() cancels us; finishing normally keeps asyncio.streams from logging it.
             pass
@@ -272,7 +274,7 @@ class EndlessPending(HostileServer):
 def _level(raw: bytes, transfer_syntax: UID) -> str:
     try:
         return str(decode_dataset(raw, transfer_syntax).get("QueryRetrieveLevel", "STUDY"))
-    except Exception:  # noqa: BLE001 - a garbled identifier still gets the flood
+    except Exception:  # a garbled identifier still gets the flood
         return "STUDY"
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import ssl
 import subprocess
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -38,8 +39,8 @@ __all__ = [
     "ORTHANC_BIN",
     "PLUGIN_DIR",
     "Orthanc",
-    "orthanc_auth_no_users",
     "dicomweb_plugin_available",
+    "orthanc_auth_no_users",
     "orthanc_available",
     "orthanc_default",
     "orthanc_hardened",
@@ -141,14 +142,16 @@ class Orthanc:
         return self.workdir / "logs"
 
     def client(self, auth: tuple[str, str] | None = None, timeout: float = 30.0) -> httpx.Client:
+        """HTTP client for this instance; HTTPS is verified against the instance's own cert."""
+        verify: ssl.SSLContext | bool = True
+        if self.scheme == "https":
+            verify = ssl.create_default_context(cafile=str(self.config["SslCertificate"]))
         # trust_env=False: never route loopback traffic through an environment proxy.
         return httpx.Client(
-            base_url=self.base_url, auth=auth, timeout=timeout, verify=False, trust_env=False
+            base_url=self.base_url, auth=auth, timeout=timeout, verify=verify, trust_env=False
         )
 
-    def upload(
-        self, datasets: Iterable[Dataset], auth: tuple[str, str] | None = None
-    ) -> list[str]:
+    def upload(self, datasets: Iterable[Dataset], auth: tuple[str, str] | None = None) -> list[str]:
         """POST each data set as Part 10 bytes to ``/instances``; return Orthanc instance IDs."""
         ids: list[str] = []
         with self.client(auth) as http:
@@ -265,9 +268,7 @@ def _start_once(
         args.append("--verbose")
     # Output that Orthanc prints before its logger is set up also goes to a file.
     log = (workdir / "logs" / "console.log").open("ab")
-    proc = subprocess.Popen(
-        [*args, str(config_path)], stdout=log, stderr=subprocess.STDOUT, cwd=workdir
-    )
+    proc = subprocess.Popen([*args, str(config_path)], stdout=log, stderr=subprocess.STDOUT, cwd=workdir)
     orthanc = Orthanc(workdir, config, config_path, http_port, dicom_port, proc, http_port)
     orthanc._log = log
     try:

@@ -11,7 +11,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["CertPair", "OPENSSL", "make_self_signed"]
+__all__ = ["OPENSSL", "CertPair", "make_self_signed"]
 
 OPENSSL = shutil.which("openssl") or "/usr/bin/openssl"
 

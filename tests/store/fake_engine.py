@@ -24,6 +24,10 @@ ENDPOINTS: tuple[Endpoint, ...] = tuple(
 )
 
 
+def is_open(idx: int) -> bool:
+    return idx % 3 != 2
+
+
 class FakeAuditor:
     name = "fake"
 
@@ -37,7 +41,7 @@ class FakeAuditor:
         idx = ENDPOINTS.index(endpoint)
         if self.hang_from is not None and idx >= self.hang_from:
             await asyncio.Event().wait()
-        if idx % 3 == 2:
+        if not is_open(idx):
             return TargetResult(endpoint=endpoint, reachable=False, error="connect failed (refused)")
         # Local import keeps this module importable in the child without the test's sys.path.
         from pacsradar_samples import finding, phi_evidence

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 import pacsradar_samples as S
 import pytest
@@ -42,7 +43,7 @@ def test_observer_streams_each_result_in_its_own_transaction(store: Store, store
 def test_resume_lists_finished_endpoints_including_closed_ones(store: Store) -> None:
     # Given a scan that audited one open and one closed endpoint before stopping
     report = S.lab_report("partial")
-    observer = StoreObserver(store, scope=report.scope)
+    observer = StoreObserver(store, scope=report.scope, batch=1)
     observer.on_start("partial", total=10)
     observer.on_result(report.results[0])
     observer.on_result(S.result("127.0.0.3", 104, [], reachable=False))
@@ -133,3 +134,43 @@ def test_nul_characters_never_break_the_backend(store: Store) -> None:
     store.save_report(report)
     (loaded,) = store.load_report("nul").findings
     assert loaded.summary == "a\N{REPLACEMENT CHARACTER}b"
+
+
+def test_closed_ports_are_batched_and_still_resolve_findings(store: Store) -> None:
+    # Given an open finding on an endpoint, then a scan where that port and many others are closed
+    store.save_report(S.lab_report("before"))
+    observer = StoreObserver(store, scope=("127.0.0.1/30",), batch=50)
+    observer.on_start("sweep", total=300)
+    closed = [
+        S.result(f"127.0.{i // 250}.{i % 250}", 4242, [], reachable=False, started=S.T0.replace(day=9))
+        for i in range(1, 300)
+    ]
+    # When the results stream in and the scan finishes
+    for r in closed:
+        observer.on_result(r)
+    observer.on_finish(S.report("sweep", closed, started=S.T0.replace(day=9)))
+    # Then every closed endpoint is recorded once, and the gone service's findings are resolved
+    assert len(store.resume("sweep")) == len(closed)
+    assert store.get_scan("sweep").stats.endpoints_closed == len(closed)
+    diff = store.diff("before", "sweep")
+    assert {c.finding.check_id for c in diff.resolved} == {S.DICOM_PHI, S.DICOM_ANON, S.TLS}
+    # And re-recording the same batch replaces rather than duplicates
+    store.record_unreachable("sweep", closed[:10])
+    assert len(store.resume("sweep")) == len(closed)
+
+
+def test_default_location_and_env_override(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given no URL: the store lives in the user data directory (XDG on Linux)
+    monkeypatch.delenv("PACSRADAR_DB", raising=False)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    with Store() as store:
+        assert store.url == f"sqlite:///{tmp_path / 'data' / 'pacsradar' / 'pacsradar.db'}"
+    # And PACSRADAR_DB overrides it
+    other = f"sqlite:///{tmp_path / 'elsewhere.db'}"
+    monkeypatch.setenv("PACSRADAR_DB", other)
+    with Store() as store:
+        assert store.url == other
+        assert store.display_url == other
+    # And an unparseable URL is a StoreError
+    with pytest.raises(StoreError):
+        Store("not a url")

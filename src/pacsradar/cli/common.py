@@ -43,7 +43,7 @@ def setup_logging(level: str) -> None:
     root.handlers[:] = [handler]
     root.setLevel(logging.WARNING)
     logging.getLogger("pacsradar").setLevel(numeric)
-    for noisy in ("pydicom", "pynetdicom", "httpx", "httpcore", "asyncio"):
+    for noisy in ("pydicom", "pynetdicom", "httpx", "httpcore", "asyncio", "smbprotocol", "spnego"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
@@ -18,13 +20,22 @@ from pacsradar.cli.common import (
     stderr_console,
 )
 from pacsradar.cli.exitcodes import ExitCode
-from pacsradar.config import DEFAULT_DICOM_PORTS, DEFAULT_WEB_PORTS, Limits, ScanOptions
+from pacsradar.config import (
+    DEFAULT_DICOM_PORTS,
+    DEFAULT_SHARE_PORTS,
+    DEFAULT_WEB_PORTS,
+    Limits,
+    ScanOptions,
+)
 from pacsradar.engine import Engine, Observer
-from pacsradar.errors import UsageError
+from pacsradar.errors import StoreError, UsageError
 from pacsradar.models import Endpoint, ScanReport, Severity
 from pacsradar.phi import KeyedHasher
-from pacsradar.scan import run_scan
+from pacsradar.scan import normalise_host, run_scan
 from pacsradar.targets import load_import, parse_ports, parse_scope
+
+if TYPE_CHECKING:
+    from pacsradar.store import Store
 
 ONLY_CHOICES = ("dicom", "web", "share")
 
@@ -46,7 +57,7 @@ def _options(
     link_key: str | None,
     default_ports: bool = True,
 ) -> ScanOptions:
-    chosen = frozenset(only or ("dicom", "web"))
+    chosen = frozenset(only or ONLY_CHOICES)
     bad = chosen - set(ONLY_CHOICES)
     if bad:
         raise UsageError(f"--only takes {', '.join(ONLY_CHOICES)}")
@@ -82,6 +93,7 @@ def _options(
         extra_ports=extra,
         dicom_ports=DEFAULT_DICOM_PORTS if default_ports else (),
         web_ports=DEFAULT_WEB_PORTS if default_ports else (),
+        share_ports=DEFAULT_SHARE_PORTS if default_ports else (),
         max_records=max_records,
         intrusive=intrusive,
         aet_wordlist=words,
@@ -90,14 +102,26 @@ def _options(
     )
 
 
-def _store_observer(db: str | None, enabled: bool) -> Observer | None:
-    if not enabled:
+def _open_store(db: str | None) -> Store:
+    from pacsradar.store import open_store
+
+    return open_store(db)
+
+
+def _store_observer(store: Store | None, scope: tuple[str, ...], options: ScanOptions) -> Observer | None:
+    if store is None:
         return None
-    try:
-        from pacsradar.store import StoreObserver, open_store
-    except ImportError:
-        return None
-    return StoreObserver(open_store(db))
+    from pacsradar.store import StoreObserver
+
+    return StoreObserver(
+        store,
+        scope=scope,
+        options={
+            "max_records": options.max_records,
+            "intrusive": options.intrusive,
+            "only": sorted(options.only),
+        },
+    )
 
 
 def execute(
@@ -110,6 +134,8 @@ def execute(
     observers: list[Observer],
     console: Console,
     progress: bool,
+    scan_id: str | None = None,
+    excluded: Callable[[str], bool] | None = None,
 ) -> ScanReport:
     """Run the engine with Ctrl-C handling: first SIGINT stops new work, partial results stay."""
     if progress:
@@ -131,6 +157,8 @@ def execute(
             total=total,
             scope=scope_text,
             engine_hook=hook,
+            scan_id=scan_id,
+            excluded=excluded,
         )
 
     return asyncio.run(main())
@@ -152,7 +180,9 @@ def register(app: typer.Typer) -> None:
         default_ports: bool = typer.Option(
             True, "--default-ports/--no-default-ports", help="Also probe the default DICOM/web port sets."
         ),
-        only: list[str] = typer.Option(None, "--only", help="dicom, web or share (repeatable)."),
+        only: list[str] = typer.Option(
+            None, "--only", help="dicom, web or share (repeatable; default all three)."
+        ),
         allow_large_scope: bool = typer.Option(
             False, "--allow-large-scope", help="Allow more than 65,536 hosts."
         ),
@@ -187,6 +217,9 @@ def register(app: typer.Typer) -> None:
         store: bool = typer.Option(
             True, "--store/--no-store", help="Store results in the findings database."
         ),
+        resume: str = typer.Option(
+            None, "--resume", help="Finish a stored scan, skipping its finished endpoints."
+        ),
         log_level: str = typer.Option("warning", help="Log level for pacsradar's own logger."),
         no_progress: bool = typer.Option(False, "--no-progress", help="No progress bar."),
     ) -> None:
@@ -210,69 +243,90 @@ def register(app: typer.Typer) -> None:
                 link_key=link_key,
                 default_ports=default_ports,
             )
+            db_store = _open_store(db) if (store or resume) else None
+            done: frozenset[tuple[str, int]] = frozenset()
+            if resume:
+                assert db_store is not None
+                targets = targets or list(db_store.get_scan(resume).scope)
+                done = frozenset((e.host, e.port) for e in db_store.resume(resume))
             imported = [entry for path in import_file for entry in load_import(path)]
             if not targets and not imported:
                 raise UsageError("name at least one target or --import file")
             scope = parse_scope(targets or [], exclude, imported=imported, allow_large=allow_large_scope)
-        except UsageError as exc:
+        except (UsageError, StoreError) as exc:
             err.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False)
             raise typer.Exit(ExitCode.USAGE) from None
         port_list = options.ports()
-        total = scope.endpoint_count(port_list)
-        endpoints = (Endpoint(host=h, port=p) for h, p in scope.endpoints(port_list))
-        observers: list[Observer] = []
-        obs = _store_observer(db, store)
-        if obs is not None:
-            observers.append(obs)
-        report = execute(
-            None,
-            options,
-            scope_iter=endpoints,
-            total=total,
-            scope_text=tuple(targets or ()),
-            observers=observers,
-            console=err,
-            progress=not no_progress and err.is_terminal,
+        total = max(0, scope.endpoint_count(port_list) - len(done))
+        endpoints = (
+            Endpoint(host=normalise_host(h), port=p)
+            for h, p in scope.endpoints(port_list)
+            if (normalise_host(h), p) not in done
         )
+        scope_text = tuple(targets or ())
+        observers = [o for o in (_store_observer(db_store, scope_text, options),) if o is not None]
+        try:
+            report = execute(
+                None,
+                options,
+                scope_iter=endpoints,
+                total=total,
+                scope_text=scope_text,
+                observers=observers,
+                console=err,
+                progress=not no_progress and err.is_terminal,
+                scan_id=resume,
+                excluded=scope.is_excluded,
+            )
+        except StoreError as exc:
+            err.print(f"[bold red]store error:[/] {exc}", markup=True, highlight=False)
+            raise typer.Exit(ExitCode.SCAN_ERROR) from None
         emit(report, output_format, output, Console(highlight=False))
         raise typer.Exit(exit_code(report, fail_on))
 
     @app.command()
     def demo(
         output: Path = typer.Option(Path("pacsradar-demo-report.json"), "--output", help="JSON report path."),
+        html: Path = typer.Option(Path("pacsradar-demo-report.html"), "--html", help="HTML report path."),
         db: str = typer.Option(
             None, "--db", envvar="PACSRADAR_DB", help="SQLAlchemy URL of the findings store."
         ),
         patients: int = typer.Option(25, help="Synthetic patients in the demo PACS."),
     ) -> None:
-        """Start a deliberately exposed PACS (synthetic patients) on loopback and scan it."""
+        """Start a deliberately exposed PACS (synthetic patients) on loopback, scan it, store it."""
         from pacsradar.lab.pacs import ExposedPacs
         from pacsradar.lab.synthetic import make_studies
+        from pacsradar.report import ReportContext, render
 
         err = stderr_console()
         datasets = make_studies(patients, seed=7)
+        db_store = _open_store(db)
         with ExposedPacs(datasets, host="127.0.0.1", port=0, allow_store=True) as pacs:
             err.print(
                 f"demo PACS (pynetdicom, {pacs.summary.patients} synthetic patients, "
-                f"{pacs.summary.studies} studies, {pacs.summary.instances} images) on 127.0.0.1:{pacs.port}"
+                f"{pacs.summary.studies} studies, {pacs.summary.instances} images) "
+                f"on 127.0.0.1:{pacs.port}"
             )
             options = ScanOptions(only=frozenset({"dicom"}), dicom_ports=(pacs.port,), web_ports=())
-            observers: list[Observer] = []
-            obs = _store_observer(db, True)
-            if obs is not None:
-                observers.append(obs)
+            scope_text = (f"127.0.0.1:{pacs.port}",)
+            observers = [o for o in (_store_observer(db_store, scope_text, options),) if o is not None]
             report = execute(
                 [Endpoint(host="127.0.0.1", port=pacs.port)],
                 options,
                 total=1,
-                scope_text=(f"127.0.0.1:{pacs.port}",),
+                scope_text=scope_text,
                 observers=observers,
                 console=err,
                 progress=False,
             )
         emit(report, "table", None, Console(highlight=False))
         output.write_text(report.model_dump_json(indent=2) + "\n", encoding="utf-8")
+        html.write_text(render("html", ReportContext.from_store(db_store, report.scan_id)), encoding="utf-8")
+        from sqlalchemy.engine import make_url
+
+        err.print(f"stored in {make_url(db_store.url).render_as_string(hide_password=True)}")
         err.print(f"JSON report: {output}")
+        err.print(f"HTML report: {html}")
         raise typer.Exit(ExitCode.OK)
 
 

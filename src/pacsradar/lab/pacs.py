@@ -15,16 +15,8 @@ from types import TracebackType
 from typing import Any
 
 from pydicom.dataset import Dataset
+from pydicom.uid import UID
 from pynetdicom import AE, StoragePresentationContexts, evt
-from pynetdicom.sop_class import (
-    PatientRootQueryRetrieveInformationModelFind,
-    PatientRootQueryRetrieveInformationModelGet,
-    PatientRootQueryRetrieveInformationModelMove,
-    StudyRootQueryRetrieveInformationModelFind,
-    StudyRootQueryRetrieveInformationModelGet,
-    StudyRootQueryRetrieveInformationModelMove,
-    Verification,
-)
 
 from pacsradar.lab.query import QueryIndex, QueryLevelError
 from pacsradar.lab.synthetic import LabSummary, summarise
@@ -46,6 +38,15 @@ FIND_BAD_IDENTIFIER = 0xA900  # "Identifier does not match SOP Class" (PS3.4 §C
 MOVE_DESTINATION_UNKNOWN = 0xA801  # PS3.4 §C.4.2.1.5
 GET_REFUSED = 0xA702  # "Out of resources - unable to perform sub-operations" (§C.4.3.1.4)
 STORE_OUT_OF_RESOURCES = 0xA700  # PS3.4 §B.2.3
+
+# SOP Class UIDs, PS3.6 Annex A (Verification: PS3.4 Annex A; Q/R models: PS3.4 §C.6).
+Verification = UID("1.2.840.10008.1.1")
+PatientRootQueryRetrieveInformationModelFind = UID("1.2.840.10008.5.1.4.1.2.1.1")
+PatientRootQueryRetrieveInformationModelMove = UID("1.2.840.10008.5.1.4.1.2.1.2")
+PatientRootQueryRetrieveInformationModelGet = UID("1.2.840.10008.5.1.4.1.2.1.3")
+StudyRootQueryRetrieveInformationModelFind = UID("1.2.840.10008.5.1.4.1.2.2.1")
+StudyRootQueryRetrieveInformationModelMove = UID("1.2.840.10008.5.1.4.1.2.2.2")
+StudyRootQueryRetrieveInformationModelGet = UID("1.2.840.10008.5.1.4.1.2.2.3")
 
 _FIND_MODELS = {
     PatientRootQueryRetrieveInformationModelFind: "PATIENT",
@@ -146,7 +147,8 @@ class ExposedPacs:
                 ae.add_supported_context(sop_class)
         if self._allow_store:
             for cx in StoragePresentationContexts:
-                ae.add_supported_context(cx.abstract_syntax)
+                if cx.abstract_syntax is not None:
+                    ae.add_supported_context(cx.abstract_syntax)
         return ae
 
     def start(self) -> int:

@@ -140,9 +140,7 @@ def _matches(query: DataElement, record: Dataset) -> bool:
     if query.VR == "PN":
         wanted, have_text = wanted.upper(), have_text.upper()
     if "*" in wanted or "?" in wanted:  # wild card matching (§C.2.2.2.4)
-        pattern = "".join(
-            ".*" if c == "*" else "." if c == "?" else re.escape(c) for c in wanted
-        )
+        pattern = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in wanted)
         return re.fullmatch(pattern, have_text.strip(), re.DOTALL) is not None
     return have_text.strip() == wanted  # single value matching (§C.2.2.2.1)
 

@@ -203,9 +203,7 @@ def make_studies(
             n_series = _range(rng, series_per_study, "series_per_study")
             for series_no in range(1, n_series + 1):
                 series_uid = uid()
-                for instance_no in range(
-                    1, _range(rng, instances_per_series, "instances_per_series") + 1
-                ):
+                for instance_no in range(1, _range(rng, instances_per_series, "instances_per_series") + 1):
                     ds = _instance(rng, protocol, pick, patient, study, uid())
                     ds.SeriesInstanceUID = series_uid
                     ds.SeriesNumber = series_no
@@ -292,4 +290,3 @@ def _pixels(ds: Dataset, rng: random.Random) -> None:
     n = _ROWS * _COLS
     ds.PixelData = struct.pack(f"<{n}H", *(rng.randrange(0, 4096) for _ in range(n)))
     ds["PixelData"].VR = "OW"
-

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import platformdirs
-from sqlalchemy import Engine, create_engine, delete, event, func, select, text
+from sqlalchemy import Engine, create_engine, delete, event, func, insert, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
@@ -325,6 +325,70 @@ class Store:
             if row.clean:
                 self._resolve_missing(s, scan_id, ep, seen, at)
 
+    def record_unreachable(self, scan_id: str, results: Sequence[TargetResult]) -> None:
+        """Store many unreachable, finding-less endpoints in one transaction (the bulk of a
+        sweep). Same effect as :meth:`record_result` on each, at a fraction of the cost."""
+        if not results:
+            return
+        if any(r.reachable or r.findings for r in results):
+            raise StoreError("record_unreachable takes unreachable results without findings")
+        keys: dict[tuple[str, int, str], TargetResult] = {
+            (r.endpoint.host, r.endpoint.port, r.endpoint.protocol): r for r in results
+        }
+        hosts = sorted({h for h, _, _ in keys})
+        with self._tx() as s:
+            if s.get(ScanRow, scan_id) is None:
+                raise StoreError("record_unreachable before begin_scan for this scan id")
+            for chunk in _chunks(hosts):
+                old = [
+                    rid
+                    for rid, h, p, pr in s.execute(
+                        select(
+                            ScanResultRow.id,
+                            ScanResultRow.host,
+                            ScanResultRow.port,
+                            ScanResultRow.protocol,
+                        ).where(ScanResultRow.scan_id == scan_id, ScanResultRow.host.in_(chunk))
+                    )
+                    if (h, p, pr) in keys
+                ]
+                if old:
+                    s.execute(delete(ScanResultRow).where(ScanResultRow.id.in_(old)))
+            s.execute(
+                insert(ScanResultRow),
+                [
+                    {
+                        "scan_id": scan_id,
+                        "host": _t(r.endpoint.host),
+                        "port": r.endpoint.port,
+                        "protocol": r.endpoint.protocol,
+                        "service_id": None,
+                        "reachable": False,
+                        "service": None,
+                        "product": None,
+                        "error": _to(r.error),
+                        "started_at": r.started_at,
+                        "duration_ms": r.duration_ms,
+                        "clean": True,
+                    }
+                    for r in keys.values()
+                ],
+            )
+            for chunk in _chunks(hosts):
+                stale = s.scalars(
+                    select(FindingRow).where(
+                        FindingRow.status == FindingStatus.OPEN.value, FindingRow.host.in_(chunk)
+                    )
+                ).all()
+                for frow in stale:
+                    r = keys.get((frow.host, frow.port, frow.protocol))
+                    if r is None or frow.last_seen > r.started_at or frow.last_scan_id == scan_id:
+                        continue
+                    frow.status = FindingStatus.RESOLVED.value
+                    frow.resolved_at = r.started_at
+                    frow.resolved_scan_id = scan_id
+                    self._event(s, frow, scan_id, "resolved", r.started_at)
+
     def _upsert_service(self, s: Session, result: TargetResult) -> int:
         ep = result.endpoint
         at = result.started_at
@@ -600,30 +664,28 @@ class Store:
             q = select(ScanRow).order_by(ScanRow.started_at.desc(), ScanRow.id.desc()).limit(limit)
             if scope is not None:
                 q = q.where(ScanRow.scope_key == scope)
-            rows = s.scalars(q).all()
-            found = self._findings_by_scan(s, [r.id for r in rows])
-            return [
-                ScanSummary(
-                    scan_id=r.id,
-                    started_at=r.started_at,
-                    finished_at=r.finished_at,
-                    status=ScanStatus(r.status),
-                    scope=tuple(r.scope),
-                    scope_key=r.scope_key,
-                    stats=ScanStats.model_validate(r.stats),
-                    findings=SeverityCounts.of([f.severity for f in found.get(r.id, [])]),
-                    exposure=exposure_of(found.get(r.id, [])),
-                )
-                for r in rows
-            ]
+            return self._summaries(s, list(s.scalars(q).all()))
 
     def get_scan(self, scan_id: str) -> ScanSummary:
         with self._read() as s:
-            self._scan_row(s, scan_id)
-        for summary in self.list_scans(limit=1_000_000):
-            if summary.scan_id == scan_id:
-                return summary
-        raise StoreError("no such scan")  # pragma: no cover - raced with a delete
+            return self._summaries(s, [self._scan_row(s, scan_id)])[0]
+
+    def _summaries(self, s: Session, rows: list[ScanRow]) -> list[ScanSummary]:
+        found = self._findings_by_scan(s, [r.id for r in rows])
+        return [
+            ScanSummary(
+                scan_id=r.id,
+                started_at=r.started_at,
+                finished_at=r.finished_at,
+                status=ScanStatus(r.status),
+                scope=tuple(r.scope),
+                scope_key=r.scope_key,
+                stats=ScanStats.model_validate(r.stats),
+                findings=SeverityCounts.of([f.severity for f in found.get(r.id, [])]),
+                exposure=exposure_of(found.get(r.id, [])),
+            )
+            for r in rows
+        ]
 
     def trend(self, *, scope: str | None = None, limit: int = 30) -> list[TrendPoint]:
         """Findings and exposure per scan, oldest first, for the trend charts."""
@@ -867,6 +929,11 @@ class Store:
             if row is None:
                 raise StoreError("no such accepted risk")
             s.delete(row)
+
+
+def _chunks(items: Sequence[str], size: int = 500) -> Iterator[Sequence[str]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
 
 
 def _severity_order(change: FindingChange) -> tuple[int, str, int, str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -16,9 +17,14 @@ class StoreObserver:
     """Implements :class:`pacsradar.engine.Observer`.
 
     ``on_start`` records the scan (or reopens it on ``--resume``), ``on_result`` commits each
-    endpoint as soon as it is done, ``on_finish`` closes the scan. A store failure raises
-    :class:`~pacsradar.errors.StoreError`: a scan that was asked to be stored does not go on
-    silently unstored.
+    reachable endpoint as soon as it is done, ``on_finish`` closes the scan. A store failure
+    raises :class:`~pacsradar.errors.StoreError`: a scan that was asked to be stored does not
+    go on silently unstored.
+
+    Unreachable endpoints without findings (most of a sweep) are written in batches of
+    ``batch`` or every ``max_delay`` seconds: one transaction per closed port would slow the
+    engine down. If the process is killed, at most one batch of closed ports is lost, and a
+    resumed scan simply probes them again.
     """
 
     def __init__(
@@ -27,8 +33,14 @@ class StoreObserver:
         *,
         scope: Sequence[str] = (),
         options: dict[str, Any] | None = None,
+        batch: int = 256,
+        max_delay: float = 2.0,
     ) -> None:
         self.store = store
+        self.batch = max(1, batch)
+        self.max_delay = max_delay
+        self._closed: list[TargetResult] = []
+        self._oldest = 0.0
         self.scope = tuple(scope)
         self.options = dict(options or {})
         self.scan_id: str | None = None
@@ -41,10 +53,25 @@ class StoreObserver:
     def on_result(self, result: TargetResult) -> None:
         if self.scan_id is None:
             raise RuntimeError("on_result before on_start")
+        if not result.reachable and not result.findings:
+            if not self._closed:
+                self._oldest = time.monotonic()
+            self._closed.append(result)
+            if len(self._closed) >= self.batch or time.monotonic() - self._oldest >= self.max_delay:
+                self.flush()
+            return
         self.store.record_result(self.scan_id, result)
         self.stored += 1
 
+    def flush(self) -> None:
+        """Write the buffered unreachable endpoints now."""
+        if self._closed and self.scan_id is not None:
+            batch, self._closed = self._closed, []
+            self.store.record_unreachable(self.scan_id, batch)
+            self.stored += len(batch)
+
     def on_finish(self, report: ScanReport) -> None:
+        self.flush()
         if not report.scope and self.scope:
             report = report.model_copy(update={"scope": self.scope})
         self.store.finish_scan(report)
