@@ -64,7 +64,11 @@ _PACSRADAR_SCRIPT = Path(sys.executable).with_name("pacsradar")
 PACSRADAR: list[str] = (
     [str(_PACSRADAR_SCRIPT)]
     if _PACSRADAR_SCRIPT.is_file()
-    else [sys.executable, "-c", "import sys; from pacsradar.cli import main; sys.argv[0] = 'pacsradar'; main()"]
+    else [
+        sys.executable,
+        "-c",
+        "import sys; from pacsradar.cli import main; sys.argv[0] = 'pacsradar'; main()",
+    ]
 )
 PR_COMMON = ["--only", "dicom", "-o", "json", "--no-store", "--no-progress"]
 
@@ -173,7 +177,7 @@ def run_tool(
 # --------------------------------------------------------------------------------------------
 def parse_pacsradar(run: Run, out: Path) -> dict[str, Any]:
     try:
-        report = json.loads(out.read_text(encoding="utf-8"))
+        report: dict[str, Any] = json.loads(out.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         run.found = "no JSON report"
         return {}
@@ -242,14 +246,14 @@ def foreign_listeners(host: str, ports: Sequence[int]) -> list[int]:
 class _QuietHttp(BaseHTTPRequestHandler):
     server_version = "bench-http"
 
-    def do_GET(self) -> None:  # noqa: N802 - stdlib naming
+    def do_GET(self) -> None:
         body = b"bench\n"
         self.send_response(200)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: Any) -> None:
         return
 
 
@@ -348,13 +352,23 @@ def start_farm(first: str, count: int, procs: int, *, step: int = 1, port: int =
             base = str(ipaddress.IPv4Address(start + i * per * step))
             farm.procs.append(
                 subprocess.Popen(
-                    [sys.executable, str(BENCH / "farm_scp.py"), "--first", base, "--count", str(n),
-                     "--step", str(step), "--port", str(port)],
+                    [
+                        sys.executable,
+                        str(BENCH / "farm_scp.py"),
+                        "--first",
+                        base,
+                        "--count",
+                        str(n),
+                        "--step",
+                        str(step),
+                        "--port",
+                        str(port),
+                    ],
                     stdin=subprocess.PIPE,  # closing it (or our death) stops the server
                     stdout=subprocess.PIPE,
                     stderr=subprocess.DEVNULL,
                 )
-            )  # fmt: skip
+            )
         for p in farm.procs:
             assert p.stdout is not None
             line = p.stdout.readline().decode().strip()
@@ -417,9 +431,24 @@ def start_storescp_tls_fork(workdir: Path) -> Any:
     incoming = workdir / "incoming"
     incoming.mkdir(parents=True, exist_ok=True)
     args = [
-        str(STORESCP), "+tls", str(cert.key), str(cert.cert), "-pw", TLS_PROFILES["bcp195-nd"],
-        "-ic", "-aet", "TLSSCP", "-od", str(incoming), "-dhl", "-ta", "10", "-ts", "30", "--fork",
-    ]  # fmt: skip
+        str(STORESCP),
+        "+tls",
+        str(cert.key),
+        str(cert.cert),
+        "-pw",
+        TLS_PROFILES["bcp195-nd"],
+        "-ic",
+        "-aet",
+        "TLSSCP",
+        "-od",
+        str(incoming),
+        "-dhl",
+        "-ta",
+        "10",
+        "-ts",
+        "30",
+        "--fork",
+    ]
     return _launch("storescp", lambda port: [*args, str(port)], workdir, "TLSSCP", 30.0)
 
 
@@ -436,7 +465,9 @@ def _time_variants(
     for name, argv, parse in variants:
         best: Run | None = None
         for _ in range(args.repeat):
-            run, out = run_tool(Run(phase, name, "", hosts, endpoints), argv, timeout=args.timeout, workdir=work)
+            run, out = run_tool(
+                Run(phase, name, "", hosts, endpoints), argv, timeout=args.timeout, workdir=work
+            )
             parse(run, out)
             if best is None or run.wall_s < best.wall_s:
                 best = run
@@ -473,7 +504,7 @@ def phase_mixed(args: argparse.Namespace, work: Path) -> dict[str, Any]:
                 peers[f"0.0.0.0:{orthanc.dicom_port}"] = "Orthanc 1.10, DICOM open (5 synthetic patients)"
             else:
                 peers["orthanc"] = "skipped: not installed"
-        except Exception as exc:  # noqa: BLE001 - a missing peer is reported, not fatal
+        except Exception as exc:
             peers["orthanc"] = f"skipped: {type(exc).__name__}: {exc}"
         try:
             from lab.dcmtk import dcmtk_available, start_dcmqrscp
@@ -491,7 +522,7 @@ def phase_mixed(args: argparse.Namespace, work: Path) -> dict[str, Any]:
                 peers[f"0.0.0.0:{tls.port}"] = "DCMTK storescp +tls --fork (DICOM-TLS)"
             else:
                 peers["dcmtk"] = "skipped: not installed"
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             peers["dcmtk"] = f"skipped: {type(exc).__name__}: {exc}"
 
         ports = sorted(set(DEFAULT_DICOM_PORTS) | {FARM_PORT} | set(extra_ports))
@@ -510,30 +541,47 @@ def phase_mixed(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         if stray:
             print(f"  WARNING: ports {stray} are open on every 127.x address (foreign 0.0.0.0 listener)")
 
-        pr = [*PACSRADAR, "scan", target, *(["--ports", ",".join(map(str, extras))] if extras else []), *PR_COMMON]
+        pr = [
+            *PACSRADAR,
+            "scan",
+            target,
+            *(["--ports", ",".join(map(str, extras))] if extras else []),
+            *PR_COMMON,
+        ]
         nmap = [NMAP, "-n", "-Pn", "-sT", "-p", ",".join(map(str, ports))]
         variants: list[tuple[str, list[str], Callable[[Run, Path], Any]]] = [
             ("pacsradar (CLI defaults)", pr, parse_pacsradar),
-            ("pacsradar --connect-timeout 1 --read-timeout 2", [*pr, "--connect-timeout", "1",
-                                                                "--read-timeout", "2"], parse_pacsradar),
+            (
+                "pacsradar --connect-timeout 1 --read-timeout 2",
+                [*pr, "--connect-timeout", "1", "--read-timeout", "2"],
+                parse_pacsradar,
+            ),
             ("pacsradar --per-host 16 (no slot starvation)", [*pr, "--per-host", "16"], parse_pacsradar),
             ("nmap -sT --script dicom-ping", [*nmap, "--script", "dicom-ping", target], parse_nmap),
-            ("nmap -sT --script +dicom-ping (forced on all ports)", [*nmap, "--script", "+dicom-ping", target],
-             parse_nmap),
-        ]  # fmt: skip
-        runs = _time_variants("mixed", variants, hosts=len(hosts), endpoints=n_endpoints, args=args, work=work)
+            (
+                "nmap -sT --script +dicom-ping (forced on all ports)",
+                [*nmap, "--script", "+dicom-ping", target],
+                parse_nmap,
+            ),
+        ]
+        runs = _time_variants(
+            "mixed", variants, hosts=len(hosts), endpoints=n_endpoints, args=args, work=work
+        )
     base = runs[0]
     print_table("mixed lab: full default DICOM audit vs nmap dicom-ping", runs, base)
     for r in runs:
         if r.tool.startswith("pacsradar"):
-            slow = ", ".join(f"{e['host'].rsplit('.', 1)[1]}:{e['port']}={e['ms']}ms" for e in r.extra.get("per_endpoint_ms", [])[:5])
+            slow = ", ".join(
+                f"{e['host'].rsplit('.', 1)[1]}:{e['port']}={e['ms']}ms"
+                for e in r.extra.get("per_endpoint_ms", [])[:5]
+            )
             print(f"  {r.tool}: slowest endpoints {slow}")
     nm = next((r for r in runs if r.tool.startswith("nmap")), None)
     if nm:
+        ratio = nm.wall_s / base.wall_s
         verdicts.append(
             verdict(
-                f"mixed: nmap wall / pacsradar(defaults) wall = {nm.wall_s / base.wall_s:.1f}x (target >= 10x)",
-                nm.wall_s / base.wall_s >= 10,
+                f"mixed: nmap wall / pacsradar(defaults) wall = {ratio:.1f}x (target >= 10x)", ratio >= 10
             )
         )
         for r in runs[1:]:
@@ -552,16 +600,30 @@ def phase_mixed(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         variants = [
             ("pacsradar (CLI defaults, --per-host 4)", pr, parse_pacsradar),
             ("pacsradar --per-host 16", [*pr, "--per-host", "16"], parse_pacsradar),
-            ("nmap -sT --script +dicom-ping", [NMAP, "-n", "-Pn", "-sT", "-p", spec, "--script", "+dicom-ping",
-                                               pile_host], parse_nmap),
-        ]  # fmt: skip
-        pile_runs = _time_variants("mixed-pileup", variants, hosts=1, endpoints=len(pile_ports), args=args, work=work)
+            (
+                "nmap -sT --script +dicom-ping",
+                [NMAP, "-n", "-Pn", "-sT", "-p", spec, "--script", "+dicom-ping", pile_host],
+                parse_nmap,
+            ),
+        ]
+        pile_runs = _time_variants(
+            "mixed-pileup", variants, hosts=1, endpoints=len(pile_ports), args=args, work=work
+        )
     finally:
         Farm(pile).stop()
-    print_table(f"same-host pile-up: {len(pile_ports)} DICOM SCPs on {pile_host} ports {spec}", pile_runs, pile_runs[0])
+    print_table(
+        f"same-host pile-up: {len(pile_ports)} DICOM SCPs on {pile_host} ports {spec}",
+        pile_runs,
+        pile_runs[0],
+    )
     ok = pile_runs[0].extra.get("dicom_endpoints", 0) == len(pile_ports)
-    verdicts.append(verdict(f"pile-up: pacsradar defaults found {pile_runs[0].extra.get('dicom_endpoints', 0)} of "
-                            f"{len(pile_ports)} SCPs on one host in {pile_runs[0].wall_s:.1f}s", ok))  # fmt: skip
+    verdicts.append(
+        verdict(
+            f"pile-up: pacsradar defaults found {pile_runs[0].extra.get('dicom_endpoints', 0)} of "
+            f"{len(pile_ports)} SCPs on one host in {pile_runs[0].wall_s:.1f}s",
+            ok,
+        )
+    )
     return {
         "peers": peers,
         "ports": ports,
@@ -586,14 +648,22 @@ def phase_farm(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         print(f"\nfarm: WARNING ports {stray or [FARM_PORT]} already open on {addrs[0]} (foreign listener)")
     t0 = time.monotonic()
     farm = start_farm(first, n, args.procs)
-    print(f"\nfarm: {n} SCPs on {target}:{FARM_PORT}, {args.procs} asyncio server processes, "
-          f"started in {time.monotonic() - t0:.1f}s")  # fmt: skip
+    print(
+        f"\nfarm: {n} SCPs on {target}:{FARM_PORT}, {args.procs} asyncio server processes, "
+        f"started in {time.monotonic() - t0:.1f}s"
+    )
     runs: list[Run] = []
     try:
         pr = [*PACSRADAR, "scan", target, "-p", str(FARM_PORT), *PR_COMMON]
-        has_no_default = "--no-default-ports" in subprocess.run(
-            [*PACSRADAR, "scan", "--help"], capture_output=True, text=True, env={**os.environ, "COLUMNS": "200"}
-        ).stdout
+        has_no_default = (
+            "--no-default-ports"
+            in subprocess.run(
+                [*PACSRADAR, "scan", "--help"],
+                capture_output=True,
+                text=True,
+                env={**os.environ, "COLUMNS": "200"},
+            ).stdout
+        )
         d = len(set(DEFAULT_DICOM_PORTS) | {FARM_PORT})
         variants: list[tuple[str, list[str], int, str]] = [
             (f"pacsradar CLI defaults ({d} ports/host)", pr, n * d, "pr"),
@@ -609,19 +679,103 @@ def phase_farm(args: argparse.Namespace, work: Path) -> dict[str, Any]:
                 ),
             ]
         variants += [
-            ("nmap -sT --script dicom-ping", [NMAP, "-n", "-Pn", "-sT", "-p", str(FARM_PORT), "--script",
-                                              "dicom-ping", "-iL", str(hosts_file)], n, "nmap"),
-            ("echoscu loop, sequential", ["xargs", "-a", str(hosts_file), "-I{}", "-P", "1", ECHOSCU,
-                                          "-to", "5", "-ta", "5", "{}", str(FARM_PORT)], n, "xargs"),
-            ("echoscu, xargs -P 2", ["xargs", "-a", str(hosts_file), "-I{}", "-P", "2", ECHOSCU,
-                                     "-to", "5", "-ta", "5", "{}", str(FARM_PORT)], n, "xargs"),
-            ("echoscu, xargs -P 8", ["xargs", "-a", str(hosts_file), "-I{}", "-P", "8", ECHOSCU,
-                                     "-to", "5", "-ta", "5", "{}", str(FARM_PORT)], n, "xargs"),
-            ("pynetdicom associate+C-ECHO, sequential", [sys.executable, str(BENCH / "pynetdicom_echo.py"),
-                                                         str(hosts_file), str(FARM_PORT)], n, "pnd"),
-            ("pynetdicom associate+C-ECHO, 8 threads", [sys.executable, str(BENCH / "pynetdicom_echo.py"),
-                                                        str(hosts_file), str(FARM_PORT), "--threads", "8"], n, "pnd"),
-        ]  # fmt: skip
+            (
+                "nmap -sT --script dicom-ping",
+                [
+                    NMAP,
+                    "-n",
+                    "-Pn",
+                    "-sT",
+                    "-p",
+                    str(FARM_PORT),
+                    "--script",
+                    "dicom-ping",
+                    "-iL",
+                    str(hosts_file),
+                ],
+                n,
+                "nmap",
+            ),
+            (
+                "echoscu loop, sequential",
+                [
+                    "xargs",
+                    "-a",
+                    str(hosts_file),
+                    "-I{}",
+                    "-P",
+                    "1",
+                    ECHOSCU,
+                    "-to",
+                    "5",
+                    "-ta",
+                    "5",
+                    "{}",
+                    str(FARM_PORT),
+                ],
+                n,
+                "xargs",
+            ),
+            (
+                "echoscu, xargs -P 2",
+                [
+                    "xargs",
+                    "-a",
+                    str(hosts_file),
+                    "-I{}",
+                    "-P",
+                    "2",
+                    ECHOSCU,
+                    "-to",
+                    "5",
+                    "-ta",
+                    "5",
+                    "{}",
+                    str(FARM_PORT),
+                ],
+                n,
+                "xargs",
+            ),
+            (
+                "echoscu, xargs -P 8",
+                [
+                    "xargs",
+                    "-a",
+                    str(hosts_file),
+                    "-I{}",
+                    "-P",
+                    "8",
+                    ECHOSCU,
+                    "-to",
+                    "5",
+                    "-ta",
+                    "5",
+                    "{}",
+                    str(FARM_PORT),
+                ],
+                n,
+                "xargs",
+            ),
+            (
+                "pynetdicom associate+C-ECHO, sequential",
+                [sys.executable, str(BENCH / "pynetdicom_echo.py"), str(hosts_file), str(FARM_PORT)],
+                n,
+                "pnd",
+            ),
+            (
+                "pynetdicom associate+C-ECHO, 8 threads",
+                [
+                    sys.executable,
+                    str(BENCH / "pynetdicom_echo.py"),
+                    str(hosts_file),
+                    str(FARM_PORT),
+                    "--threads",
+                    "8",
+                ],
+                n,
+                "pnd",
+            ),
+        ]
         for name, argv, endpoints, kind in variants:
             best: Run | None = None
             for _ in range(args.repeat):
@@ -637,7 +791,9 @@ def phase_farm(args: argparse.Namespace, work: Path) -> dict[str, Any]:
                 elif kind == "nmap":
                     parse_nmap(run, out)
                 elif kind == "xargs":
-                    run.found = f"{n} echo OK" if run.returncode == 0 else f"some failed (xargs rc {run.returncode})"
+                    run.found = (
+                        f"{n} echo OK" if run.returncode == 0 else f"some failed (xargs rc {run.returncode})"
+                    )
                 else:
                     text = out.read_text().strip()
                     run.found = text.replace("ok=", "").replace(" failed=", " ok / failed ") or "no output"
@@ -660,8 +816,10 @@ def phase_farm(args: argparse.Namespace, work: Path) -> dict[str, Any]:
                         r.hosts_per_s >= nm.hosts_per_s,
                     )
                 )
-    print("  server CPU s per run (all farm processes): "
-          + ", ".join(f"{r.tool.split(' (')[0]}={r.server_cpu_s}" for r in runs))  # fmt: skip
+    print(
+        "  server CPU s per run (all farm processes): "
+        + ", ".join(f"{r.tool.split(' (')[0]}={r.server_cpu_s}" for r in runs)
+    )
     return {"hosts": n, "procs": args.procs, "runs": [asdict(r) for r in runs], "verdicts": verdicts}
 
 
@@ -675,15 +833,19 @@ def phase_sweep(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     probe = str(net.network_address + net.num_addresses - 2)
     stray = foreign_listeners(probe, ports)
     if stray:
-        print(f"\nsweep: WARNING ports {stray} are open on {probe}: a foreign 0.0.0.0 listener "
-              "would make every address 'open'; results are not comparable")  # fmt: skip
+        print(
+            f"\nsweep: WARNING ports {stray} are open on {probe}: a foreign 0.0.0.0 listener "
+            "would make every address 'open'; results are not comparable"
+        )
     live = min(16, net.num_addresses)
     step = max(1, net.num_addresses // live)
     first = str(net.network_address + 1)
     farm = start_farm(first, live, 1, step=step)
     n = net.num_addresses
-    print(f"\nsweep: {args.sweep_cidr} ({n:,} hosts), {live} live SCPs inside (every {step}th address), "
-          f"timeout {args.sweep_timeout:.0f}s")  # fmt: skip
+    print(
+        f"\nsweep: {args.sweep_cidr} ({n:,} hosts), {live} live SCPs inside (every {step}th address), "
+        f"timeout {args.sweep_timeout:.0f}s"
+    )
     runs: list[Run] = []
     verdicts: list[str] = []
     try:
@@ -715,14 +877,22 @@ def phase_sweep(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         farm.stop()
     print_table(f"sweep: {args.sweep_cidr} x {len(ports)} ports (mostly closed)", runs, runs[0])
     r0 = runs[0]
-    print(f"  endpoints/s: {r0.extra.get('endpoints_per_s')}; RSS timeline (s, MB): "
-          f"{r0.extra.get('rss_timeline_s_mb', [])[-6:]}")  # fmt: skip
+    print(
+        f"  endpoints/s: {r0.extra.get('endpoints_per_s')}; RSS timeline (s, MB): "
+        f"{r0.extra.get('rss_timeline_s_mb', [])[-6:]}"
+    )
     for note in r0.notes:
         print(f"  note: {note}; full sweep extrapolates to ~{r0.extra.get('extrapolated_full_wall_s')}s")
-    verdicts.append(verdict(f"sweep: peak RSS {r0.peak_rss_mb:.0f} MB (target <= 300 MB)", r0.peak_rss_mb <= 300))
+    verdicts.append(
+        verdict(f"sweep: peak RSS {r0.peak_rss_mb:.0f} MB (target <= 300 MB)", r0.peak_rss_mb <= 300)
+    )
     full = r0.extra.get("extrapolated_full_wall_s", r0.wall_s)
-    verdicts.append(verdict(f"sweep: wall {full:.0f}s for the whole scope (goal: a couple of minutes, <= 180s)",
-                            not r0.timed_out and r0.wall_s <= 180))  # fmt: skip
+    verdicts.append(
+        verdict(
+            f"sweep: wall {full:.0f}s for the whole scope (goal: a couple of minutes, <= 180s)",
+            not r0.timed_out and r0.wall_s <= 180,
+        )
+    )
     return {"cidr": args.sweep_cidr, "live": live, "runs": [asdict(r) for r in runs], "verdicts": verdicts}
 
 
@@ -780,8 +950,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         "environment": environment(),
         "args": vars(args),
     }
-    print(f"pacsradar DICOM bench: {', '.join(phases)}; {results['environment']['cpus']} CPUs, "
-          f"load {results['environment']['load1']:.2f}")  # fmt: skip
+    print(
+        f"pacsradar DICOM bench: {', '.join(phases)}; {results['environment']['cpus']} CPUs, "
+        f"load {results['environment']['load1']:.2f}"
+    )
     with _workdir(args.keep) as work:
         for name in phases:
             t0 = time.monotonic()

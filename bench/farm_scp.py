@@ -29,6 +29,7 @@ import os
 import signal
 import struct
 import sys
+from typing import ClassVar
 
 VERIFICATION = "1.2.840.10008.1.1"
 PATIENT_ROOT_FIND = "1.2.840.10008.5.1.4.1.2.1.1"
@@ -95,7 +96,7 @@ def _records(n: int) -> list[bytes]:
 
 
 class ScpProtocol(asyncio.Protocol):
-    records: list[bytes] = []
+    records: ClassVar[list[bytes]] = []
 
     def __init__(self) -> None:
         self.buf = bytearray()
@@ -173,8 +174,7 @@ class ScpProtocol(asyncio.Protocol):
             ts = _ui(IMPLICIT_LE) if ok else _ui(syntaxes[0] if syntaxes else IMPLICIT_LE)
             sub_item = struct.pack(">BBH", 0x40, 0, len(ts)) + ts
             results.append(
-                struct.pack(">BBHBBBB", 0x21, 0, 4 + len(sub_item), cid, 0, 0 if ok else 3, 0)
-                + sub_item
+                struct.pack(">BBHBBBB", 0x21, 0, 4 + len(sub_item), cid, 0, 0 if ok else 3, 0) + sub_item
             )
         app = _ui(APPLICATION_CONTEXT)
         impl_uid, impl_ver = _ui(IMPL_UID), IMPL_VERSION.encode()

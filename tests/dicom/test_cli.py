@@ -160,3 +160,11 @@ def test_resume_finishes_a_killed_scan_without_redoing_work(tmp_path: Path) -> N
     report = json.loads(resumed.stdout)
     assert report["scan_id"] == scan_id
     assert 0 < report["stats"]["endpoints_done"] < 512
+
+
+def test_every_command_has_working_help(tmp_path: Path) -> None:
+    # Given every subcommand, When asked for --help, Then it renders without error
+    for command in ("scan", "demo", "files", "scans", "diff", "monitor", "report", "serve", "risk"):
+        result = run_cli(command, "--help", cwd=tmp_path)
+        assert result.returncode == 0, (command, result.stderr[-1000:])
+        assert "Usage" in result.stdout

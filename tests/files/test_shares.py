@@ -116,7 +116,9 @@ def test_share_auditor_runs_in_the_engine_protocol(vsftpd: Server, share_tree: S
     options = ScanOptions(only=frozenset({"share"}))
     auditor = ShareAuditor()
     assert auditor.wants(Endpoint(host="127.0.0.2", port=21), [], options)
-    assert not auditor.wants(Endpoint(host="127.0.0.2", port=21), [], ScanOptions())
+    assert not auditor.wants(
+        Endpoint(host="127.0.0.2", port=21), [], ScanOptions(only=frozenset({"dicom", "web"}))
+    )
     assert not auditor.wants(Endpoint(host="127.0.0.2", port=104), [], options)
 
     # When the auditor audits the real server (the test port stands in for 21)

@@ -13,12 +13,25 @@ tests/test_lab_smoke.py), A-ASSOCIATE-RJ fields per PS3.8 §9.3.4 / Table 9-21:
   not reason 3 - dcmqrscp checks both with one ``peerInAETitle()`` call and refuses with
   ``CTN_BadAEService`` (dcmqrsrv.cc ``waitForAssociation``). A scanner cannot tell the two
   apart from dcmqrscp's A-ASSOCIATE-RJ alone.
+* dcmqrscp closes TCP right after the RJ; pynetdicom's requestor then sometimes reports
+  "aborted" rather than "rejected", so tests read the RJ PDU itself.
+* The readiness probe (connect, close) makes dcmqrscp log one harmless "Association Reject
+  Failed ... state 1 event 7". Fork mode (its default) is kept: with ``--single-process``
+  our trials saw every association after the first one closed without a PDU.
 
 storescp 3.6.7 TLS (``storescp --help``, ``+cc``): security profiles ``+py`` BCP 195
 non-downgrading (default), ``+px`` BCP 195, ``+pz`` extended BCP 195, ``+pa`` the retired AES
 profile, ``+pn`` the retired authenticated-but-unencrypted NULL profile; ``+cs NAME`` adds a
 ciphersuite (not with ``+pz``); ``-ic`` stops it demanding a client certificate (``-rc``, i.e.
-"require peer certificate", is its default).
+"require peer certificate", is its default). Measured with Python 3.11 ``ssl`` (OpenSSL 3.0):
+
+* ``+py``: TLS 1.3 by default, TLS 1.2 with ECDHE/DHE AEAD; refuses TLS 1.0/1.1, static RSA.
+* ``+px``: same defaults, but also accepts TLS 1.0/1.1 and static-RSA AES128-SHA (downgrade).
+* ``+pz``: TLS 1.2 only (no 1.3), DHE/ECDHE AEAD only.
+* ``+pa``: only TLS_RSA_WITH_AES_128_CBC_SHA (static RSA, CBC, SHA-1), TLS 1.0-1.2; Python's
+  default client cannot connect at all (no shared cipher).
+* ``+pn``: only TLS_RSA_WITH_NULL_SHA (no encryption), TLS 1.2.
+* ``+py`` combined with ``+cs`` makes storescp exit with status 1; ``+px +cs X`` works.
 """
 
 from __future__ import annotations

@@ -6,10 +6,18 @@ under its work directory (``--logdir``), never to the test's output.
 
 Experimentally verified on Orthanc 1.10.1 (tests/test_lab_smoke.py keeps them honest):
 
-* ``DicomAlwaysAllowFind`` defaults to false: with the defaults, an unknown calling AE gets
-  its association accepted (``DicomAlwaysAllowEcho``/``Store`` default true) and C-ECHO
-  succeeds, but C-FIND is refused with a failure status (0xC000-class), no matches returned.
+* ``DicomAlwaysAllowFind`` (and ``...Get``/``...Move``) default to false, yet an unknown
+  calling AE still gets A-ASSOCIATE-AC with every proposed context accepted (FIND, GET, MOVE,
+  storage) and C-ECHO succeeds (``DicomAlwaysAllowEcho``/``Store`` default true). Its C-FIND,
+  C-GET or C-MOVE request then gets no response at all: Orthanc sends A-ABORT (source 0
+  service-user, reason 0; PS3.8 §9.3.8) and logs "Rejected Find request". "Refused" thus
+  looks like an abort after P-DATA, never like a DIMSE failure status.
 * ``DicomCheckCalledAet`` defaults to false: any called AE title is accepted.
+* ``AuthenticationEnabled`` true with no ``RegisteredUsers``: Orthanc creates the user
+  ``orthanc``/``orthanc`` ("Your setup is INSECURE"); anonymous requests get 401.
+* :func:`orthanc_hardened` DICOM: unknown calling AE with the right called AE gets
+  A-ASSOCIATE-RJ 1/1/3 (calling AE not recognised), a wrong called AE 1/1/7 (PS3.8 §9.3.4).
+* ``SslEnabled`` crashes Debian's Orthanc on the first handshake; see :mod:`lab.tlsfront`.
 * ``RemoteAccessAllowed`` false only affects HTTP from non-loopback addresses, so tests on
   127.0.0.1 cannot observe it.
 """

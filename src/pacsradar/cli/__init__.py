@@ -12,6 +12,8 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Help texts show URLs like smb://host[/share]; no markup interpretation, so no surprises.
+    rich_markup_mode=None,
 )
 
 
