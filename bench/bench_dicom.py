@@ -2,6 +2,7 @@
 
     python bench/bench_dicom.py [mixed|farm|sweep|all] [--hosts N] [--procs P] [--repeat R]
                                 [--sweep-cidr 127.30.0.0/16] [--sweep-timeout S] [--sweep-nmap]
+                                [--sweep-extra] [--keep]
 
 Phases (see bench/README.md):
 
@@ -110,10 +111,11 @@ def _proc_cpu(pids: Sequence[int]) -> float:
     return total
 
 
-def _rss_mb(pid: int) -> float:
-    with contextlib.suppress(OSError):
+def _rss_mb(pid: int, field: str = "VmRSS") -> float:
+    """VmRSS (now) or VmHWM (the process's own peak since exec) in MB; 0 once it is gone."""
+    with contextlib.suppress(OSError, ValueError, IndexError):
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) / 1024
     return 0.0
 
@@ -141,11 +143,15 @@ def run_tool(
         )
         interrupted_at: float | None = None
         next_sample = t0
+        hwm = 0.0
         while True:
             pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
             if pid:
                 break
             now = time.monotonic()
+            # Peak RSS from VmHWM, not wait4's ru_maxrss: a child forked from this (large) bench
+            # process inherits the parent's RSS as its high-water mark before exec.
+            hwm = max(hwm, _rss_mb(proc.pid, "VmHWM"))
             if sample_rss and now >= next_sample:
                 timeline.append((round(now - t0, 1), round(_rss_mb(proc.pid), 1)))
                 next_sample = now + 2.0
@@ -157,12 +163,14 @@ def run_tool(
             elif interrupted_at is not None and now - interrupted_at > 30:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(proc.pid, signal.SIGKILL)
-            time.sleep(0.01)
+            time.sleep(0.02)
         run.wall_s = round(time.monotonic() - t0, 3)
     proc.returncode = os.waitstatus_to_exitcode(status)
     run.returncode = proc.returncode
     run.cpu_s = round(usage.ru_utime + usage.ru_stime, 2)
-    run.peak_rss_mb = round(usage.ru_maxrss / 1024, 1)
+    # VmHWM of the tool's own process, sampled every ~20 ms (wait4's ru_maxrss kept in the JSON).
+    run.peak_rss_mb = round(hwm, 1)
+    run.extra["ru_maxrss_mb"] = round(usage.ru_maxrss / 1024, 1)
     if server_pids:
         run.server_cpu_s = round(_proc_cpu(server_pids) - server_cpu0, 2)
     if timeline:
@@ -850,20 +858,27 @@ def phase_sweep(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     verdicts: list[str] = []
     try:
         pr = [*PACSRADAR, "scan", args.sweep_cidr, "-p", str(FARM_PORT), "--allow-large-scope", *PR_COMMON]
-        run, out = run_tool(
-            Run("sweep", f"pacsradar CLI defaults ({len(ports)} ports/host)", "", n, n * len(ports)),
-            pr,
-            timeout=args.sweep_timeout,
-            workdir=work,
-            sample_rss=True,
-        )
-        report = parse_pacsradar(run, out)
-        done = report.get("stats", {}).get("endpoints_done", 0)
-        run.extra["endpoints_per_s"] = round(done / run.wall_s, 1) if run.wall_s else 0
-        if run.timed_out and done:
-            run.extra["extrapolated_full_wall_s"] = round(run.wall_s * run.endpoints / done, 1)
-            run.notes.append(f"interrupted after {done:,} of {run.endpoints:,} endpoints")
-        runs.append(run)
+        variants = [(f"pacsradar CLI defaults ({len(ports)} ports/host)", pr, len(ports))]
+        if args.sweep_extra:
+            variants += [
+                ("pacsradar --no-default-ports (1 port/host)", [*pr, "--no-default-ports"], 1),
+                ("pacsradar --no-default-ports --rate 0", [*pr, "--no-default-ports", "--rate", "0"], 1),
+            ]
+        for name, argv, per_host in variants:
+            run, out = run_tool(
+                Run("sweep", name, "", n, n * per_host),
+                argv,
+                timeout=args.sweep_timeout,
+                workdir=work,
+                sample_rss=True,
+            )
+            report = parse_pacsradar(run, out)
+            done = report.get("stats", {}).get("endpoints_done", 0)
+            run.extra["endpoints_per_s"] = round(done / run.wall_s, 1) if run.wall_s else 0
+            if run.timed_out and done:
+                run.extra["extrapolated_full_wall_s"] = round(run.wall_s * run.endpoints / done, 1)
+                run.notes.append(f"interrupted after {done:,} of {run.endpoints:,} endpoints")
+            runs.append(run)
         if args.sweep_nmap:
             nrun, nout = run_tool(
                 Run("sweep", "nmap -sT (no script; 1 port/host)", "", n, n),
@@ -876,13 +891,17 @@ def phase_sweep(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     finally:
         farm.stop()
     print_table(f"sweep: {args.sweep_cidr} x {len(ports)} ports (mostly closed)", runs, runs[0])
+    for r in runs:
+        if r.tool.startswith("pacsradar"):
+            print(
+                f"  {r.tool}: {r.extra.get('endpoints_per_s')} endpoints/s; RSS (s, MB) "
+                f"{r.extra.get('rss_timeline_s_mb', [])[-3:]}"
+            )
+            for note in r.notes:
+                print(
+                    f"    note: {note}; full run extrapolates to ~{r.extra.get('extrapolated_full_wall_s')}s"
+                )
     r0 = runs[0]
-    print(
-        f"  endpoints/s: {r0.extra.get('endpoints_per_s')}; RSS timeline (s, MB): "
-        f"{r0.extra.get('rss_timeline_s_mb', [])[-6:]}"
-    )
-    for note in r0.notes:
-        print(f"  note: {note}; full sweep extrapolates to ~{r0.extra.get('extrapolated_full_wall_s')}s")
     verdicts.append(
         verdict(f"sweep: peak RSS {r0.peak_rss_mb:.0f} MB (target <= 300 MB)", r0.peak_rss_mb <= 300)
     )
@@ -939,6 +958,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--sweep-cidr", default="127.30.0.0/16")
     ap.add_argument("--sweep-timeout", type=float, default=600, help="(s); then SIGINT, partial stats")
     ap.add_argument("--sweep-nmap", action="store_true", help="also time nmap -sT over the sweep")
+    ap.add_argument(
+        "--sweep-extra",
+        action="store_true",
+        help="also pacsradar --no-default-ports (with and without --rate 0)",
+    )
     ap.add_argument("--keep", action="store_true", help="keep raw tool outputs")
     args = ap.parse_args(argv)
     if not 1 <= args.hosts <= 65_000:

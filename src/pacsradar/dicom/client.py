@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import itertools
 from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass, field
@@ -165,10 +166,10 @@ class DicomClient:
         *,
         user_identity: UserIdentity | None = None,
     ) -> AssociationResult:
-        rq = build_associate_rq(called_aet, calling_aet, contexts, user_identity=user_identity)
+        raw = encode_associate_rq(called_aet, calling_aet, tuple(contexts), user_identity)
         # PS3.8 §9.3.2: presentation context IDs are odd integers 1..255, in our order.
         self._contexts = {1 + 2 * i: c.abstract_syntax for i, c in enumerate(contexts)}
-        await self.stream.write(ul.encode_rq(rq))
+        await self.stream.write(raw)
         try:
             pdu = await ul.read_pdu(self.stream, self.max_pdu_bytes)
         except ReadTimeout:
@@ -269,10 +270,13 @@ class DicomClient:
         return min(peer or OUR_MAX_PDU, OUR_MAX_PDU)
 
     async def send(self, message: DIMSEMessage, context_id: int) -> None:
+        """Encode one DIMSE message into P-DATA-TF PDUs and send them in a single write."""
+        chunks = []
         for pdata in message.encode_msg(context_id, self._peer_max_pdu()):
             pdu = P_DATA_TF()
             pdu.from_primitive(pdata)
-            await self.stream.write(bytes(pdu.encode()))
+            chunks.append(bytes(pdu.encode()))
+        await self.stream.write(b"".join(chunks))
 
     async def receive(self) -> DimseMessage:
         """Reassemble one DIMSE message from P-DATA PDVs (PS3.8 Annex E), bounded in size."""
@@ -336,7 +340,7 @@ class DicomClient:
         return (await self.receive()).status
 
     async def find(
-        self, sop_class: str, identifier: Dataset, *, message_id: int | None = None
+        self, sop_class: str, identifier: Dataset | bytes, *, message_id: int | None = None
     ) -> AsyncGenerator[DimseMessage, None]:
         """Yield every C-FIND response (pending and final). The caller may stop early and cancel."""
         ctx = self.context_for(sop_class)
@@ -347,7 +351,8 @@ class DicomClient:
         prim.MessageID = message_id if message_id is not None else self.next_message_id()
         prim.AffectedSOPClassUID = sop_class
         prim.Priority = 2  # LOW: we are a guest on a clinical system (PS3.7 9.1.2.1.3)
-        prim.Identifier = BytesIO(_encode(identifier, ts))
+        raw = identifier if isinstance(identifier, bytes) else encode_identifier(identifier, ts)
+        prim.Identifier = BytesIO(raw)
         msg = C_FIND_RQ()
         msg.primitive_to_message(prim)
         await self.send(msg, cid)
@@ -379,7 +384,7 @@ class DicomClient:
         prim.AffectedSOPClassUID = sop_class
         prim.Priority = 2
         prim.MoveDestination = destination
-        prim.Identifier = BytesIO(_encode(identifier, ts))
+        prim.Identifier = BytesIO(encode_identifier(identifier, ts))
         msg = C_MOVE_RQ()
         msg.primitive_to_message(prim)
         await self.send(msg, cid)
@@ -447,7 +452,41 @@ def build_associate_rq(
     return rq
 
 
-def _encode(ds: Dataset, transfer_syntax: str) -> bytes:
+#: PS3.8 Table 9-11: the called AE title is bytes 11-26 and the calling AE title bytes 27-42 of
+#: the A-ASSOCIATE-RQ PDU, each 16 bytes space-padded. Everything else in our RQ is the same for
+#: every target, so it is encoded once and only the titles are patched in.
+_CALLED_AET = slice(10, 26)
+_CALLING_AET = slice(26, 42)
+_TEMPLATE_AET = "PACSRADARTEMPLAT"
+
+
+@functools.lru_cache(maxsize=32)
+def _rq_template(contexts: tuple[ProposedContext, ...], user_identity: UserIdentity | None) -> bytes:
+    return ul.encode_rq(
+        build_associate_rq(_TEMPLATE_AET, _TEMPLATE_AET, contexts, user_identity=user_identity)
+    )
+
+
+def _aet_field(aet: str) -> bytes:
+    # PS3.5 Table 6.2-1: AE titles are at most 16 characters of the default repertoire.
+    raw = aet.encode("ascii", "replace")[:16]
+    return raw.ljust(16, b" ")
+
+
+def encode_associate_rq(
+    called_aet: str,
+    calling_aet: str,
+    contexts: tuple[ProposedContext, ...],
+    user_identity: UserIdentity | None = None,
+) -> bytes:
+    """The A-ASSOCIATE-RQ bytes for these titles: a cached pynetdicom encoding, titles patched."""
+    pdu = bytearray(_rq_template(contexts, user_identity))
+    pdu[_CALLED_AET] = _aet_field(called_aet)
+    pdu[_CALLING_AET] = _aet_field(calling_aet)
+    return bytes(pdu)
+
+
+def encode_identifier(ds: Dataset, transfer_syntax: str) -> bytes:
     implicit = transfer_syntax == ImplicitVRLittleEndian
     encoded = encode_dataset(ds, implicit, True)
     if encoded is None:
@@ -464,13 +503,6 @@ def _decode_command(raw: bytes) -> Dataset:
     except Exception as exc:
         raise ProtocolError(f"malformed DIMSE command set from peer ({type(exc).__name__})") from exc
     return ds
-
-
-def decode_identifier(raw: bytes, transfer_syntax: str) -> Dataset:
-    try:
-        return decode_dataset(BytesIO(raw), transfer_syntax == ImplicitVRLittleEndian, True)
-    except Exception as exc:
-        raise ProtocolError(f"malformed identifier from peer ({type(exc).__name__})") from exc
 
 
 def _int_or_none(value: object) -> int | None:

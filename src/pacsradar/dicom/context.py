@@ -22,6 +22,14 @@ from pacsradar.models import Endpoint
 from pacsradar.net import Net
 
 
+def bogus_identity() -> UserIdentity:
+    """A made-up username and passcode (type 2) that no server can know; positive response asked."""
+    return UserIdentity(
+        username=b"pacsradar-" + secrets.token_hex(6).encode(),
+        passcode=secrets.token_hex(12).encode(),
+    )
+
+
 def random_aet(prefix: str = "PR") -> str:
     """A 16-character AE title (PS3.5 Table 6.2-1 'AE' VR) no server can have configured."""
     return (prefix + secrets.token_hex(8).upper())[:16]
@@ -54,6 +62,8 @@ class DicomContext:
     service: str | None = None
     #: the pre-check association with random called and calling AE titles
     first: AssociationResult | None = None
+    #: the pre-check's answer when it also carried a bogus User Identity (PS3.7 D.3.3.7)
+    identity_probe: AssociationResult | None = None
     #: the association that was accepted (random titles, or a guessed called AE)
     accepted: AssociationResult | None = None
     session: DicomClient | None = None
@@ -97,13 +107,15 @@ class DicomContext:
                 if client.assoc is not None and client.assoc.kind is AssociationKind.ACCEPTED:
                     await client.release()
 
-    async def open_session(self, called_aet: str, calling_aet: str) -> DicomClient:
+    async def open_session(
+        self, called_aet: str, calling_aet: str, *, user_identity: UserIdentity | None = None
+    ) -> DicomClient:
         """An association kept open for the following checks (echo, query, retrieve).
 
         Only an accepted association stays open (until the auditor's exit stack closes); a
         rejected or aborted one is closed at once and returned only for its answer.
         """
-        cm = self.association(called_aet, calling_aet)
+        cm = self.association(called_aet, calling_aet, user_identity=user_identity)
         client = await cm.__aenter__()
         if client.assoc is not None and client.assoc.kind is AssociationKind.ACCEPTED:
             self.stack.push_async_exit(cm)

@@ -196,7 +196,9 @@ def parse(buf: bytes, size: int, *, final: bool = False) -> Header:
             return _fail(NOT_DICOM, "no-dicom-signature")
         start = 0
         explicit = guessed
-    hdr = _walk(buf, size, start, explicit, preamble is None, final)
+    hdr = _walk_meta(buf, size, start, final) if preamble is not None else None
+    if hdr is None:
+        hdr = _walk(buf, size, start, explicit, preamble is None, final)
     hdr.preamble = preamble
     return hdr
 
@@ -242,23 +244,48 @@ def _guess_preambleless(buf: bytes) -> bool | None:
 
 
 def _tag_classes() -> dict[int, int]:
-    """Tag -> bit set: 1 = listed in Annex E Table E.1-1, 2 = value wanted (top level)."""
+    """Tag -> bit set: 1 = listed in Annex E Table E.1-1, 2 = value wanted (top level).
+
+    Odd (private) groups are left out: the walker counts them as private before any lookup.
+    """
     classes = dict.fromkeys(_load_annex_e().keywords, _LISTED)
     for tag in _WANTED:
         classes[tag] = classes.get(tag, 0) | _VALUE
+    return {tag: cls for tag, cls in classes.items() if not tag >> 16 & 1}
+
+
+def _implicit_classes() -> dict[int, int]:
+    """:data:`_TAG_CLASS` plus bit 4 for tags whose dictionary VR is SQ (implicit VR only)."""
+    classes = dict(_TAG_CLASS)
+    for tag in _SQ_TAGS:
+        classes[tag] = classes.get(tag, 0) | _SQ_BIT
     return classes
 
 
 _LISTED: Final = 1
 _VALUE: Final = 2
+_SQ_BIT: Final = 4
 _TAG_CLASS: Final = _tag_classes()
+_TAG_CLASS_IMPLICIT: Final = _implicit_classes()
+# Fast walks: an element whose group is at least the "guard" needs a closer look. At top level
+# that is Pixel Data's group (7FE0,0008 onwards ends the header); directly inside a sequence every
+# element does (only items belong there); inside an item none does.
+_PIXEL_GROUP: Final = _PIXEL_FIRST >> 16
+_NO_GROUP: Final = 0x10000
+#: Largest int CPython compares on its fast path (one 30-bit digit): test against it first.
+_MAX_SMALL: Final = (1 << 30) - 1
+_PAD: Final = b" \x00"
 _SHORT, _LONG, _SEQ = 0, 1, 2
 _VR_KIND: Final = {vr: (_SEQ if vr == b"SQ" else _LONG if vr in _LONG_VRS else _SHORT) for vr in _VALID_VRS}
+_SHORT_VRS: Final = _VALID_VRS - _LONG_VRS
 
 
-def _walk(
-    buf: bytes, size: int, pos: int, explicit: bool, guessed: bool, final: bool
-) -> Header:
+def _walk(buf: bytes, size: int, pos: int, explicit: bool, guessed: bool, final: bool) -> Header:
+    """The general walk: any file, from its first element (file meta or data set).
+
+    Guessed (preamble-less) files and whatever :func:`_walk_meta` declines are walked here from
+    start to end; a Part 10 file whose meta ends at top level is handed to a fast walk there.
+    """
     n = len(buf)
     limit = min(n, size)
     stop = limit - 8  # last offset where an 8-byte element header still fits
@@ -319,6 +346,10 @@ def _walk(
                 else:
                     in_explicit = vr in _VR_KIND
                 prev_tag = -1
+                if not stack and not guessed:
+                    # The data set proper, at top level: the common case gets the fast walks.
+                    body = _walk_explicit if in_explicit else _walk_implicit
+                    return body(buf, size, pos, final, listed, private, values, repeating)
             if not depth:
                 if tag >= pixel_first:
                     break
@@ -395,6 +426,329 @@ def _walk(
                 depth -= 1
 
     return _result(pos, listed, private, values, partial=False, repeating=repeating)
+
+
+def _walk_meta(buf: bytes, size: int, pos: int, final: bool) -> Header | None:
+    """The file meta group of a Part 10 file, then the data set with a fast walk.
+
+    Handles only the plain case (top-level group 0002 elements of defined length, no sequence,
+    all within the prefix) and returns None for anything else, so that :func:`_walk` redoes the
+    file from the start and decides. At the first element of another group it settles the transfer
+    syntax exactly as :func:`_walk` does and hands the data set to :func:`_walk_explicit` or
+    :func:`_walk_implicit`.
+    """
+    limit = min(len(buf), size)
+    stop = limit - 8
+    listed: list[int] = []
+    values: dict[int, bytes] = {}
+    unpack = _HDR_EXPLICIT.unpack_from
+    vr_kind = _VR_KIND.get
+    tag_class = _TAG_CLASS.get
+    while pos <= stop:
+        group, elem, vr, len16 = unpack(buf, pos)
+        if group != 0x0002:
+            if group == 0xFFFE:
+                return None
+            ts = values.get(_TRANSFER_SYNTAX)
+            if ts is not None:
+                if ts in _TS_UNSUPPORTED:
+                    return _fail(UNSUPPORTED, "transfer-syntax")
+                explicit = ts != TS_IMPLICIT_LE
+            else:
+                explicit = vr in _VR_KIND
+            body = _walk_explicit if explicit else _walk_implicit
+            return body(buf, size, pos, final, listed, 0, values, False)
+        kind = vr_kind(vr)
+        if kind is None or kind == _SEQ:
+            return None
+        if kind:
+            if pos + 12 > limit:
+                return None
+            length = _U32.unpack_from(buf, pos + 8)[0]
+            pos += 12
+        else:
+            length = len16
+            pos += 8
+        end = pos + length
+        if length == UNDEFINED or end > size:
+            return None
+        if length:
+            cls = tag_class(0x00020000 | elem)
+            if cls is not None:
+                if cls & _LISTED and (length > 2 or buf[pos:end].strip(_PAD)):
+                    listed.append(0x00020000 | elem)
+                if cls & _VALUE:
+                    if end > limit:
+                        return None
+                    values[0x00020000 | elem] = buf[pos : pos + min(length, _MAX_VALUE)].strip(_PAD)
+        pos = end
+    return None
+
+
+def _walk_explicit(
+    buf: bytes,
+    size: int,
+    pos: int,
+    final: bool,
+    listed: list[int],
+    private: int,
+    values: dict[int, bytes],
+    repeating: bool,
+) -> Header:
+    """:func:`_walk` for an explicit VR little endian data set after its file meta, unrolled.
+
+    The same checks in the same order as :func:`_walk`, with the per-element work cut down to one
+    unpack, one VR lookup, one tag lookup and a handful of comparisons of small ints. Containers
+    are tracked through ``top`` (end of the innermost one) and ``guard`` (see :data:`_PIXEL_GROUP`),
+    so the stack is only touched when a sequence or item opens or closes.
+    """
+    limit = min(len(buf), size)
+    stop = limit - 8
+    stack: list[tuple[int, bool]] = []
+    depth = 0
+    no_end = limit + 1  # past every element header: the close step is a no-op there
+    top = no_end
+    guard = _PIXEL_GROUP
+    unpack = _HDR_EXPLICIT.unpack_from
+    unpack_u32 = _U32.unpack_from
+    short_vrs = _SHORT_VRS
+    vr_kind = _VR_KIND.get
+    classes = _TAG_CLASS
+    append = listed.append
+    undefined = UNDEFINED
+    pad = _PAD
+    while pos <= stop:
+        group, elem, vr, length = unpack(buf, pos)
+        if group == 0xFFFE:
+            failure = _delimiter(buf, pos, size, elem, stack)
+            if failure:
+                return _fail(MALFORMED, failure)
+            if elem == 0xE0DD:
+                depth -= 1
+            pos += 8
+        else:
+            if group >= guard:
+                if depth:
+                    return _fail(MALFORMED, "element-outside-item")
+                if group > 0x7FE0 or elem >= 8:  # the tag is Pixel Data's or beyond
+                    return _result(pos, listed, private, values, partial=False, repeating=repeating)
+            tag = group << 16 | elem
+            if vr in short_vrs:
+                # 16-bit length, never a sequence, never undefined. An empty value is never
+                # counted; an empty wanted value reads as absent in _result.
+                pos += 8
+                end = pos + length
+                if end > size:
+                    return _fail(MALFORMED, "length-past-end")
+                if tag in classes:
+                    cls = classes[tag]
+                    if cls & 1 and (length > 2 or buf[pos:end].strip(pad)):
+                        append(tag)
+                    if cls & 2 and not depth:
+                        if end > limit:
+                            return _need_or(buf, size, end + 4096, final, "truncated")
+                        value = buf[pos:end] if length <= _MAX_VALUE else buf[pos : pos + _MAX_VALUE]
+                        values[tag] = value.strip(pad)
+                elif group & 1:
+                    if elem and length:
+                        private += 1
+                elif group >= 0x5000 and length and (group & 0xFF00) in (0x5000, 0x6000):
+                    append(tag)
+                    repeating = True
+                pos = end
+                if pos < top:
+                    continue
+            else:
+                kind = vr_kind(vr)
+                if kind is None:
+                    return _fail(MALFORMED, "bad-vr")
+                if pos + 12 > limit:
+                    return _need_or(buf, size, pos + 4096, final, "truncated")
+                length = unpack_u32(buf, pos + 8)[0]
+                pos += 12
+                is_seq = kind == _SEQ
+                if length > _MAX_SMALL and length == undefined:
+                    if not is_seq:
+                        if vr == b"UN":
+                            return _fail(UNSUPPORTED, "undefined-length-un")
+                        return _fail(MALFORMED, "undefined-length-value")
+                    end = undefined
+                else:
+                    end = pos + length
+                    if end > size:
+                        return _fail(MALFORMED, "length-past-end")
+                if length:
+                    if tag in classes:
+                        cls = classes[tag]
+                        if cls & 1 and (length > 2 or is_seq or buf[pos:end].strip(pad)):
+                            append(tag)
+                        if cls & 2 and not depth:
+                            if is_seq:
+                                values[tag] = b"Y"
+                            elif end > limit:
+                                return _need_or(buf, size, end + 4096, final, "truncated")
+                            else:
+                                values[tag] = buf[pos : pos + min(length, _MAX_VALUE)].strip(pad)
+                    elif group & 1:
+                        if elem:
+                            private += 1
+                    elif group >= 0x5000 and (group & 0xFF00) in (0x5000, 0x6000):
+                        append(tag)
+                        repeating = True
+                if not is_seq:
+                    pos = end
+                    if pos < top:
+                        continue
+                elif length:
+                    depth += 1
+                    if depth > MAX_DEPTH:
+                        return _fail(MALFORMED, "nesting-too-deep")
+                    stack.append((end, False))
+                    top = end
+                    guard = 0  # directly inside a sequence: only an item may come
+                    continue
+                elif pos < top:
+                    continue
+        # A delimiter was read or a defined-length container ends here.
+        closed = _close(stack, pos)
+        if closed < 0:
+            return _fail(MALFORMED, "item-overrun")
+        depth -= closed
+        if stack:
+            top, is_item = stack[-1]
+            guard = _NO_GROUP if is_item else 0
+        else:
+            top = no_end
+            guard = _PIXEL_GROUP
+    return _end_of_prefix(buf, size, pos, final, stack, listed, private, values, repeating)
+
+
+def _walk_implicit(
+    buf: bytes,
+    size: int,
+    pos: int,
+    final: bool,
+    listed: list[int],
+    private: int,
+    values: dict[int, bytes],
+    repeating: bool,
+) -> Header:
+    """:func:`_walk_explicit` for implicit VR little endian: a sequence is recognised by its
+    undefined length or by its tag's dictionary VR (bit 4 of :data:`_TAG_CLASS_IMPLICIT`)."""
+    limit = min(len(buf), size)
+    stop = limit - 8
+    stack: list[tuple[int, bool]] = []
+    depth = 0
+    no_end = limit + 1  # past every element header: the close step is a no-op there
+    top = no_end
+    guard = _PIXEL_GROUP
+    unpack = _HDR_IMPLICIT.unpack_from
+    tag_class = _TAG_CLASS_IMPLICIT.get
+    append = listed.append
+    undefined = UNDEFINED
+    pad = _PAD
+    while pos <= stop:
+        group, elem, length = unpack(buf, pos)
+        if group == 0xFFFE:
+            failure = _delimiter(buf, pos, size, elem, stack)
+            if failure:
+                return _fail(MALFORMED, failure)
+            if elem == 0xE0DD:
+                depth -= 1
+            pos += 8
+        else:
+            if group >= guard:
+                if depth:
+                    return _fail(MALFORMED, "element-outside-item")
+                if group > 0x7FE0 or elem >= 8:  # the tag is Pixel Data's or beyond
+                    return _result(pos, listed, private, values, partial=False, repeating=repeating)
+            tag = group << 16 | elem
+            pos += 8
+            cls = tag_class(tag)
+            if length > _MAX_SMALL and length == undefined:
+                is_seq = True
+                end = undefined
+            else:
+                is_seq = cls is not None and cls & _SQ_BIT != 0
+                end = pos + length
+                if end > size:
+                    return _fail(MALFORMED, "length-past-end")
+            if length:
+                if cls is not None and cls & 3:
+                    if cls & 1 and (length > 2 or is_seq or buf[pos:end].strip(pad)):
+                        append(tag)
+                    if cls & 2 and not depth:
+                        if is_seq:
+                            values[tag] = b"Y"
+                        elif end > limit:
+                            return _need_or(buf, size, end + 4096, final, "truncated")
+                        else:
+                            values[tag] = buf[pos : pos + min(length, _MAX_VALUE)].strip(pad)
+                elif group & 1:
+                    if elem:
+                        private += 1
+                elif group >= 0x5000 and (group & 0xFF00) in (0x5000, 0x6000):
+                    append(tag)
+                    repeating = True
+            if not is_seq:
+                pos = end
+                if pos < top:
+                    continue
+            elif length:
+                depth += 1
+                if depth > MAX_DEPTH:
+                    return _fail(MALFORMED, "nesting-too-deep")
+                stack.append((end, False))
+                top = end
+                guard = 0
+                continue
+            elif pos < top:
+                continue
+        closed = _close(stack, pos)
+        if closed < 0:
+            return _fail(MALFORMED, "item-overrun")
+        depth -= closed
+        if stack:
+            top, is_item = stack[-1]
+            guard = _NO_GROUP if is_item else 0
+        else:
+            top = no_end
+            guard = _PIXEL_GROUP
+    return _end_of_prefix(buf, size, pos, final, stack, listed, private, values, repeating)
+
+
+def _close(stack: list[tuple[int, bool]], pos: int) -> int:
+    """Pop the defined-length containers that end at ``pos``: sequences closed, or -1 on overrun."""
+    closed = 0
+    while stack and pos >= stack[-1][0]:
+        end, is_item = stack.pop()
+        if pos > end:
+            return -1
+        if not is_item:
+            closed += 1
+    return closed
+
+
+def _end_of_prefix(
+    buf: bytes,
+    size: int,
+    pos: int,
+    final: bool,
+    stack: list[tuple[int, bool]],
+    listed: list[int],
+    private: int,
+    values: dict[int, bytes],
+    repeating: bool,
+) -> Header:
+    """No element header fits before the end of the prefix (the fast walks' loop exit)."""
+    limit = min(len(buf), size)
+    if pos == size and not stack:
+        return _result(pos, listed, private, values, partial=False, repeating=repeating)
+    if limit < size and not final:
+        return Header(NEED_MORE, need=min(size, max(pos + 4096, 2 * len(buf))))
+    if final and limit < size:  # the file meta was read: at least one element
+        return _result(pos, listed, private, values, partial=True, repeating=repeating)
+    return _fail(MALFORMED, "truncated")
 
 
 def _delimiter(buf: bytes, pos: int, size: int, elem: int, stack: list[tuple[int, bool]]) -> str:

@@ -22,6 +22,10 @@ from pacsradar.phi import KeyedHasher
 #: Bounded lists in evidence (path tokens, keyword lists).
 MAX_LISTED = 50
 _MODALITY_RE = re.compile(rb"[A-Z0-9_]{1,16}")
+#: Valid modality codes already decoded (a handful per archive), bounded.
+_MODALITIES: dict[bytes, str] = {}
+_MAX_MODALITIES = 256
+_ZERO_PREAMBLE = bytes(128)
 
 
 @dataclass
@@ -82,7 +86,7 @@ class Tally:
         if hdr.partial:
             self.partial_headers += 1
         if hdr.preamble is not None:
-            kind = pre.classify(hdr.preamble, head)
+            kind = pre.ZERO if hdr.preamble == _ZERO_PREAMBLE else pre.classify(hdr.preamble, head)
             self.preambles[kind] += 1
             if kind in pre.EXECUTABLE_KINDS:
                 if len(self.executable) < MAX_LISTED:
@@ -234,7 +238,15 @@ class Tally:
 
 def _modality(raw: bytes) -> str:
     # Modality is CS (PS3.3 C.7.3.1.1.1): a short code, never PHI. Anything else is "OTHER".
-    return raw.decode("ascii") if _MODALITY_RE.fullmatch(raw) else "OTHER"
+    code = _MODALITIES.get(raw)
+    if code is not None:
+        return code
+    if not _MODALITY_RE.fullmatch(raw):
+        return "OTHER"
+    code = raw.decode("ascii")
+    if len(_MODALITIES) < _MAX_MODALITIES:  # only valid codes are remembered, and only a few
+        _MODALITIES[raw] = code
+    return code
 
 
 __all__ = ["MAX_LISTED", "Tally"]

@@ -7,8 +7,6 @@ user identity at all.
 
 from __future__ import annotations
 
-import secrets
-
 from pacsradar.checks import (
     GDPR_ART32,
     HIPAA_ACCESS,
@@ -19,10 +17,10 @@ from pacsradar.checks import (
     cwe,
     skipped,
 )
-from pacsradar.dicom.client import AssociationKind, UserIdentity, describe_rj
-from pacsradar.dicom.context import DicomContext
+from pacsradar.dicom.client import AssociationKind, describe_rj
+from pacsradar.dicom.context import DicomContext, bogus_identity
 from pacsradar.dicom.sop import VERIFICATION, probe_contexts
-from pacsradar.models import Severity
+from pacsradar.models import Evidence, Severity
 
 IDENTITY_IGNORED = CheckSpec(
     id="DICOM-USER-IDENTITY-IGNORED",
@@ -47,35 +45,30 @@ async def run(ctx: DicomContext) -> CheckOutcome:
     assoc = ctx.accepted
     if assoc is None:
         return skipped("no accepted association to compare with")
-    bogus = UserIdentity(
-        username=b"pacsradar-" + secrets.token_hex(6).encode(),
-        passcode=secrets.token_hex(12).encode(),
-    )
-    verification = tuple(c for c in probe_contexts() if c.abstract_syntax == VERIFICATION)
-    async with ctx.association(
-        assoc.called_aet, assoc.calling_aet, verification, user_identity=bogus
-    ) as client:
-        result = client.assoc
-    assert result is not None
-    if result.kind is not AssociationKind.ACCEPTED:
-        detail = describe_rj(result) if result.kind is AssociationKind.REJECTED else "aborted"
+    probe = ctx.identity_probe
+    if probe is None or (probe.called_aet, probe.calling_aet) != (assoc.called_aet, assoc.calling_aet):
+        # The accepted titles came from guessing: ask again with them and a bogus identity.
+        verification = tuple(c for c in probe_contexts() if c.abstract_syntax == VERIFICATION)
+        async with ctx.association(
+            assoc.called_aet, assoc.calling_aet, verification, user_identity=bogus_identity()
+        ) as client:
+            probe = client.assoc
+    assert probe is not None
+    if probe.kind is not AssociationKind.ACCEPTED:
+        detail = describe_rj(probe) if probe.kind is AssociationKind.REJECTED else "aborted"
         return CheckOutcome(details={"bogus_identity_accepted": False, "answer": detail})
-    details = {
+    details: Evidence = {
         "bogus_identity_accepted": True,
-        "positive_response_returned": result.user_identity_response,
+        "positive_response_returned": probe.user_identity_response,
     }
-    if result.user_identity_response:
+    if probe.user_identity_response:
         summary = "Server returned a positive User Identity response for made-up credentials"
         severity = Severity.HIGH
     else:
         summary = "Association with made-up credentials accepted (user identity not enforced)"
         severity = Severity.MEDIUM
     finding = IDENTITY_IGNORED.finding(
-        ctx.endpoint_for_findings(),
-        summary=summary,
-        evidence=details,
-        product=ctx.product,
-        severity=severity,
+        ctx.endpoint_for_findings(), summary=summary, evidence=details, product=ctx.product, severity=severity
     )
     return CheckOutcome(details=details, findings=(finding,))
 

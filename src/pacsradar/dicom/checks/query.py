@@ -10,8 +10,13 @@ every identifier is dropped as soon as it is counted. At ``max_records`` we send
 from __future__ import annotations
 
 import asyncio
+import functools
+from io import BytesIO
 
+from pydicom.datadict import tag_for_keyword
 from pydicom.dataset import Dataset
+from pydicom.filereader import data_element_generator
+from pydicom.uid import ImplicitVRLittleEndian
 
 from pacsradar.checks import (
     GDPR_ART32,
@@ -25,7 +30,7 @@ from pacsradar.checks import (
     skipped,
 )
 from pacsradar.dicom.checks._remediation import AE_POLICY
-from pacsradar.dicom.client import DicomClient, decode_identifier
+from pacsradar.dicom.client import DicomClient, encode_identifier
 from pacsradar.dicom.context import DicomContext, QueryFacts
 from pacsradar.dicom.sop import PATIENT_ROOT_FIND, STUDY_ROOT_FIND
 from pacsradar.errors import PeerAborted, ProtocolError, ReadTimeout
@@ -104,12 +109,28 @@ def patient_identifier() -> Dataset:
     return ds
 
 
+#: Tags read from each response (PS3.6 data dictionary), found by tag so that the raw bytes of
+#: an identifier are walked once with pydicom's element generator, without building a Dataset.
+_READ = (
+    *STUDY_PHI_KEYS,
+    *PATIENT_PHI_KEYS,
+    "NumberOfStudyRelatedInstances",
+    "NumberOfPatientRelatedInstances",
+    "NumberOfPatientRelatedStudies",
+)
+_TAG: dict[int, str] = {int(tag): kw for kw in _READ if (tag := tag_for_keyword(kw)) is not None}
+
+
 class _Tally:
     """Counts only. Values are read, reduced and dropped inside :meth:`add`."""
 
     def __init__(self, hasher: KeyedHasher, level: str) -> None:
         self.hasher = hasher
         self.level = level
+        self.phi_keys = frozenset(STUDY_PHI_KEYS if level == "STUDY" else PATIENT_PHI_KEYS)
+        self.images_key = (
+            "NumberOfStudyRelatedInstances" if level == "STUDY" else "NumberOfPatientRelatedInstances"
+        )
         self.records = 0
         self.patients: set[str] = set()
         self.images = 0
@@ -118,56 +139,55 @@ class _Tally:
         self.keywords: set[str] = set()
         self.years: list[int] = []
 
-    def add(self, ds: Dataset) -> None:
+    def add(self, raw: bytes, implicit: bool) -> None:
+        """Reduce one identifier to counts. Only top-level elements we asked for are looked at."""
+        values: dict[str, bytes] = {}
+        try:
+            for elem in data_element_generator(BytesIO(raw), implicit, True):
+                keyword = _TAG.get(int(elem.tag))
+                if keyword is not None and isinstance(elem.value, bytes):
+                    values[keyword] = elem.value.strip(b" \x00")
+        except Exception as exc:  # pydicom raises assorted types on malformed input
+            raise ProtocolError(f"malformed C-FIND identifier from peer ({type(exc).__name__})") from exc
         self.records += 1
-        keys = STUDY_PHI_KEYS if self.level == "STUDY" else PATIENT_PHI_KEYS
-        for key in keys:
-            try:
-                value = ds.get(key)
-            except Exception:  # noqa: S112 - a malformed element is skipped, never echoed
-                continue
-            if value is not None and str(value).strip():
-                self.keywords.add(key)
-        pid = _text(ds, "PatientID")
-        if pid:
+        self.keywords.update(k for k, v in values.items() if v and k in self.phi_keys)
+        if pid := values.get("PatientID"):
             self.patients.add(self.hasher.digest(pid))
-        year = _text(ds, "StudyDate")[:4]
+        year = values.get("StudyDate", b"")[:4]
         if year.isdigit() and 1900 <= int(year) <= 2100:
             self.years.append(int(year))
-        count_key = (
-            "NumberOfStudyRelatedInstances" if self.level == "STUDY" else "NumberOfPatientRelatedInstances"
-        )
-        images = _int(ds, count_key)
+        images = _int(values.get(self.images_key))
         if images is not None:
             self.images += images
             self.images_reported += 1
         if self.level == "PATIENT":
-            self.studies_from_patients += _int(ds, "NumberOfPatientRelatedStudies") or 0
+            self.studies_from_patients += _int(values.get("NumberOfPatientRelatedStudies")) or 0
 
 
-def _text(ds: Dataset, key: str) -> str:
+def _int(raw: bytes | None) -> int | None:
+    """An IS value (PS3.5 Table 6.2-1), bounded; anything else is 'not reported'."""
+    if not raw or len(raw) > 12:
+        return None
     try:
-        value = ds.get(key)
-    except Exception:
-        return ""
-    return str(value).strip() if value is not None else ""
-
-
-def _int(ds: Dataset, key: str) -> int | None:
-    raw = _text(ds, key)
-    try:
-        value = int(float(raw))
-    except ValueError:
+        value = int(raw.decode("ascii"))
+    except (UnicodeDecodeError, ValueError):
         return None
     return value if 0 <= value < 10**9 else None
+
+
+@functools.cache
+def _encoded_identifier(level: str, transfer_syntax: str) -> bytes:
+    ds = study_identifier() if level == "STUDY" else patient_identifier()
+    return encode_identifier(ds, transfer_syntax)
 
 
 async def _query(
     session: DicomClient, sop: str, level: str, ctx: DicomContext
 ) -> tuple[_Tally, int | None, bool]:
     tally = _Tally(ctx.options.hasher, level)
-    identifier = study_identifier() if level == "STUDY" else patient_identifier()
-    ts = session.assoc.accepted[sop][1] if session.assoc else ""
+    ts = session.assoc.accepted[sop][1] if session.assoc else ImplicitVRLittleEndian
+    implicit = ts == ImplicitVRLittleEndian
+    identifier = _encoded_identifier(level, ts)
     message_id = session.next_message_id()
     final_status: int | None = None
     truncated = False
@@ -178,7 +198,7 @@ async def _query(
             if status in PENDING:
                 if rsp.dataset:
                     with quiet_values():
-                        tally.add(decode_identifier(rsp.dataset, ts))
+                        tally.add(rsp.dataset, implicit)
                 if tally.records >= ctx.options.max_records and not truncated:
                     truncated = True
                     await session.cancel(sop, message_id)

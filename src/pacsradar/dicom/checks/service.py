@@ -19,8 +19,14 @@ from pacsradar.checks import (
     skipped,
 )
 from pacsradar.config import TLS_FIRST_PORTS
-from pacsradar.dicom.client import AssociationKind, AssociationResult, describe_rj
-from pacsradar.dicom.context import DicomContext, random_aet
+from pacsradar.dicom.client import (
+    AssociationKind,
+    AssociationResult,
+    DicomClient,
+    UserIdentity,
+    describe_rj,
+)
+from pacsradar.dicom.context import DicomContext, bogus_identity, random_aet
 from pacsradar.dicom.fingerprint import identify
 from pacsradar.dicom.sop import NAMES
 from pacsradar.errors import ConnectError, NotDicomError, PeerClosed, ScanError, TlsHandshakeError
@@ -46,17 +52,30 @@ SPECS = (SERVICE_EXPOSED,)
 TRANSIENT_RETRIES = 3
 
 
-async def _associate(ctx: DicomContext, tls: bool) -> AssociationResult:
-    ctx.tls = insecure_tls_context() if tls else None
-    called, calling = random_aet(), random_aet()
+async def _open(
+    ctx: DicomContext, called: str, calling: str, identity: UserIdentity | None
+) -> tuple[DicomClient, AssociationResult]:
     for attempt in range(TRANSIENT_RETRIES + 1):
-        session = await ctx.open_session(called, calling)
+        session = await ctx.open_session(called, calling, user_identity=identity)
         assert session.assoc is not None
         if not session.assoc.transient or attempt == TRANSIENT_RETRIES:
-            ctx.session = session if session.assoc.kind is AssociationKind.ACCEPTED else None
-            return session.assoc
+            return session, session.assoc
         await asyncio.sleep(0.3 * 2**attempt)
     raise AssertionError("unreachable")
+
+
+async def _associate(ctx: DicomContext, tls: bool) -> AssociationResult:
+    """Random titles plus a bogus User Identity: one association answers both questions when
+    the server accepts (the common, exposed case). If it refuses, we ask once more without the
+    identity item, so an identity check is never mistaken for an AE-title check."""
+    ctx.tls = insecure_tls_context() if tls else None
+    called, calling = random_aet(), random_aet()
+    session, result = await _open(ctx, called, calling, bogus_identity())
+    ctx.identity_probe = result
+    if result.kind is not AssociationKind.ACCEPTED and not result.transient:
+        session, result = await _open(ctx, called, calling, None)
+    ctx.session = session if result.kind is AssociationKind.ACCEPTED else None
+    return result
 
 
 async def run(ctx: DicomContext) -> CheckOutcome:
