@@ -112,3 +112,18 @@ async def test_malformed_ac_is_a_protocol_error() -> None:
     # Then associate raises a ProtocolError (a clear error attempt), never another exception type
     with pytest.raises(ProtocolError):
         await client.associate("X", "Y", [ProposedContext("1.2.840.10008.1.1")])
+
+
+def test_cached_rq_template_matches_a_fresh_pynetdicom_encoding() -> None:
+    # Given random AE titles and a random bogus identity
+    from pacsradar.dicom.client import encode_associate_rq
+    from pacsradar.dicom.context import bogus_identity, random_aet
+    from pacsradar.dicom.sop import probe_contexts
+
+    for _ in range(5):
+        called, calling, identity = random_aet(), random_aet(), bogus_identity()
+        # When the RQ is built from the cached template
+        fast = encode_associate_rq(called, calling, probe_contexts(), identity)
+        # Then it is byte-identical to pynetdicom's own encoding
+        slow = ul.encode_rq(build_associate_rq(called, calling, probe_contexts(), user_identity=identity))
+        assert fast == slow

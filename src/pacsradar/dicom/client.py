@@ -271,12 +271,7 @@ class DicomClient:
 
     async def send(self, message: DIMSEMessage, context_id: int) -> None:
         """Encode one DIMSE message into P-DATA-TF PDUs and send them in a single write."""
-        chunks = []
-        for pdata in message.encode_msg(context_id, self._peer_max_pdu()):
-            pdu = P_DATA_TF()
-            pdu.from_primitive(pdata)
-            chunks.append(bytes(pdu.encode()))
-        await self.stream.write(b"".join(chunks))
+        await self.stream.write(_p_data(message, context_id, self._peer_max_pdu()))
 
     async def receive(self) -> DimseMessage:
         """Reassemble one DIMSE message from P-DATA PDVs (PS3.8 Annex E), bounded in size."""
@@ -331,12 +326,8 @@ class DicomClient:
         ctx = self.context_for("1.2.840.10008.1.1")
         if ctx is None:
             raise ProtocolError("Verification context was not accepted")
-        prim = C_ECHO()
-        prim.MessageID = self.next_message_id()
-        prim.AffectedSOPClassUID = "1.2.840.10008.1.1"
-        msg = C_ECHO_RQ()
-        msg.primitive_to_message(prim)
-        await self.send(msg, ctx[0])
+        raw = _echo_rq(ctx[0], self.next_message_id(), self._peer_max_pdu())
+        await self.stream.write(raw)
         return (await self.receive()).status
 
     async def find(
@@ -347,15 +338,9 @@ class DicomClient:
         if ctx is None:
             raise ProtocolError("query context was not accepted")
         cid, ts = ctx
-        prim = C_FIND()
-        prim.MessageID = message_id if message_id is not None else self.next_message_id()
-        prim.AffectedSOPClassUID = sop_class
-        prim.Priority = 2  # LOW: we are a guest on a clinical system (PS3.7 9.1.2.1.3)
         raw = identifier if isinstance(identifier, bytes) else encode_identifier(identifier, ts)
-        prim.Identifier = BytesIO(raw)
-        msg = C_FIND_RQ()
-        msg.primitive_to_message(prim)
-        await self.send(msg, cid)
+        mid = message_id if message_id is not None else self.next_message_id()
+        await self.stream.write(_find_rq(cid, mid, sop_class, raw, self._peer_max_pdu()))
         while True:
             rsp = await self.receive()
             yield rsp
@@ -452,6 +437,39 @@ def build_associate_rq(
     return rq
 
 
+def _p_data(message: DIMSEMessage, context_id: int, max_pdu: int) -> bytes:
+    chunks = []
+    for pdata in message.encode_msg(context_id, max_pdu):
+        pdu = P_DATA_TF()
+        pdu.from_primitive(pdata)
+        chunks.append(bytes(pdu.encode()))
+    return b"".join(chunks)
+
+
+# Every target gets the same few requests (same context ids and message ids, in the same order),
+# so their encodings are cached: pydicom's value validation made them the hot spot of a sweep.
+@functools.lru_cache(maxsize=64)
+def _echo_rq(context_id: int, message_id: int, max_pdu: int) -> bytes:
+    prim = C_ECHO()
+    prim.MessageID = message_id
+    prim.AffectedSOPClassUID = "1.2.840.10008.1.1"
+    msg = C_ECHO_RQ()
+    msg.primitive_to_message(prim)
+    return _p_data(msg, context_id, max_pdu)
+
+
+@functools.lru_cache(maxsize=64)
+def _find_rq(context_id: int, message_id: int, sop_class: str, identifier: bytes, max_pdu: int) -> bytes:
+    prim = C_FIND()
+    prim.MessageID = message_id
+    prim.AffectedSOPClassUID = sop_class
+    prim.Priority = 2  # LOW: we are a guest on a clinical system (PS3.7 §9.1.2.1.3)
+    prim.Identifier = BytesIO(identifier)
+    msg = C_FIND_RQ()
+    msg.primitive_to_message(prim)
+    return _p_data(msg, context_id, max_pdu)
+
+
 #: PS3.8 Table 9-11: the called AE title is bytes 11-26 and the calling AE title bytes 27-42 of
 #: the A-ASSOCIATE-RQ PDU, each 16 bytes space-padded. Everything else in our RQ is the same for
 #: every target, so it is encoded once and only the titles are patched in.
@@ -461,10 +479,16 @@ _TEMPLATE_AET = "PACSRADARTEMPLAT"
 
 
 @functools.lru_cache(maxsize=32)
-def _rq_template(contexts: tuple[ProposedContext, ...], user_identity: UserIdentity | None) -> bytes:
-    return ul.encode_rq(
-        build_associate_rq(_TEMPLATE_AET, _TEMPLATE_AET, contexts, user_identity=user_identity)
-    )
+def _rq_template(
+    contexts: tuple[ProposedContext, ...], identity_shape: tuple[int, int, bool] | None
+) -> bytes:
+    identity = None
+    if identity_shape is not None:
+        # Placeholders of the same lengths as the real username/passcode (PS3.7 D.3.3.7.1),
+        # patched in per association, so a random identity does not defeat the cache.
+        user_len, pass_len, positive = identity_shape
+        identity = UserIdentity(b"\x01" * user_len, b"\x02" * pass_len, positive)
+    return ul.encode_rq(build_associate_rq(_TEMPLATE_AET, _TEMPLATE_AET, contexts, user_identity=identity))
 
 
 def _aet_field(aet: str) -> bytes:
@@ -480,9 +504,23 @@ def encode_associate_rq(
     user_identity: UserIdentity | None = None,
 ) -> bytes:
     """The A-ASSOCIATE-RQ bytes for these titles: a cached pynetdicom encoding, titles patched."""
-    pdu = bytearray(_rq_template(contexts, user_identity))
+    shape = None
+    if user_identity is not None:
+        shape = (
+            len(user_identity.username),
+            len(user_identity.passcode),
+            user_identity.positive_response_requested,
+        )
+    pdu = bytearray(_rq_template(contexts, shape))
     pdu[_CALLED_AET] = _aet_field(called_aet)
     pdu[_CALLING_AET] = _aet_field(calling_aet)
+    if user_identity is not None:
+        # The User Identity sub-item is the last item of the PDU: ... user, 2-byte length, passcode.
+        end = len(pdu)
+        n_pass, n_user = len(user_identity.passcode), len(user_identity.username)
+        pdu[end - n_pass : end] = user_identity.passcode
+        start_user = end - n_pass - 2 - n_user
+        pdu[start_user : start_user + n_user] = user_identity.username
     return bytes(pdu)
 
 
