@@ -9,8 +9,8 @@ from pathlib import Path
 import httpx
 import pacsradar_samples as S
 import pytest
-from conftest import NEW_CHECK, TOKEN, Dashboard
 
+from conftest import NEW_CHECK, TOKEN, Dashboard
 from pacsradar.dashboard import create_app, load_or_create_token
 from pacsradar.dashboard.auth import COOKIE, ENV_TOKEN
 
