@@ -23,6 +23,19 @@ from pacsradar.render import iter_jsonl, print_report, to_json
 
 OUTPUT_FORMATS = ("table", "json", "jsonl")
 
+# Options shared by several commands, declared once (typer reads them, never mutates them).
+OPT_FORMAT = typer.Option("table", "--format", "-o", help="table, json or jsonl.")
+OPT_OUTPUT = typer.Option(None, "--output", help="Write the report to this file.")
+OPT_FAIL_ON = typer.Option(None, "--fail-on", help="Exit 1 if a finding is at least this severe.")
+OPT_LINK_KEY = typer.Option(
+    None,
+    "--link-key",
+    envvar="PACSRADAR_LINK_KEY",
+    help="Key for patient hashes that link across runs (else random per run).",
+)
+OPT_LOG_LEVEL = typer.Option("warning", "--log-level", help="Log level for pacsradar's own logger.")
+OPT_NO_PROGRESS = typer.Option(False, "--no-progress", help="No progress bar.")
+
 
 def stderr_console() -> Console:
     return Console(stderr=True)

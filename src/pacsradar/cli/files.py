@@ -10,7 +10,18 @@ import typer
 from rich.console import Console
 from rich.progress import Progress, TaskID, TextColumn, TimeElapsedColumn
 
-from pacsradar.cli.common import emit, exit_code, setup_logging, stderr_console
+from pacsradar.cli.common import (
+    OPT_FAIL_ON,
+    OPT_FORMAT,
+    OPT_LINK_KEY,
+    OPT_LOG_LEVEL,
+    OPT_NO_PROGRESS,
+    OPT_OUTPUT,
+    emit,
+    exit_code,
+    setup_logging,
+    stderr_console,
+)
 from pacsradar.cli.exitcodes import ExitCode
 from pacsradar.errors import PacsradarError, UsageError
 from pacsradar.files.local import audit_tree, local_result, make_report
@@ -66,11 +77,9 @@ def register(app: typer.Typer) -> None:
         targets: list[str] = typer.Argument(
             ..., help="Paths, or ftp://host[:port]/dir, smb://host[:port][/share], http(s)://host/dir/."
         ),
-        output_format: str = typer.Option("table", "--format", "-o", help="table, json or jsonl."),
-        output: Path = typer.Option(None, "--output", help="Write the report to this file."),
-        fail_on: Severity = typer.Option(
-            None, "--fail-on", help="Exit 1 if a finding is at least this severe."
-        ),
+        output_format: str = OPT_FORMAT,
+        output: Path = OPT_OUTPUT,
+        fail_on: Severity = OPT_FAIL_ON,
         show_paths: bool = typer.Option(
             False,
             "--show-paths",
@@ -85,14 +94,9 @@ def register(app: typer.Typer) -> None:
         share_max_bytes: int = typer.Option(256 * 1024 * 1024, help="Bytes read at most per share."),
         share_max_depth: int = typer.Option(16, help="Directory depth at most on a share."),
         timeout: float = typer.Option(10.0, help="Seconds for each network operation."),
-        link_key: str = typer.Option(
-            None,
-            "--link-key",
-            envvar="PACSRADAR_LINK_KEY",
-            help="Key for patient hashes that link across runs (else random per run).",
-        ),
-        log_level: str = typer.Option("warning", help="Log level for pacsradar's own logger."),
-        no_progress: bool = typer.Option(False, "--no-progress", help="No progress bar."),
+        link_key: str = OPT_LINK_KEY,
+        log_level: str = OPT_LOG_LEVEL,
+        no_progress: bool = OPT_NO_PROGRESS,
     ) -> None:
         """Find DICOM files by content and count the patient data they expose (PS3.15 Annex E)."""
         err = stderr_console()

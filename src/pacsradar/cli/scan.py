@@ -13,6 +13,12 @@ import typer
 from rich.console import Console
 
 from pacsradar.cli.common import (
+    OPT_FAIL_ON,
+    OPT_FORMAT,
+    OPT_LINK_KEY,
+    OPT_LOG_LEVEL,
+    OPT_NO_PROGRESS,
+    OPT_OUTPUT,
     ProgressObserver,
     emit,
     exit_code,
@@ -200,17 +206,10 @@ def register(app: typer.Typer) -> None:
         ),
         aet_wordlist: Path = typer.Option(None, "--aet-wordlist", help="Extra called AE titles to try."),
         calling_aet: str = typer.Option("PACSRADAR", help="Calling AE title for non-random probes."),
-        link_key: str = typer.Option(
-            None,
-            "--link-key",
-            envvar="PACSRADAR_LINK_KEY",
-            help="Key for patient hashes that link across scans (else random per scan).",
-        ),
-        output_format: str = typer.Option("table", "--format", "-o", help="table, json or jsonl."),
-        output: Path = typer.Option(None, "--output", help="Write the report to this file."),
-        fail_on: Severity = typer.Option(
-            None, "--fail-on", help="Exit 1 if a finding is at least this severe."
-        ),
+        link_key: str = OPT_LINK_KEY,
+        output_format: str = OPT_FORMAT,
+        output: Path = OPT_OUTPUT,
+        fail_on: Severity = OPT_FAIL_ON,
         db: str = typer.Option(
             None, "--db", envvar="PACSRADAR_DB", help="SQLAlchemy URL of the findings store."
         ),
@@ -220,8 +219,8 @@ def register(app: typer.Typer) -> None:
         resume: str = typer.Option(
             None, "--resume", help="Finish a stored scan, skipping its finished endpoints."
         ),
-        log_level: str = typer.Option("warning", help="Log level for pacsradar's own logger."),
-        no_progress: bool = typer.Option(False, "--no-progress", help="No progress bar."),
+        log_level: str = OPT_LOG_LEVEL,
+        no_progress: bool = OPT_NO_PROGRESS,
     ) -> None:
         """Audit DICOM, DICOMweb and PACS web services on the targets you are authorised to scan."""
         err = stderr_console()
