@@ -3,10 +3,19 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pacsradar_samples as S
 
-from pacsradar.models import ScanReport, Severity
+from pacsradar.models import (
+    Attempt,
+    AttemptStatus,
+    Endpoint,
+    Finding,
+    ScanReport,
+    Severity,
+    TargetResult,
+)
 from pacsradar.store import ChangeKind, FindingStatus, Store
 
 DAY = timedelta(days=1)
@@ -154,3 +163,33 @@ def test_accepted_risk_mutes_until_expiry(store: Store) -> None:
     # And removing it unmutes
     store.remove_accepted_risk(risk.id)
     assert all(s.accepted_risk is None for s in store.findings())
+
+
+def test_a_timeout_does_not_resolve_a_finding(tmp_path: Path) -> None:
+    # Given a stored finding on an endpoint
+    store = Store(f"sqlite:///{tmp_path / 'f.db'}")
+    ep = Endpoint(host="192.0.2.7", port=104, protocol="dicom")
+    found = Finding(check_id="DICOM-ANY-AE", title="t", severity=Severity.HIGH, endpoint=ep)
+    result = TargetResult(endpoint=ep, reachable=True, findings=(found,))
+    store.save_report(_scan("a", 0, [result]))
+
+    def open_keys() -> set[str]:
+        return {f.dedupe_key for f in store.findings(status=FindingStatus.OPEN)}
+
+    # When the next scan cannot connect in time (filtered, or down for now)
+    timed_out = TargetResult(
+        endpoint=ep,
+        reachable=False,
+        error="connect did not complete",
+        started_at=S.T0 + DAY,
+        attempts=(Attempt(check="dicom.service", status=AttemptStatus.ERROR, reason="timeout"),),
+    )
+    store.begin_scan("b", scope=("192.0.2.7",))
+    store.record_unreachable("b", [timed_out])
+    # Then the finding stays open: "not re-tested" is not "fixed"
+    assert found.dedupe_key in open_keys()
+    # And a refused connection (the service is gone) does resolve it
+    refused = TargetResult(endpoint=ep, reachable=False, error="refused", started_at=S.T0 + 2 * DAY)
+    store.begin_scan("c", scope=("192.0.2.7",))
+    store.record_unreachable("c", [refused])
+    assert found.dedupe_key not in open_keys()

@@ -47,7 +47,11 @@ class DicomAuditor:
                     "%s %s: %s %s", endpoint.label, attempt.check, attempt.status.value, attempt.reason or ""
                 )
                 if not ctx.reachable:
-                    return TargetResult(endpoint=endpoint, reachable=False, error=attempt.reason)
+                    # A refused port has nothing to report; a timeout keeps its error attempt.
+                    kept = (attempt,) if attempt.status is AttemptStatus.ERROR else ()
+                    return TargetResult(
+                        endpoint=endpoint, reachable=False, error=attempt.reason, attempts=kept
+                    )
                 if ctx.service not in (None, "dicom", "dicom-tls"):
                     # Not DICOM (e.g. an HTTP server on port 104): hand over, run nothing else.
                     attempts.append(attempt)

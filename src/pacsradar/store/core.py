@@ -131,12 +131,14 @@ def _now() -> datetime:
 def _is_clean(result: TargetResult) -> bool:
     """Whether the endpoint was re-tested well enough for a missing finding to count as fixed.
 
-    An endpoint that no longer answers exposes nothing, so it counts. One that answered but
-    where a check or the engine errored does not: "could not test" never reads as "safe".
+    An endpoint that refuses connections exposes nothing, so it counts. One that timed out
+    (an error attempt: filtered, or down for now) or answered but where a check or the engine
+    errored does not: "could not test" never reads as "safe".
     """
+    no_errors = all(a.status is not AttemptStatus.ERROR for a in result.attempts)
     if not result.reachable:
-        return True
-    return result.error is None and all(a.status is not AttemptStatus.ERROR for a in result.attempts)
+        return no_errors
+    return result.error is None and no_errors
 
 
 class Store:
@@ -369,7 +371,7 @@ class Store:
                         "error": _to(r.error),
                         "started_at": r.started_at,
                         "duration_ms": r.duration_ms,
-                        "clean": True,
+                        "clean": _is_clean(r),
                     }
                     for r in keys.values()
                 ],
@@ -384,6 +386,8 @@ class Store:
                     r = keys.get((frow.host, frow.port, frow.protocol))
                     if r is None or frow.last_seen > r.started_at or frow.last_scan_id == scan_id:
                         continue
+                    if not _is_clean(r):
+                        continue  # timed out: not re-tested, so not resolved either
                     frow.status = FindingStatus.RESOLVED.value
                     frow.resolved_at = r.started_at
                     frow.resolved_scan_id = scan_id

@@ -29,7 +29,14 @@ from pacsradar.dicom.client import (
 from pacsradar.dicom.context import DicomContext, bogus_identity, random_aet
 from pacsradar.dicom.fingerprint import identify
 from pacsradar.dicom.sop import NAMES
-from pacsradar.errors import ConnectError, NotDicomError, PeerClosed, ScanError, TlsHandshakeError
+from pacsradar.errors import (
+    ConnectError,
+    ConnectTimeout,
+    NotDicomError,
+    PeerClosed,
+    ScanError,
+    TlsHandshakeError,
+)
 from pacsradar.models import Evidence, Severity
 from pacsradar.net import insecure_tls_context
 
@@ -92,6 +99,10 @@ async def run(ctx: DicomContext) -> CheckOutcome:
         except ConnectError as exc:  # TCP level (TLS failures were caught above)
             if index == 0:
                 ctx.reachable = False
+                if isinstance(exc, ConnectTimeout):
+                    # Filtered or down, not closed: "could not test", so a stored finding on
+                    # this endpoint is not marked resolved by a timeout.
+                    raise
                 return skipped("port closed or unreachable", error=str(exc))
             last_error = exc
         except NotDicomError as exc:
