@@ -31,7 +31,7 @@ from pacsradar.models import (
     ScanStats,
     TargetResult,
 )
-from pacsradar.net import Net
+from pacsradar.net import HostLimiter, Net
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +112,8 @@ class Engine:
         self.keep_closed = keep_closed
         self.excluded = excluded
         self.net = Net(options.limits)
+        # Endpoints of one host audited at once; each holds at most two connections at a time.
+        self.hosts = HostLimiter(options.limits.per_host)
         self._stop = asyncio.Event()
 
     def stop(self) -> None:
@@ -156,10 +158,12 @@ class Engine:
                     ctx = AuditContext(options=self.options, net=self.net, prior=parts)
                     parts.append(await auditor.audit(endpoint, ctx))
         except TimeoutError:
+            # Connects are bounded by the (shorter) connect timeout, so an endpoint that ran
+            # out of time had answered: it is reported as reachable with an error, never dropped.
             parts.append(
                 TargetResult(
                     endpoint=endpoint,
-                    reachable=bool(parts and any(p.reachable for p in parts)),
+                    reachable=True,
                     attempts=(
                         Attempt(
                             check="engine.deadline",
@@ -202,7 +206,8 @@ class Engine:
                 endpoint = next(iterator, None)
                 if endpoint is None:
                     return
-                result = await self.audit_endpoint(endpoint)
+                async with self.hosts.slot(endpoint.host):
+                    result = await self.audit_endpoint(endpoint)
                 counts["done"] += 1
                 if result.reachable:
                     counts["open"] += 1

@@ -146,6 +146,11 @@ class ScanReport(_Frozen):
     def findings(self) -> tuple[Finding, ...]:
         return tuple(f for r in self.results for f in r.findings)
 
+    def __repr__(self) -> str:
+        # Cheap on purpose: asyncio may repr a returned report at loop shutdown, and a full
+        # pydantic repr of thousands of results costs seconds.
+        return f"ScanReport(scan_id={self.scan_id!r}, results={len(self.results)})"
+
     def worst_severity(self) -> Severity | None:
         found = self.findings
         if not found:

@@ -44,7 +44,7 @@ class RateLimiter:
 
 
 class HostLimiter:
-    """At most ``per_host`` concurrent connections to one host; entries vanish when idle."""
+    """At most ``per_host`` concurrent holders per host; entries vanish when idle."""
 
     def __init__(self, per_host: int) -> None:
         self._per_host = per_host
@@ -74,7 +74,9 @@ class Stream:
     async def read_exactly(self, n: int) -> bytes:
         """Read exactly ``n`` bytes within the read timeout (so a trickling peer times out)."""
         try:
-            return await asyncio.wait_for(self.reader.readexactly(n), self.read_timeout)
+            # asyncio.timeout, not wait_for: on 3.11 wait_for wraps every read in a new Task.
+            async with asyncio.timeout(self.read_timeout):
+                return await self.reader.readexactly(n)
         except TimeoutError as exc:
             raise ReadTimeout(f"no complete reply within {self.read_timeout:g}s") from exc
         except asyncio.IncompleteReadError as exc:
@@ -84,7 +86,8 @@ class Stream:
 
     async def read_some(self, limit: int) -> bytes:
         try:
-            return await asyncio.wait_for(self.reader.read(limit), self.read_timeout)
+            async with asyncio.timeout(self.read_timeout):
+                return await self.reader.read(limit)
         except TimeoutError as exc:
             raise ReadTimeout(f"no reply within {self.read_timeout:g}s") from exc
         except (ConnectionError, OSError) as exc:
@@ -93,7 +96,8 @@ class Stream:
     async def write(self, data: bytes) -> None:
         try:
             self.writer.write(data)
-            await asyncio.wait_for(self.writer.drain(), self.read_timeout)
+            async with asyncio.timeout(self.read_timeout):
+                await self.writer.drain()
         except TimeoutError as exc:
             raise ReadTimeout("peer did not accept our data in time") from exc
         except (ConnectionError, OSError) as exc:
@@ -106,12 +110,16 @@ class Stream:
 
 
 class Net:
-    """Opens TCP (optionally TLS) streams under the scan's limits."""
+    """Opens TCP (optionally TLS) streams under the scan's rate limit and timeouts.
+
+    The per-host limit is applied by the engine to whole endpoints, not here: an endpoint that
+    holds its session open while a later check opens a second connection would otherwise wait
+    for a slot held by its own siblings on the same host (a deadlock under the deadline).
+    """
 
     def __init__(self, limits: Limits) -> None:
         self.limits = limits
         self._rate = RateLimiter(limits.rate)
-        self._hosts = HostLimiter(limits.per_host)
         self.connections_opened = 0
 
     @contextlib.asynccontextmanager
@@ -123,33 +131,30 @@ class Net:
         tls: ssl.SSLContext | None = None,
         server_hostname: str | None = None,
     ) -> AsyncIterator[Stream]:
-        async with self._hosts.slot(host):
-            await self._rate.acquire()
-            self.connections_opened += 1
-            try:
-                reader, writer = await asyncio.wait_for(
-                    asyncio.open_connection(
-                        host,
-                        port,
-                        ssl=tls,
-                        server_hostname=server_hostname if tls else None,
-                        limit=64 * 1024,
-                    ),
-                    self.limits.connect_timeout,
-                )
-            except TimeoutError as exc:
-                raise ConnectTimeout(
-                    f"connect did not complete within {self.limits.connect_timeout:g}s"
-                ) from exc
-            except ssl.SSLError as exc:
-                raise TlsHandshakeError(f"TLS handshake failed ({exc.reason or 'unknown'})") from exc
-            except OSError as exc:
-                raise ConnectError(f"connect failed ({exc.strerror or type(exc).__name__})") from exc
-            stream = Stream(reader, writer, self.limits.read_timeout)
-            try:
-                yield stream
-            finally:
-                await stream.close()
+        await self._rate.acquire()
+        self.connections_opened += 1
+        try:
+            reader, writer = await asyncio.wait_for(
+                asyncio.open_connection(
+                    host,
+                    port,
+                    ssl=tls,
+                    server_hostname=server_hostname if tls else None,
+                    limit=64 * 1024,
+                ),
+                self.limits.connect_timeout,
+            )
+        except TimeoutError as exc:
+            raise ConnectTimeout(f"connect did not complete within {self.limits.connect_timeout:g}s") from exc
+        except ssl.SSLError as exc:
+            raise TlsHandshakeError(f"TLS handshake failed ({exc.reason or 'unknown'})") from exc
+        except OSError as exc:
+            raise ConnectError(f"connect failed ({exc.strerror or type(exc).__name__})") from exc
+        stream = Stream(reader, writer, self.limits.read_timeout)
+        try:
+            yield stream
+        finally:
+            await stream.close()
 
 
 def insecure_tls_context() -> ssl.SSLContext:

@@ -86,3 +86,20 @@ def test_endless_pending_is_cut_at_the_bound(hostile_lab: dict[str, tuple[str, i
     query = next(a for a in report.results[0].attempts if a.check == "dicom.query")
     assert query.status is AttemptStatus.ERROR
     assert query.details["records"] == 200 and query.details["truncated"] is True
+
+
+def test_many_dicom_ports_on_one_host_do_not_starve_each_other() -> None:
+    # Given more exposed DICOM services on one host than the per-host limit (4)
+    from contextlib import ExitStack
+
+    studies = make_studies(1, seed=8)
+    with ExitStack() as stack:
+        ports = [stack.enter_context(ExposedPacs(studies, host="127.0.0.75")).port for _ in range(6)]
+        # When one scan audits them all, including the check that opens a second association
+        report = scan([("127.0.0.75", p) for p in ports], limits=LIMITS, intrusive=True)
+    # Then every one is reported with its findings, none lost to a deadline
+    assert len(report.results) == 6
+    for result in report.results:
+        assert result.reachable
+        assert finding(result, "DICOM-QUERY-PHI") is not None
+        assert all(a.check != "engine.deadline" for a in result.attempts)

@@ -22,7 +22,7 @@ def write_private(path: Path, text: str) -> None:
 
 
 def register(app: typer.Typer) -> None:
-    from pacsradar.report.context import FORMATS
+    from pacsradar.report.formats import FORMATS
 
     @app.command()
     def report(

@@ -209,7 +209,7 @@ class DicomClient:
         """
         try:
             await self.stream.write(b"\r\n\r\n")
-            head = await asyncio.wait_for(self.stream.reader.read(5), 1.0)
+            head = await asyncio.wait_for(self.stream.reader.read(5), 0.5)
         except (TimeoutError, OSError, ScanError):
             return
         if ul.classify_banner(head) == "http":

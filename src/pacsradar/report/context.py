@@ -15,7 +15,9 @@ from pacsradar.store.views import AcceptedRisk, SeverityCounts, TrendPoint, acce
 if TYPE_CHECKING:
     from pacsradar.store.core import Store
 
-FORMATS: tuple[str, ...] = ("html", "sarif", "csv", "json", "md", "defectdojo")
+from pacsradar.report.formats import FORMATS
+
+__all__ = ["EXTENSIONS", "FORMATS", "ReportContext", "render"]
 EXTENSIONS: Mapping[str, str] = {
     "html": "html",
     "sarif": "sarif",
