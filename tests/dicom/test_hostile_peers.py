@@ -103,3 +103,30 @@ def test_many_dicom_ports_on_one_host_do_not_starve_each_other() -> None:
         assert result.reachable
         assert finding(result, "DICOM-QUERY-PHI") is not None
         assert all(a.check != "engine.deadline" for a in result.attempts)
+
+
+def test_a_connect_timeout_is_could_not_test_not_closed() -> None:
+    # Given a listener whose accept queue is full, so new SYNs are dropped (a filtered port)
+    import socket
+
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.bind(("127.0.0.76", 0))
+    listener.listen(0)
+    port = listener.getsockname()[1]
+    fillers = []
+    try:
+        for _ in range(4):  # never accepted: fills the backlog
+            filler = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            filler.setblocking(False)
+            filler.connect_ex(("127.0.0.76", port))
+            fillers.append(filler)
+        # When pacsradar probes it with a short connect timeout
+        limits = Limits(connect_timeout=1.0, read_timeout=1.0, target_deadline=10.0)
+        report = scan([("127.0.0.76", port)], limits=limits)
+    finally:
+        for filler in fillers:
+            filler.close()
+        listener.close()
+    # Then it is not reported open, and the timeout is an error attempt, never a silent "closed"
+    assert report.stats.endpoints_closed == 1
+    assert report.stats.endpoints_error == 1

@@ -17,13 +17,12 @@ from typing import Literal
 from pacsradar.checks import Check
 from pacsradar.config import TLS_FIRST_PORTS, ScanOptions
 from pacsradar.engine import AuditContext
-from pacsradar.errors import ConnectError, ScanError
+from pacsradar.errors import ConnectError, ConnectTimeout, ScanError
 from pacsradar.models import Attempt, AttemptStatus, Endpoint, Finding, TargetResult
 from pacsradar.web.client import HttpReply, TlsHandshakeError, WebClient
 from pacsradar.web.context import HostBudget, WebContext
 
 log = logging.getLogger(__name__)
-
 
 
 _ROOT_BODY = 256 * 1024
@@ -70,8 +69,24 @@ class WebAuditor:
         if client is None or first is None:
             elapsed = (time.monotonic() - start) * 1000
             if isinstance(failure, ConnectError) and not isinstance(failure, TlsHandshakeError):
+                # Refused: nothing there. Timed out: filtered or down, so "could not test",
+                # kept as an error attempt so that a stored finding is not marked resolved.
+                timed_out = isinstance(failure, ConnectTimeout)
                 return TargetResult(
-                    endpoint=endpoint, reachable=False, error=str(failure), duration_ms=elapsed
+                    endpoint=endpoint,
+                    reachable=False,
+                    error=str(failure),
+                    duration_ms=elapsed,
+                    attempts=(
+                        Attempt(
+                            check="web.discovery",
+                            status=AttemptStatus.ERROR,
+                            reason=f"ConnectTimeout: {failure}",
+                            duration_ms=elapsed,
+                        ),
+                    )
+                    if timed_out
+                    else (),
                 )
             reason = f"{type(failure).__name__}: {failure}" if failure else "no HTTP service"
             return TargetResult(
