@@ -44,7 +44,7 @@ def test_default_diff_compares_last_two_scans_of_the_same_scope(store: Store) ->
     # Given two scans of one scope, and a newer scan of another scope
     store.save_report(_scan("a", 0, [_pacs(PHI, ANON)]))
     store.save_report(_scan("b", 1, [_pacs(PHI, TLS)]))
-    other = _scan("other", 2, [_pacs(TLS)]).model_copy(update={"scope": ("10.9.9.9",)})
+    other = _scan("other", 2, [_pacs(TLS)]).model_copy(update={"scope": ("198.51.100.9",)})
     store.save_report(other)
     # When diffing head "b" with no base
     diff = store.diff("b")
