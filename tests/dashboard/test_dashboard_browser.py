@@ -9,8 +9,8 @@ from typing import Any
 
 import pacsradar_samples as S
 import pytest
+from dashlab import NEW_CHECK, TOKEN, Dashboard
 
-from conftest import NEW_CHECK, TOKEN, Dashboard
 from pacsradar.report import ReportContext, render
 
 CHROMIUM = "/usr/bin/chromium"

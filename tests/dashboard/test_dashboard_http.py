@@ -9,10 +9,11 @@ from pathlib import Path
 import httpx
 import pacsradar_samples as S
 import pytest
+from dashlab import NEW_CHECK, TOKEN, Dashboard
 
-from conftest import NEW_CHECK, TOKEN, Dashboard
 from pacsradar.dashboard import create_app, load_or_create_token
 from pacsradar.dashboard.auth import COOKIE, ENV_TOKEN
+from pacsradar.report.html import report_css
 
 PAGES = ["/", "/assets", "/findings", "/findings?status=all", "/diff", "/scans", "/scans/scan-b/report"]
 API = [
@@ -45,10 +46,16 @@ def test_everything_but_static_needs_the_token(dashboard: Dashboard, path: str) 
 
 
 def test_static_assets_are_public(dashboard: Dashboard) -> None:
+    # Given no token, When the stylesheets are fetched, Then both are served as CSS
     with httpx.Client(base_url=dashboard.url) as client:
         response = client.get("/static/style.css")
+        shared = client.get("/static/report.css")
     assert response.status_code == 200
     assert "text/css" in response.headers["content-type"]
+    # And the shared sheet is the HTML report's own (one copy, not two)
+    assert shared.status_code == 200
+    assert "text/css" in shared.headers["content-type"]
+    assert shared.text == report_css()
 
 
 def test_token_in_url_becomes_a_session_cookie(dashboard: Dashboard) -> None:

@@ -28,7 +28,7 @@ from pacsradar.models import ScanReport, Severity
 from pacsradar.report.charts import severity_chart, trend_chart
 from pacsradar.report.context import EXTENSIONS, FORMATS, ReportContext, render
 from pacsradar.report.exposure import Exposure
-from pacsradar.report.html import make_environment
+from pacsradar.report.html import make_environment, report_css
 from pacsradar.report.safe import safe_json
 from pacsradar.store import (
     AssetSummary,
@@ -84,6 +84,12 @@ def create_app(store: Store, *, token: str) -> FastAPI:
         default_response_class=SafeJSONResponse,
     )
     app.state.store = store
+
+    @app.get("/static/report.css", include_in_schema=False)
+    def report_stylesheet() -> Response:
+        # One stylesheet for the HTML report and the dashboard: served from the report package.
+        return Response(report_css(), media_type="text/css")
+
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     @app.middleware("http")
