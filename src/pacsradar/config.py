@@ -27,6 +27,10 @@ class Limits:
     rate: float = 1000.0  # new TCP connections per second; 0 disables the limit
     connect_timeout: float = 3.0
     read_timeout: float = 5.0
+    #: Seconds a peer gets to answer our A-ASSOCIATE-RQ. DICOM servers answer in milliseconds
+    #: (the answer needs no database work); a peer still silent after this is reported as "no
+    #: answer" (an error attempt: could not test), never as safe. Raise it for slow links.
+    assoc_timeout: float = 2.0
     target_deadline: float = 60.0
     max_pdu_bytes: int = 4 * 1024 * 1024  # cap on any single PDU a peer announces
     max_body_bytes: int = 2 * 1024 * 1024  # cap on any HTTP body we read

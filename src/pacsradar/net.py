@@ -71,14 +71,19 @@ class Stream:
     writer: asyncio.StreamWriter
     read_timeout: float
 
-    async def read_exactly(self, n: int) -> bytes:
-        """Read exactly ``n`` bytes within the read timeout (so a trickling peer times out)."""
+    async def read_exactly(self, n: int, within: float | None = None) -> bytes:
+        """Read exactly ``n`` bytes within the read timeout (so a trickling peer times out).
+
+        A timed-out read consumes nothing: ``readexactly`` takes bytes from the buffer only once
+        all ``n`` are there, so the caller may wait again for the same bytes.
+        """
+        limit = self.read_timeout if within is None else within
         try:
             # asyncio.timeout, not wait_for: on 3.11 wait_for wraps every read in a new Task.
-            async with asyncio.timeout(self.read_timeout):
+            async with asyncio.timeout(limit):
                 return await self.reader.readexactly(n)
         except TimeoutError as exc:
-            raise ReadTimeout(f"no complete reply within {self.read_timeout:g}s") from exc
+            raise ReadTimeout(f"no complete reply within {limit:g}s") from exc
         except asyncio.IncompleteReadError as exc:
             raise PeerClosed(f"peer closed the connection after {len(exc.partial)} of {n} bytes") from exc
         except (ConnectionError, OSError) as exc:

@@ -2,70 +2,70 @@
 
 from __future__ import annotations
 
+import functools
 import importlib
+from typing import TYPE_CHECKING, Any
 
 from pacsradar.checks import Check, CheckSpec
-from pacsradar.dicom.checks import (
-    aet_guess,
-    any_ae,
-    echo,
-    identity,
-    plaintext,
-    query,
-    retrieve,
-    service,
-    store,
-    tls,
-)
-from pacsradar.dicom.context import DicomContext
-from pacsradar.web import (
-    cors,
-    credentials,
-    cve,
-    fingerprint,
-    https,
-    metrics,
-    orthanc_insecure,
-    unauth_phi,
-    wado,
-    webdav,
-)
-from pacsradar.web import plaintext as web_plaintext
-from pacsradar.web import qido as web_qido
-from pacsradar.web import stow as web_stow
-from pacsradar.web.context import WebContext
 
-#: DICOM checks in the order they run against one endpoint (later ones read earlier results).
-DICOM_CHECKS: tuple[Check[DicomContext], ...] = (
-    service.CHECK,
-    any_ae.CHECK,
-    aet_guess.CHECK,
-    echo.CHECK,
-    query.CHECK,
-    retrieve.CHECK,
-    store.CHECK,
-    identity.CHECK,
-    plaintext.CHECK,
-    tls.CHECK,
+if TYPE_CHECKING:
+    from pacsradar.dicom.context import DicomContext
+    from pacsradar.web.context import WebContext
+
+# Check modules are named, not imported, here: a DICOM-only scan then never imports the web
+# stack (httpx and friends), and start-up stays short (bench/README.md). Each module defines
+# ``CHECK``; the order is the run order, and later checks read what earlier ones learnt.
+
+#: DICOM checks in the order they run against one endpoint.
+DICOM_CHECK_MODULES: tuple[str, ...] = (
+    "pacsradar.dicom.checks.service",
+    "pacsradar.dicom.checks.any_ae",
+    "pacsradar.dicom.checks.aet_guess",
+    "pacsradar.dicom.checks.echo",
+    "pacsradar.dicom.checks.query",
+    "pacsradar.dicom.checks.retrieve",
+    "pacsradar.dicom.checks.store",
+    "pacsradar.dicom.checks.identity",
+    "pacsradar.dicom.checks.plaintext",
+    "pacsradar.dicom.checks.tls",
 )
 
-#: Web, DICOMweb and HTTPS checks, in run order: later checks use what earlier ones learnt
-#: (product, QIDO counts, whether PHI or a login was seen, a working default login).
-WEB_CHECKS: tuple[Check[WebContext], ...] = (
-    fingerprint.CHECK,
-    unauth_phi.CHECK,
-    web_qido.CHECK,
-    wado.CHECK,
-    web_stow.CHECK,
-    credentials.CHECK,
-    orthanc_insecure.CHECK,
-    cve.CHECK,
-    cors.CHECK,
-    webdav.CHECK,
-    metrics.CHECK,
-    web_plaintext.CHECK,
-    https.CHECK,
+#: Web, DICOMweb and HTTPS checks, in run order (product, QIDO counts, whether PHI or a login
+#: was seen and a working default login are used by the checks after them).
+WEB_CHECK_MODULES: tuple[str, ...] = (
+    "pacsradar.web.fingerprint",
+    "pacsradar.web.unauth_phi",
+    "pacsradar.web.qido",
+    "pacsradar.web.wado",
+    "pacsradar.web.stow",
+    "pacsradar.web.credentials",
+    "pacsradar.web.orthanc_insecure",
+    "pacsradar.web.cve",
+    "pacsradar.web.cors",
+    "pacsradar.web.webdav",
+    "pacsradar.web.metrics",
+    "pacsradar.web.plaintext",
+    "pacsradar.web.https",
 )
+
+
+def _load(modules: tuple[str, ...]) -> tuple[Any, ...]:
+    checks = tuple(importlib.import_module(name).CHECK for name in modules)
+    for name, check in zip(modules, checks, strict=True):
+        if not isinstance(check, Check):
+            raise TypeError(f"{name}.CHECK is not a Check")
+    return checks
+
+
+@functools.cache
+def dicom_checks() -> tuple[Check[DicomContext], ...]:
+    return _load(DICOM_CHECK_MODULES)
+
+
+@functools.cache
+def web_checks() -> tuple[Check[WebContext], ...]:
+    return _load(WEB_CHECK_MODULES)
+
 
 #: Modules that define ``SPECS: tuple[CheckSpec, ...]`` for checks that are not in the tuples
 #: above (the shared TLS audit, files, shares). One line per check module.
@@ -78,7 +78,7 @@ SPEC_MODULES: tuple[str, ...] = (
 def all_specs() -> dict[str, CheckSpec]:
     """Every check spec by id; a duplicate id is a programming error."""
     specs: dict[str, CheckSpec] = {}
-    sources = [c.specs for c in DICOM_CHECKS] + [c.specs for c in WEB_CHECKS]
+    sources = [c.specs for c in dicom_checks()] + [c.specs for c in web_checks()]
     for name in SPEC_MODULES:
         sources.append(tuple(getattr(importlib.import_module(name), "SPECS", ())))
     for group in sources:

@@ -16,6 +16,7 @@ from lab.hostile import (
     HugePdu,
     MalformedAc,
     Silent,
+    SlowFront,
     Trickle,
     run_in_thread,
 )
@@ -130,3 +131,37 @@ def test_a_connect_timeout_is_could_not_test_not_closed() -> None:
     # Then it is not reported open, and the timeout is an error attempt, never a silent "closed"
     assert report.stats.endpoints_closed == 1
     assert report.stats.endpoints_error == 1
+
+
+def test_a_slow_but_honest_pacs_is_still_fully_audited() -> None:
+    # Given a real PACS whose answers reach us only after 0.7 s, past half of a 1 s
+    # association timeout (so pacsradar sends its line-based nudge before the answer arrives)
+    studies = make_studies(2, seed=8)
+    with ExposedPacs(studies, host="127.0.0.71") as pacs:
+        front = SlowFront(("127.0.0.71", pacs.port), delay=0.7, host="127.0.0.72")
+        with run_in_thread(front) as relay:
+            # When it is audited with --assoc-timeout 1
+            limits = Limits(connect_timeout=2.0, read_timeout=3.0, assoc_timeout=1.0, target_deadline=30.0)
+            report = scan([(relay.host, relay.port)], limits=limits)
+    result = result_for(report, relay.port)
+    # Then the nudged association was not reused for DIMSE: a clean one was opened, and the
+    # query exposure is counted exactly
+    assert result.service == "dicom"
+    phi = finding(result, "DICOM-QUERY-PHI")
+    assert phi is not None, result.attempts
+    assert phi.evidence["studies"] == summarise(studies).studies
+    assert "DICOM-ANY-AE" in {f.check_id for f in result.findings}
+
+
+def test_silence_past_the_association_timeout_is_no_answer_not_safe() -> None:
+    # Given a peer that accepts TCP and never answers
+    with run_in_thread(Silent(host="127.0.0.73")) as silent:
+        limits = Limits(connect_timeout=2.0, read_timeout=3.0, assoc_timeout=1.0, target_deadline=30.0)
+        # When it is audited with --assoc-timeout 1
+        report = scan([(silent.host, silent.port)], limits=limits)
+    result = result_for(report, silent.port)
+    # Then the service check is an error attempt that says what was not answered
+    service = next(a for a in result.attempts if a.check == "dicom.service")
+    assert service.status is AttemptStatus.ERROR
+    assert service.reason is not None and "A-ASSOCIATE-RQ within 1s" in service.reason
+    assert result.findings == ()

@@ -46,6 +46,7 @@ __all__ = [
     "HugePdu",
     "MalformedAc",
     "Silent",
+    "SlowFront",
     "ThreadedServer",
     "Trickle",
     "closed_port",
@@ -295,6 +296,42 @@ def closed_port(host: str = LOOPBACK) -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
+
+
+class SlowFront(HostileServer):
+    """A real DICOM server behind a relay that holds back its first answer by ``delay`` seconds:
+    a slow but honest PACS (busy, or doing reverse DNS before it answers an A-ASSOCIATE-RQ)."""
+
+    def __init__(
+        self, backend: tuple[str, int], delay: float, host: str = LOOPBACK, port: int = 0
+    ) -> None:
+        super().__init__(host, port)
+        self.backend = backend
+        self.delay = delay
+        self.client_bytes: list[bytes] = []  # what each client sent first, for the test to inspect
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        backend_r, backend_w = await asyncio.open_connection(*self.backend)
+        try:
+            await asyncio.gather(self._upstream(reader, backend_w), self._downstream(backend_r, writer))
+        finally:
+            backend_w.close()
+
+    async def _upstream(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while data := await reader.read(65536):
+            writer.write(data)
+            await writer.drain()
+        writer.write_eof()
+
+    async def _downstream(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        first = True
+        while data := await reader.read(65536):
+            if first:
+                await asyncio.sleep(self.delay)
+                first = False
+            writer.write(data)
+            await writer.drain()
+        writer.close()
 
 
 @dataclass

@@ -12,7 +12,7 @@ from pacsradar.dicom.fingerprint import identify
 from pacsradar.models import Endpoint, Finding, ScanReport, Severity, TargetResult
 from pacsradar.net import HostLimiter
 from pacsradar.phi import KeyedHasher, peer_text
-from pacsradar.registry import DICOM_CHECKS, all_specs
+from pacsradar.registry import all_specs, dicom_checks
 from pacsradar.render import iter_jsonl, print_report
 
 HOSTILE = '"><img src=x onerror=alert(1)><script>alert(2)</script>[bold red]x[/]\x1b[31m'
@@ -24,7 +24,7 @@ def test_every_check_id_is_unique_and_documented() -> None:
     assert "DICOM-ANY-AE" in specs and "DICOM-QUERY-PHI" in specs
     for spec in specs.values():
         assert spec.id.isupper() and spec.remediation and spec.references
-    assert next(c.name for c in DICOM_CHECKS) == "dicom.service"
+    assert next(c.name for c in dicom_checks()) == "dicom.service"
 
 
 def test_keyed_hashes_depend_on_the_key() -> None:

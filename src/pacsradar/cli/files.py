@@ -24,9 +24,6 @@ from pacsradar.cli.common import (
 )
 from pacsradar.cli.exitcodes import ExitCode
 from pacsradar.errors import PacsradarError, UsageError
-from pacsradar.files.local import audit_tree, local_result, make_report
-from pacsradar.files.options import FileAuditOptions, default_workers
-from pacsradar.files.remote import audit_url
 from pacsradar.models import Severity, TargetResult
 from pacsradar.phi import KeyedHasher
 
@@ -99,6 +96,12 @@ def register(app: typer.Typer) -> None:
         no_progress: bool = OPT_NO_PROGRESS,
     ) -> None:
         """Find DICOM files by content and count the patient data they expose (PS3.15 Annex E)."""
+        # Imported here, not at the top: every other subcommand (scan among them) starts faster
+        # without the file audit's imports.
+        from pacsradar.files.local import audit_tree, local_result, make_report
+        from pacsradar.files.options import FileAuditOptions, default_workers
+        from pacsradar.files.remote import audit_url
+
         err = stderr_console()
         try:
             setup_logging(log_level)

@@ -22,9 +22,9 @@ class DicomAuditor:
 
     def __init__(self, checks: Sequence[Check[DicomContext]] | None = None) -> None:
         if checks is None:
-            from pacsradar.registry import DICOM_CHECKS
+            from pacsradar.registry import dicom_checks
 
-            checks = DICOM_CHECKS
+            checks = dicom_checks()
         self.checks = tuple(checks)
 
     def wants(self, endpoint: Endpoint, prior: Sequence[TargetResult], options: ScanOptions) -> bool:

@@ -2,58 +2,32 @@
 
 It does only what an audit needs: associate (with our own Implementation Class UID, PS3.7
 D.3.3.2), C-ECHO, C-FIND with C-CANCEL, C-MOVE (intrusive checks only), release and abort.
-Encoding and decoding of PDUs and DIMSE command sets is pynetdicom's; framing, reassembly and
-every size bound are ours.
+PDUs are encoded and decoded by ``ul`` (PS3.8), command sets and identifiers by ``dimse``
+(PS3.7); both are checked against pynetdicom in the tests. Reassembly and every size bound are
+here.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import functools
 import itertools
 from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from io import BytesIO
-from typing import Any
-
-from pydicom.dataset import Dataset
-from pydicom.uid import ImplicitVRLittleEndian
-from pynetdicom.dimse_messages import (
-    C_CANCEL_RQ,
-    C_ECHO_RQ,
-    C_FIND_RQ,
-    C_MOVE_RQ,
-    DIMSEMessage,
-)
-from pynetdicom.dimse_primitives import C_CANCEL, C_ECHO, C_FIND, C_MOVE
-from pynetdicom.dsutils import decode as decode_dataset
-from pynetdicom.dsutils import encode as encode_dataset
-from pynetdicom.pdu import A_ASSOCIATE_RQ, P_DATA_TF
-from pynetdicom.pdu_primitives import (
-    A_ASSOCIATE,
-    ImplementationClassUIDNotification,
-    ImplementationVersionNameNotification,
-    MaximumLengthNotification,
-    UserIdentityNegotiation,
-)
-from pynetdicom.presentation import PresentationContext
 
 from pacsradar import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
-from pacsradar.dicom import ul
+from pacsradar.dicom import dimse, ul
 from pacsradar.errors import (
-    NotDicomError,
     PeerAborted,
     ProtocolError,
     ReadTimeout,
-    ScanError,
     SizeLimitError,
 )
 from pacsradar.net import Stream
 from pacsradar.phi import peer_text
 
-APPLICATION_CONTEXT = "1.2.840.10008.3.1.1.1"  # PS3.7 A.2.1 DICOM Application Context Name
+IMPLICIT_VR_LE = "1.2.840.10008.1.2"  # PS3.5 §10.1, the default transfer syntax
 #: Our receive bound per PDU advertised in Maximum Length Notification (PS3.8 D.1).
 OUR_MAX_PDU = 65536
 #: Bound on a whole reassembled DIMSE message (command + data set). C-FIND identifiers are tiny.
@@ -69,7 +43,7 @@ class AssociationKind(StrEnum):
 @dataclass(frozen=True)
 class ProposedContext:
     abstract_syntax: str
-    transfer_syntaxes: tuple[str, ...] = (ImplicitVRLittleEndian,)
+    transfer_syntaxes: tuple[str, ...] = (IMPLICIT_VR_LE,)
 
 
 @dataclass(frozen=True)
@@ -136,22 +110,33 @@ class UserIdentity:
 
 @dataclass(frozen=True)
 class DimseMessage:
-    command: Dataset
+    command: dimse.Command
     dataset: bytes | None
     context_id: int
 
     @property
     def status(self) -> int | None:
-        value = self.command.get("Status")
-        return int(value) if value is not None else None
+        return self.command.status
 
 
 class DicomClient:
     """One association over one stream. Not reusable: open a new stream per association."""
 
-    def __init__(self, stream: Stream, *, max_pdu_bytes: int) -> None:
+    def __init__(
+        self,
+        stream: Stream,
+        *,
+        max_pdu_bytes: int,
+        assoc_timeout: float | None = None,
+        nudge: bool = True,
+    ) -> None:
         self.stream = stream
         self.max_pdu_bytes = max_pdu_bytes
+        #: how long the peer gets to answer our A-ASSOCIATE-RQ (default: the read timeout)
+        self.assoc_timeout = stream.read_timeout if assoc_timeout is None else assoc_timeout
+        self.nudge = nudge
+        #: True once we sent the line-based nudge: the connection then carries stray bytes
+        self.nudged = False
         self.assoc: AssociationResult | None = None
         self._contexts: dict[int, str] = {}
         self._message_ids = itertools.count(1)
@@ -170,92 +155,81 @@ class DicomClient:
         # PS3.8 §9.3.2: presentation context IDs are odd integers 1..255, in our order.
         self._contexts = {1 + 2 * i: c.abstract_syntax for i, c in enumerate(contexts)}
         await self.stream.write(raw)
-        try:
-            pdu = await ul.read_pdu(self.stream, self.max_pdu_bytes)
-        except ReadTimeout:
-            await self._nudge_line_based_peer()
-            raise
+        pdu = await self._association_reply()
         if pdu.pdu_type == ul.PDU_ASSOCIATE_AC:
             self.assoc = self._parse_ac(pdu, called_aet, calling_aet)
         elif pdu.pdu_type == ul.PDU_ASSOCIATE_RJ:
-            rj = ul.decode_rj(pdu)
+            result, source, reason = ul.decode_rj(pdu)
             self.assoc = AssociationResult(
                 kind=AssociationKind.REJECTED,
                 called_aet=called_aet,
                 calling_aet=calling_aet,
-                rj_result=_int_or_none(rj.result),
-                rj_source=_int_or_none(rj.source),
-                rj_reason=_int_or_none(rj.reason_diagnostic),
+                rj_result=result,
+                rj_source=source,
+                rj_reason=reason,
             )
         elif pdu.pdu_type == ul.PDU_ABORT:
-            ab = ul.decode_abort(pdu)
+            source, reason = ul.decode_abort(pdu)
             self.assoc = AssociationResult(
                 kind=AssociationKind.ABORTED,
                 called_aet=called_aet,
                 calling_aet=calling_aet,
-                abort_source=_int_or_none(ab.source),
-                abort_reason=_int_or_none(ab.reason_diagnostic),
+                abort_source=source,
+                abort_reason=reason,
             )
         else:
             raise ProtocolError(f"unexpected PDU type 0x{pdu.pdu_type:02x} in reply to A-ASSOCIATE-RQ")
         return self.assoc
 
-    async def _nudge_line_based_peer(self) -> None:
-        """A silent reply may be an HTTP server still waiting for the end of a request line.
+    async def _association_reply(self) -> ul.RawPdu:
+        """Wait for the answer to our A-ASSOCIATE-RQ, nudging a line-based peer half-way.
 
-        Our A-ASSOCIATE-RQ holds no CR LF, so such servers wait. Having given up on DICOM, we
-        send a blank line and look, briefly, for an HTTP status line: nmap-style service
-        detection without an extra connection.
+        Our RQ holds no CR LF, so a line-based server (an HTTP server on a DICOM port) waits for
+        the end of a request line and says nothing. A DICOM server answers an RQ in
+        milliseconds; one still silent half-way through ``assoc_timeout`` gets a blank line, and
+        an HTTP status line then tells what it is (nmap-style service detection, no extra
+        connection). A DICOM server that was only slow still answers the RQ it read first; that
+        association carries our stray bytes, so the caller must not use it for DIMSE
+        (:attr:`nudged`; :meth:`DicomContext.association` opens a clean one).
         """
+        total = self.assoc_timeout
+        first = total / 2 if self.nudge else total
         try:
-            await self.stream.write(b"\r\n\r\n")
-            head = await asyncio.wait_for(self.stream.reader.read(5), 0.5)
-        except (TimeoutError, OSError, ScanError):
-            return
-        if ul.classify_banner(head) == "http":
-            raise NotDicomError("peer answered with a non-DICOM byte stream (http)", "http")
+            return await ul.read_pdu(self.stream, self.max_pdu_bytes, header_timeout=first)
+        except ReadTimeout as exc:
+            if not self.nudge:
+                raise ReadTimeout(f"no answer to A-ASSOCIATE-RQ within {total:g}s") from exc
+        await self.stream.write(b"\r\n\r\n")
+        self.nudged = True
+        try:
+            return await ul.read_pdu(self.stream, self.max_pdu_bytes, header_timeout=total - first)
+        except ReadTimeout as exc:
+            raise ReadTimeout(f"no answer to A-ASSOCIATE-RQ within {total:g}s") from exc
 
     def _parse_ac(self, pdu: ul.RawPdu, called: str, calling: str) -> AssociationResult:
         ac = ul.decode_ac(pdu)
-        try:
-            prim = ac.to_primitive()
-            results: list[PresentationContext] = list(prim.presentation_context_definition_results_list)
-            user_info = list(prim.user_information)
-        except Exception as exc:  # pynetdicom raises assorted types on odd items
-            raise ProtocolError(f"malformed A-ASSOCIATE-AC items ({type(exc).__name__})") from exc
         accepted: dict[str, tuple[int, str]] = {}
         refused: dict[str, int] = {}
-        for ctx in results:
-            cid = ctx.context_id
-            if cid is None or cid not in self._contexts:
+        for ctx in ac.contexts:
+            abstract = self._contexts.get(ctx.context_id)
+            if abstract is None:
                 continue  # a context we never proposed: ignore rather than trust
-            abstract = self._contexts[cid]
             if ctx.result == 0 and ctx.transfer_syntax:
-                accepted[abstract] = (cid, str(ctx.transfer_syntax[0]))
+                accepted[abstract] = (ctx.context_id, ctx.transfer_syntax)
             else:
-                refused[abstract] = int(ctx.result or 0)
-        impl_uid = impl_ver = None
-        max_pdu = None
-        ui_response = False
-        for item in user_info:
-            if isinstance(item, MaximumLengthNotification):
-                max_pdu = int(item.maximum_length_received or 0)
-            elif isinstance(item, ImplementationClassUIDNotification):
-                impl_uid = peer_text(item.implementation_class_uid or "", 64)
-            elif isinstance(item, ImplementationVersionNameNotification):
-                impl_ver = peer_text(item.implementation_version_name or b"", 16)
-            elif isinstance(item, UserIdentityNegotiation):
-                ui_response = True
+                refused[abstract] = ctx.result
+        impl_uid = peer_text(ac.implementation_class_uid or b"", 64)
+        impl_ver = peer_text(ac.implementation_version_name or b"", 16)
         return AssociationResult(
             kind=AssociationKind.ACCEPTED,
             called_aet=called,
             calling_aet=calling,
             implementation_class_uid=impl_uid or None,
             implementation_version_name=impl_ver or None,
-            max_pdu=max_pdu,
+            max_pdu=ac.max_pdu,
             accepted=accepted,
             refused=refused,
-            user_identity_response=ui_response,
+            user_identity_response=ac.user_identity_response,
         )
 
     # -- DIMSE -----------------------------------------------------------------------------
@@ -269,55 +243,44 @@ class DicomClient:
         # 0 means 'no limit' (PS3.8 D.1.1); stay modest anyway.
         return min(peer or OUR_MAX_PDU, OUR_MAX_PDU)
 
-    async def send(self, message: DIMSEMessage, context_id: int) -> None:
-        """Encode one DIMSE message into P-DATA-TF PDUs and send them in a single write."""
-        await self.stream.write(_p_data(message, context_id, self._peer_max_pdu()))
+    async def send(self, command: bytes, dataset: bytes | None, context_id: int) -> None:
+        """Send one DIMSE message as P-DATA-TF PDUs in a single write."""
+        await self.stream.write(ul.encode_pdata(context_id, command, dataset, self._peer_max_pdu()))
 
     async def receive(self) -> DimseMessage:
         """Reassemble one DIMSE message from P-DATA PDVs (PS3.8 Annex E), bounded in size."""
-        command = BytesIO()
-        data = BytesIO()
+        command = bytearray()
+        data = bytearray()
         total = 0
-        command_done = False
-        has_dataset: bool | None = None
-        context_id = 0
+        cmd: dimse.Command | None = None
         while True:
             pdu = await ul.read_pdu(self.stream, self.max_pdu_bytes)
             if pdu.pdu_type == ul.PDU_ABORT:
-                ab = ul.decode_abort(pdu)
-                raise PeerAborted(
-                    f"peer aborted the association (source {ab.source}, reason {ab.reason_diagnostic})"
-                )
+                source, reason = ul.decode_abort(pdu)
+                raise PeerAborted(f"peer aborted the association (source {source}, reason {reason})")
             if pdu.pdu_type == ul.PDU_RELEASE_RQ:
                 await self.stream.write(ul.encode_release_rp())
                 raise ProtocolError("peer released the association in the middle of an operation")
             if pdu.pdu_type != ul.PDU_P_DATA_TF:
                 raise ProtocolError(f"unexpected PDU type 0x{pdu.pdu_type:02x} during DIMSE")
-            for item in ul.decode_pdata(pdu).presentation_data_value_items:
-                cid, pdv = item.context_id or 0, item.data or b""
-                if not pdv:
-                    raise ProtocolError("empty presentation data value")
-                total += len(pdv)
+            for context_id, header, fragment in ul.iter_pdvs(pdu):
+                total += len(fragment)
                 if total > MAX_MESSAGE_BYTES:
                     raise SizeLimitError(f"DIMSE message exceeds our bound of {MAX_MESSAGE_BYTES} bytes")
-                header, fragment = pdv[0], pdv[1:]
-                context_id = int(cid)
                 if header & 0x01:  # command fragment (PS3.8 E.2)
-                    if command_done:
+                    if cmd is not None:
                         raise ProtocolError("command fragment after the last command fragment")
-                    command.write(fragment)
+                    command += fragment
                     if header & 0x02:
-                        command_done = True
-                        cmd = _decode_command(command.getvalue())
-                        has_dataset = int(cmd.get("CommandDataSetType", 0x0101)) != 0x0101
-                        if not has_dataset:
+                        cmd = dimse.decode_command(bytes(command))
+                        if not cmd.has_data_set:
                             return DimseMessage(cmd, None, context_id)
                 else:
-                    if not command_done:
+                    if cmd is None:
                         raise ProtocolError("data set fragment before the command set")
-                    data.write(fragment)
+                    data += fragment
                     if header & 0x02:
-                        return DimseMessage(_decode_command(command.getvalue()), data.getvalue(), context_id)
+                        return DimseMessage(cmd, bytes(data), context_id)
 
     def next_message_id(self) -> int:
         return next(self._message_ids) & 0xFFFF
@@ -331,16 +294,14 @@ class DicomClient:
         return (await self.receive()).status
 
     async def find(
-        self, sop_class: str, identifier: Dataset | bytes, *, message_id: int | None = None
+        self, sop_class: str, identifier: bytes, *, message_id: int | None = None
     ) -> AsyncGenerator[DimseMessage, None]:
         """Yield every C-FIND response (pending and final). The caller may stop early and cancel."""
         ctx = self.context_for(sop_class)
         if ctx is None:
             raise ProtocolError("query context was not accepted")
-        cid, ts = ctx
-        raw = identifier if isinstance(identifier, bytes) else encode_identifier(identifier, ts)
         mid = message_id if message_id is not None else self.next_message_id()
-        await self.stream.write(_find_rq(cid, mid, sop_class, raw, self._peer_max_pdu()))
+        await self.stream.write(_find_rq(ctx[0], mid, sop_class, identifier, self._peer_max_pdu()))
         while True:
             rsp = await self.receive()
             yield rsp
@@ -352,27 +313,14 @@ class DicomClient:
         ctx = self.context_for(sop_class)
         if ctx is None:
             return
-        prim = C_CANCEL()
-        prim.MessageIDBeingRespondedTo = message_id
-        msg = C_CANCEL_RQ()
-        msg.primitive_to_message(prim)
-        await self.send(msg, ctx[0])
+        await self.send(dimse.cancel_rq(message_id), None, ctx[0])
 
-    async def move(self, sop_class: str, identifier: Dataset, destination: str) -> DimseMessage:
+    async def move(self, sop_class: str, identifier: bytes, destination: str) -> DimseMessage:
         """Send one C-MOVE and return the first response. Used by the opt-in intrusive check."""
         ctx = self.context_for(sop_class)
         if ctx is None:
             raise ProtocolError("retrieve context was not accepted")
-        cid, ts = ctx
-        prim = C_MOVE()
-        prim.MessageID = self.next_message_id()
-        prim.AffectedSOPClassUID = sop_class
-        prim.Priority = 2
-        prim.MoveDestination = destination
-        prim.Identifier = BytesIO(encode_identifier(identifier, ts))
-        msg = C_MOVE_RQ()
-        msg.primitive_to_message(prim)
-        await self.send(msg, cid)
+        await self.send(dimse.move_rq(self.next_message_id(), sop_class, destination), identifier, ctx[0])
         return await self.receive()
 
     async def release(self) -> None:
@@ -396,105 +344,16 @@ class DicomClient:
             await self.stream.write(ul.encode_abort())
 
 
-def build_associate_rq(
-    called_aet: str,
-    calling_aet: str,
-    contexts: Sequence[ProposedContext],
-    *,
-    user_identity: UserIdentity | None = None,
-) -> A_ASSOCIATE_RQ:
-    if len(contexts) > 128:
-        raise ValueError("at most 128 presentation contexts per association (PS3.8 §9.3.2.2)")
-    prim = A_ASSOCIATE()
-    prim.application_context_name = APPLICATION_CONTEXT
-    prim.calling_ae_title = calling_aet
-    prim.called_ae_title = called_aet
-    pcs: list[PresentationContext] = []
-    for i, ctx in enumerate(contexts):
-        pc = PresentationContext()
-        pc.context_id = 1 + 2 * i
-        pc.abstract_syntax = ctx.abstract_syntax
-        pc.transfer_syntax = list(ctx.transfer_syntaxes)
-        pcs.append(pc)
-    prim.presentation_context_definition_list = pcs
-    ml = MaximumLengthNotification()
-    ml.maximum_length_received = OUR_MAX_PDU
-    uid = ImplementationClassUIDNotification()
-    uid.implementation_class_uid = IMPLEMENTATION_CLASS_UID
-    ver = ImplementationVersionNameNotification()
-    ver.implementation_version_name = IMPLEMENTATION_VERSION_NAME
-    items: list[Any] = [ml, uid, ver]
-    if user_identity is not None:
-        ui = UserIdentityNegotiation()
-        ui.user_identity_type = 2
-        ui.primary_field = user_identity.username
-        ui.secondary_field = user_identity.passcode
-        ui.positive_response_requested = user_identity.positive_response_requested
-        items.append(ui)
-    prim.user_information = items
-    rq = A_ASSOCIATE_RQ()
-    rq.from_primitive(prim)
-    return rq
-
-
-def _p_data(message: DIMSEMessage, context_id: int, max_pdu: int) -> bytes:
-    chunks = []
-    for pdata in message.encode_msg(context_id, max_pdu):
-        pdu = P_DATA_TF()
-        pdu.from_primitive(pdata)
-        chunks.append(bytes(pdu.encode()))
-    return b"".join(chunks)
-
-
 # Every target gets the same few requests (same context ids and message ids, in the same order),
-# so their encodings are cached: pydicom's value validation made them the hot spot of a sweep.
+# so their encodings are cached.
 @functools.lru_cache(maxsize=64)
 def _echo_rq(context_id: int, message_id: int, max_pdu: int) -> bytes:
-    prim = C_ECHO()
-    prim.MessageID = message_id
-    prim.AffectedSOPClassUID = "1.2.840.10008.1.1"
-    msg = C_ECHO_RQ()
-    msg.primitive_to_message(prim)
-    return _p_data(msg, context_id, max_pdu)
+    return ul.encode_pdata(context_id, dimse.echo_rq(message_id), None, max_pdu)
 
 
 @functools.lru_cache(maxsize=64)
 def _find_rq(context_id: int, message_id: int, sop_class: str, identifier: bytes, max_pdu: int) -> bytes:
-    prim = C_FIND()
-    prim.MessageID = message_id
-    prim.AffectedSOPClassUID = sop_class
-    prim.Priority = 2  # LOW: we are a guest on a clinical system (PS3.7 §9.1.2.1.3)
-    prim.Identifier = BytesIO(identifier)
-    msg = C_FIND_RQ()
-    msg.primitive_to_message(prim)
-    return _p_data(msg, context_id, max_pdu)
-
-
-#: PS3.8 Table 9-11: the called AE title is bytes 11-26 and the calling AE title bytes 27-42 of
-#: the A-ASSOCIATE-RQ PDU, each 16 bytes space-padded. Everything else in our RQ is the same for
-#: every target, so it is encoded once and only the titles are patched in.
-_CALLED_AET = slice(10, 26)
-_CALLING_AET = slice(26, 42)
-_TEMPLATE_AET = "PACSRADARTEMPLAT"
-
-
-@functools.lru_cache(maxsize=32)
-def _rq_template(
-    contexts: tuple[ProposedContext, ...], identity_shape: tuple[int, int, bool] | None
-) -> bytes:
-    identity = None
-    if identity_shape is not None:
-        # Placeholders of the same lengths as the real username/passcode (PS3.7 D.3.3.7.1),
-        # patched in per association, so a random identity does not defeat the cache.
-        user_len, pass_len, positive = identity_shape
-        identity = UserIdentity(b"\x01" * user_len, b"\x02" * pass_len, positive)
-    return ul.encode_rq(build_associate_rq(_TEMPLATE_AET, _TEMPLATE_AET, contexts, user_identity=identity))
-
-
-def _aet_field(aet: str) -> bytes:
-    # PS3.5 Table 6.2-1: AE titles are at most 16 characters of the default repertoire.
-    raw = aet.encode("ascii", "replace")[:16]
-    return raw.ljust(16, b" ")
+    return ul.encode_pdata(context_id, dimse.find_rq(message_id, sop_class), identifier, max_pdu)
 
 
 def encode_associate_rq(
@@ -503,45 +362,18 @@ def encode_associate_rq(
     contexts: tuple[ProposedContext, ...],
     user_identity: UserIdentity | None = None,
 ) -> bytes:
-    """The A-ASSOCIATE-RQ bytes for these titles: a cached pynetdicom encoding, titles patched."""
-    shape = None
+    """Our A-ASSOCIATE-RQ, naming pacsradar as the implementation (PS3.7 D.3.3.2)."""
+    identity = None
     if user_identity is not None:
-        shape = (
-            len(user_identity.username),
-            len(user_identity.passcode),
-            user_identity.positive_response_requested,
+        identity = ul.UserIdentityRq(
+            user_identity.username, user_identity.passcode, user_identity.positive_response_requested
         )
-    pdu = bytearray(_rq_template(contexts, shape))
-    pdu[_CALLED_AET] = _aet_field(called_aet)
-    pdu[_CALLING_AET] = _aet_field(calling_aet)
-    if user_identity is not None:
-        # The User Identity sub-item is the last item of the PDU: ... user, 2-byte length, passcode.
-        end = len(pdu)
-        n_pass, n_user = len(user_identity.passcode), len(user_identity.username)
-        pdu[end - n_pass : end] = user_identity.passcode
-        start_user = end - n_pass - 2 - n_user
-        pdu[start_user : start_user + n_user] = user_identity.username
-    return bytes(pdu)
-
-
-def encode_identifier(ds: Dataset, transfer_syntax: str) -> bytes:
-    implicit = transfer_syntax == ImplicitVRLittleEndian
-    encoded = encode_dataset(ds, implicit, True)
-    if encoded is None:
-        raise ProtocolError("could not encode our own query identifier")
-    return bytes(encoded)
-
-
-def _decode_command(raw: bytes) -> Dataset:
-    """Command sets are always Implicit VR Little Endian (PS3.7 §6.3.1)."""
-    try:
-        ds = decode_dataset(BytesIO(raw), True, True)
-        _ = ds.get("CommandField")
-        _ = ds.get("Status")
-    except Exception as exc:
-        raise ProtocolError(f"malformed DIMSE command set from peer ({type(exc).__name__})") from exc
-    return ds
-
-
-def _int_or_none(value: object) -> int | None:
-    return value if isinstance(value, int) else None
+    return ul.encode_associate_rq(
+        called_aet,
+        calling_aet,
+        [(c.abstract_syntax, c.transfer_syntaxes) for c in contexts],
+        max_pdu=OUR_MAX_PDU,
+        implementation_class_uid=IMPLEMENTATION_CLASS_UID,
+        implementation_version_name=IMPLEMENTATION_VERSION_NAME,
+        user_identity=identity,
+    )

@@ -92,20 +92,38 @@ class DicomContext:
         *,
         user_identity: UserIdentity | None = None,
     ) -> AsyncIterator[DicomClient]:
-        """A fresh connection and association; released (or aborted) and closed on exit."""
-        async with self.net.connect(self.endpoint.host, self.endpoint.port, tls=self.tls) as stream:
-            client = DicomClient(stream, max_pdu_bytes=self.options.limits.max_pdu_bytes)
-            try:
+        """A fresh connection and association; released (or aborted) and closed on exit.
+
+        If the peer answered only after the line-based nudge (see
+        :meth:`DicomClient._association_reply`) and accepted, that connection carries stray
+        bytes: it is closed and the association opened again, patiently and without a nudge.
+        """
+        limits = self.options.limits
+        for patient in (False, True):
+            async with self.net.connect(self.endpoint.host, self.endpoint.port, tls=self.tls) as stream:
+                client = DicomClient(
+                    stream,
+                    max_pdu_bytes=limits.max_pdu_bytes,
+                    assoc_timeout=max(limits.assoc_timeout, limits.read_timeout)
+                    if patient
+                    else limits.assoc_timeout,
+                    nudge=not patient,
+                )
                 await client.associate(
                     called_aet,
                     calling_aet,
                     contexts if contexts is not None else probe_contexts(),
                     user_identity=user_identity,
                 )
-                yield client
-            finally:
-                if client.assoc is not None and client.assoc.kind is AssociationKind.ACCEPTED:
-                    await client.release()
+                accepted = client.assoc is not None and client.assoc.kind is AssociationKind.ACCEPTED
+                if accepted and client.nudged:
+                    continue  # closes this connection without a release: it is not clean
+                try:
+                    yield client
+                finally:
+                    if accepted:
+                        await client.release()
+                return
 
     async def open_session(
         self, called_aet: str, calling_aet: str, *, user_identity: UserIdentity | None = None

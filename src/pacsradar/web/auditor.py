@@ -36,9 +36,9 @@ class WebAuditor:
 
     def __init__(self, checks: Sequence[Check[WebContext]] | None = None) -> None:
         if checks is None:
-            from pacsradar.registry import WEB_CHECKS
+            from pacsradar.registry import web_checks
 
-            checks = WEB_CHECKS
+            checks = web_checks()
         self.checks = tuple(checks)
         self._budgets: dict[str, HostBudget] = {}
 

@@ -11,12 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from io import BytesIO
-
-from pydicom.datadict import tag_for_keyword
-from pydicom.dataset import Dataset
-from pydicom.filereader import data_element_generator
-from pydicom.uid import ImplicitVRLittleEndian
 
 from pacsradar.checks import (
     GDPR_ART32,
@@ -29,13 +23,14 @@ from pacsradar.checks import (
     cwe,
     skipped,
 )
+from pacsradar.dicom import dimse
 from pacsradar.dicom.checks._remediation import AE_POLICY
-from pacsradar.dicom.client import DicomClient, encode_identifier
+from pacsradar.dicom.client import IMPLICIT_VR_LE, DicomClient
 from pacsradar.dicom.context import DicomContext, QueryFacts
 from pacsradar.dicom.sop import PATIENT_ROOT_FIND, STUDY_ROOT_FIND
 from pacsradar.errors import PeerAborted, ProtocolError, ReadTimeout
 from pacsradar.models import AttemptStatus, Evidence, Severity
-from pacsradar.phi import KeyedHasher, quiet_values
+from pacsradar.phi import KeyedHasher
 
 QUERY_PHI = CheckSpec(
     id="DICOM-QUERY-PHI",
@@ -88,29 +83,19 @@ CANCEL_DRAIN = 64
 PENDING = (0xFF00, 0xFF01)
 
 
-def study_identifier() -> Dataset:
-    ds = Dataset()
-    ds.QueryRetrieveLevel = "STUDY"
-    for key in STUDY_PHI_KEYS:
-        setattr(ds, key, "")
-    ds.ModalitiesInStudy = ""
-    ds.NumberOfStudyRelatedSeries = None
-    ds.NumberOfStudyRelatedInstances = None
-    return ds
+def study_identifier() -> tuple[tuple[str, str], ...]:
+    """Universal matching (PS3.4 C.2.2.2.3): every return key asked with an empty value."""
+    keys = (*STUDY_PHI_KEYS, "ModalitiesInStudy", "NumberOfStudyRelatedSeries")
+    return (("QueryRetrieveLevel", "STUDY"), *((k, "") for k in keys), ("NumberOfStudyRelatedInstances", ""))
 
 
-def patient_identifier() -> Dataset:
-    ds = Dataset()
-    ds.QueryRetrieveLevel = "PATIENT"
-    for key in PATIENT_PHI_KEYS:
-        setattr(ds, key, "")
-    ds.NumberOfPatientRelatedStudies = None
-    ds.NumberOfPatientRelatedInstances = None
-    return ds
+def patient_identifier() -> tuple[tuple[str, str], ...]:
+    keys = (*PATIENT_PHI_KEYS, "NumberOfPatientRelatedStudies", "NumberOfPatientRelatedInstances")
+    return (("QueryRetrieveLevel", "PATIENT"), *((k, "") for k in keys))
 
 
 #: Tags read from each response (PS3.6 data dictionary), found by tag so that the raw bytes of
-#: an identifier are walked once with pydicom's element generator, without building a Dataset.
+#: an identifier are walked once, without building a data set.
 _READ = (
     *STUDY_PHI_KEYS,
     *PATIENT_PHI_KEYS,
@@ -118,7 +103,8 @@ _READ = (
     "NumberOfPatientRelatedInstances",
     "NumberOfPatientRelatedStudies",
 )
-_TAG: dict[int, str] = {int(tag): kw for kw in _READ if (tag := tag_for_keyword(kw)) is not None}
+_TAG: dict[int, str] = {dimse.DICTIONARY[kw][0]: kw for kw in _READ}
+_WANTED = frozenset(_TAG)
 
 
 class _Tally:
@@ -141,14 +127,7 @@ class _Tally:
 
     def add(self, raw: bytes, implicit: bool) -> None:
         """Reduce one identifier to counts. Only top-level elements we asked for are looked at."""
-        values: dict[str, bytes] = {}
-        try:
-            for elem in data_element_generator(BytesIO(raw), implicit, True):
-                keyword = _TAG.get(int(elem.tag))
-                if keyword is not None and isinstance(elem.value, bytes):
-                    values[keyword] = elem.value.strip(b" \x00")
-        except Exception as exc:  # pydicom raises assorted types on malformed input
-            raise ProtocolError(f"malformed C-FIND identifier from peer ({type(exc).__name__})") from exc
+        values = {_TAG[tag]: v for tag, v in dimse.top_level_values(raw, implicit, _WANTED).items()}
         self.records += 1
         self.keywords.update(k for k, v in values.items() if v and k in self.phi_keys)
         if pid := values.get("PatientID"):
@@ -177,16 +156,16 @@ def _int(raw: bytes | None) -> int | None:
 
 @functools.cache
 def _encoded_identifier(level: str, transfer_syntax: str) -> bytes:
-    ds = study_identifier() if level == "STUDY" else patient_identifier()
-    return encode_identifier(ds, transfer_syntax)
+    keys = study_identifier() if level == "STUDY" else patient_identifier()
+    return dimse.encode_identifier(keys, transfer_syntax == IMPLICIT_VR_LE)
 
 
 async def _query(
     session: DicomClient, sop: str, level: str, ctx: DicomContext
 ) -> tuple[_Tally, int | None, bool]:
     tally = _Tally(ctx.options.hasher, level)
-    ts = session.assoc.accepted[sop][1] if session.assoc else ImplicitVRLittleEndian
-    implicit = ts == ImplicitVRLittleEndian
+    ts = session.assoc.accepted[sop][1] if session.assoc else IMPLICIT_VR_LE
+    implicit = ts == IMPLICIT_VR_LE
     identifier = _encoded_identifier(level, ts)
     message_id = session.next_message_id()
     final_status: int | None = None
@@ -197,8 +176,7 @@ async def _query(
             status = rsp.status
             if status in PENDING:
                 if rsp.dataset:
-                    with quiet_values():
-                        tally.add(rsp.dataset, implicit)
+                    tally.add(rsp.dataset, implicit)
                 if tally.records >= ctx.options.max_records and not truncated:
                     truncated = True
                     await session.cancel(sop, message_id)

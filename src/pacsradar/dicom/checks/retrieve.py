@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import uuid
 
-from pydicom.dataset import Dataset
-
 from pacsradar.checks import (
     GDPR_ART32,
     HIPAA_ACCESS,
@@ -22,7 +20,9 @@ from pacsradar.checks import (
     cwe,
     skipped,
 )
+from pacsradar.dicom import dimse
 from pacsradar.dicom.checks._remediation import AE_POLICY
+from pacsradar.dicom.client import IMPLICIT_VR_LE
 from pacsradar.dicom.context import DicomContext, random_aet
 from pacsradar.dicom.sop import GET_CLASSES, MOVE_CLASSES, NAMES, STUDY_ROOT_MOVE
 from pacsradar.models import Evidence, Severity
@@ -57,9 +57,12 @@ async def _probe_move(ctx: DicomContext) -> tuple[str, int | None]:
     async with ctx.association(called, calling) as client:
         if client.context_for(STUDY_ROOT_MOVE) is None:
             return "not-negotiated", None
-        ident = Dataset()
-        ident.QueryRetrieveLevel = "STUDY"
-        ident.StudyInstanceUID = f"2.25.{uuid.uuid4().int}"  # exists nowhere: nothing can move
+        ts = client.context_for(STUDY_ROOT_MOVE)
+        implicit = ts is not None and ts[1] == IMPLICIT_VR_LE
+        # A study UID that exists nowhere (PS3.5 B.2 UUID-derived): nothing can move.
+        ident = dimse.encode_identifier(
+            (("QueryRetrieveLevel", "STUDY"), ("StudyInstanceUID", f"2.25.{uuid.uuid4().int}")), implicit
+        )
         rsp = await client.move(STUDY_ROOT_MOVE, ident, random_aet("DST"))
     status = rsp.status
     if status == MOVE_DESTINATION_UNKNOWN:
