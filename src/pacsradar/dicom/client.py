@@ -24,7 +24,7 @@ from pacsradar.errors import (
     ReadTimeout,
     SizeLimitError,
 )
-from pacsradar.net import Stream
+from pacsradar.net import ByteStream
 from pacsradar.phi import peer_text
 
 IMPLICIT_VR_LE = "1.2.840.10008.1.2"  # PS3.5 §10.1, the default transfer syntax
@@ -124,7 +124,7 @@ class DicomClient:
 
     def __init__(
         self,
-        stream: Stream,
+        stream: ByteStream,
         *,
         max_pdu_bytes: int,
         assoc_timeout: float | None = None,

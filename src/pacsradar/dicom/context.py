@@ -100,7 +100,7 @@ class DicomContext:
         """
         limits = self.options.limits
         for patient in (False, True):
-            async with self.net.connect(self.endpoint.host, self.endpoint.port, tls=self.tls) as stream:
+            async with self.net.connect_pdu(self.endpoint.host, self.endpoint.port, tls=self.tls) as stream:
                 client = DicomClient(
                     stream,
                     max_pdu_bytes=limits.max_pdu_bytes,

@@ -18,7 +18,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 from pacsradar.errors import NotDicomError, ProtocolError, SizeLimitError
-from pacsradar.net import Stream
+from pacsradar.net import ByteStream
 
 # PS3.8 §9.3.1: PDU header is type (1), reserved (1), length (4, big endian).
 _HEADER = struct.Struct(">BBL")
@@ -83,7 +83,7 @@ def classify_banner(head: bytes) -> str:
     return "unknown"
 
 
-async def read_pdu(stream: Stream, max_pdu_bytes: int, *, header_timeout: float | None = None) -> RawPdu:
+async def read_pdu(stream: ByteStream, max_pdu_bytes: int, *, header_timeout: float | None = None) -> RawPdu:
     """Read one PDU, refusing unknown types and over-long lengths before reading the body.
 
     ``header_timeout`` bounds the wait for the first six bytes (default: the read timeout).

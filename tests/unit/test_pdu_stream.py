@@ -1,0 +1,70 @@
+"""The lean DICOM connection (net.PduStream) against real loopback sockets."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from pacsradar.config import Limits
+from pacsradar.errors import PeerClosed, ReadTimeout
+from pacsradar.net import Net
+
+
+async def _serve(handler: object) -> tuple[asyncio.Server, int]:
+    server = await asyncio.start_server(handler, "127.0.0.1", 0)  # type: ignore[arg-type]
+    return server, int(server.sockets[0].getsockname()[1])
+
+
+async def test_a_flooding_peer_costs_bounded_memory() -> None:
+    # Given a peer that sends 8 MB as fast as it can, whatever we do
+    async def flood(_r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        try:
+            for _ in range(128):
+                w.write(b"\x00" * 65536)
+                await w.drain()
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            w.close()
+
+    server, port = await _serve(flood)
+    async with server, Net(Limits(read_timeout=2.0)).connect_pdu("127.0.0.1", port) as stream:
+        # When we read only 6 bytes and then idle for a while
+        assert len(await stream.read_exactly(6)) == 6
+        await asyncio.sleep(0.3)
+        # Then the receive buffer stays bounded (reading pauses at the high-water mark)
+        assert len(stream._p.buffer) <= 256 * 1024 + 65536 * 4
+        assert stream._p.reading_paused
+
+
+async def test_short_reply_then_close_is_peer_closed_with_the_byte_count() -> None:
+    # Given a peer that sends 3 bytes and hangs up
+    async def short(_r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        w.write(b"abc")
+        await w.drain()
+        w.close()
+
+    server, port = await _serve(short)
+    async with server, Net(Limits(read_timeout=2.0)).connect_pdu("127.0.0.1", port) as stream:
+        # When we wait for 6 bytes, Then it is PeerClosed, saying how far it got
+        with pytest.raises(PeerClosed, match="after 3 of 6 bytes"):
+            await stream.read_exactly(6)
+
+
+async def test_a_silent_peer_times_out_and_a_later_read_still_gets_the_bytes() -> None:
+    # Given a peer that answers only after 0.4 s
+    async def late(_r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        await asyncio.sleep(0.4)
+        w.write(b"123456")
+        await w.drain()
+        await asyncio.sleep(1)
+        w.close()
+
+    server, port = await _serve(late)
+    async with server, Net(Limits(read_timeout=2.0)).connect_pdu("127.0.0.1", port) as stream:
+        # When a first read gives up after 0.1 s
+        with pytest.raises(ReadTimeout):
+            await stream.read_exactly(6, 0.1)
+        # Then nothing was consumed: a second, patient read gets all six bytes
+        assert await stream.read_exactly(6) == b"123456"
