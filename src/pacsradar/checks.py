@@ -96,11 +96,18 @@ class CheckSpec:
 
     def remediation_for(self, product: str | None) -> str:
         """Generic advice plus the product-specific steps when we know the product."""
-        if product:
-            for key, text in self.product_remediation.items():
-                if key.lower() in product.lower():
-                    return f"{self.remediation} {text}"
-        return self.remediation
+        key = (self.id, product)
+        text = _REMEDIATION_MEMO.get(key)
+        if text is None:
+            text = self.remediation
+            if product:
+                for name, extra in self.product_remediation.items():
+                    if name.lower() in product.lower():
+                        text = f"{self.remediation} {extra}"
+                        break
+            if len(_REMEDIATION_MEMO) < 4096:  # products are few; the bound is for hostile names
+                _REMEDIATION_MEMO[key] = text
+        return text
 
     def finding(
         self,
@@ -124,6 +131,9 @@ class CheckSpec:
             product=product,
         )
 
+
+#: (check id, product) -> remediation text; a sweep asks the same few questions thousands of times.
+_REMEDIATION_MEMO: dict[tuple[str, str | None], str] = {}
 
 CtxT = TypeVar("CtxT")
 

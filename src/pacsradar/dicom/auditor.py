@@ -37,15 +37,16 @@ class DicomAuditor:
         t0 = time.monotonic()
         attempts: list[Attempt] = []
         findings: list[Finding] = []
+        debug = log.isEnabledFor(logging.DEBUG)
         async with contextlib.AsyncExitStack() as stack:
             ctx = DicomContext(endpoint=endpoint, options=actx.options, net=actx.net, stack=stack)
             for check in self.checks:
                 if check.intrusive and not actx.options.intrusive:
                     continue
                 attempt, found = await check.attempt(ctx)
-                log.debug(
-                    "%s %s: %s %s", endpoint.label, attempt.check, attempt.status.value, attempt.reason or ""
-                )
+                if debug:
+                    label, status = endpoint.label, attempt.status.value
+                    log.debug("%s %s: %s %s", label, attempt.check, status, attempt.reason or "")
                 if not ctx.reachable:
                     # A refused port has nothing to report; a timeout keeps its error attempt.
                     kept = (attempt,) if attempt.status is AttemptStatus.ERROR else ()

@@ -356,6 +356,33 @@ def _find_rq(context_id: int, message_id: int, sop_class: str, identifier: bytes
     return ul.encode_pdata(context_id, dimse.find_rq(message_id, sop_class), identifier, max_pdu)
 
 
+#: PS3.8 Table 9-11: the called AE title is bytes 11-26 and the calling AE title bytes 27-42 of
+#: the A-ASSOCIATE-RQ PDU. Everything else in our RQ is the same for every target with the same
+#: contexts, so it is encoded once and only the titles (and identity bytes) are patched in.
+_CALLED_AET = slice(10, 26)
+_CALLING_AET = slice(26, 42)
+
+
+@functools.lru_cache(maxsize=32)
+def _rq_template(
+    contexts: tuple[ProposedContext, ...], identity_shape: tuple[int, int, bool] | None
+) -> bytes:
+    identity = None
+    if identity_shape is not None:
+        # Placeholders of the real username/passcode lengths (PS3.7 D.3.3.7.1), patched later.
+        user_len, pass_len, positive = identity_shape
+        identity = ul.UserIdentityRq(b"\x01" * user_len, b"\x02" * pass_len, positive)
+    return ul.encode_associate_rq(
+        "TEMPLATE",
+        "TEMPLATE",
+        [(c.abstract_syntax, c.transfer_syntaxes) for c in contexts],
+        max_pdu=OUR_MAX_PDU,
+        implementation_class_uid=IMPLEMENTATION_CLASS_UID,
+        implementation_version_name=IMPLEMENTATION_VERSION_NAME,
+        user_identity=identity,
+    )
+
+
 def encode_associate_rq(
     called_aet: str,
     calling_aet: str,
@@ -363,17 +390,21 @@ def encode_associate_rq(
     user_identity: UserIdentity | None = None,
 ) -> bytes:
     """Our A-ASSOCIATE-RQ, naming pacsradar as the implementation (PS3.7 D.3.3.2)."""
-    identity = None
+    shape = None
     if user_identity is not None:
-        identity = ul.UserIdentityRq(
-            user_identity.username, user_identity.passcode, user_identity.positive_response_requested
+        shape = (
+            len(user_identity.username),
+            len(user_identity.passcode),
+            user_identity.positive_response_requested,
         )
-    return ul.encode_associate_rq(
-        called_aet,
-        calling_aet,
-        [(c.abstract_syntax, c.transfer_syntaxes) for c in contexts],
-        max_pdu=OUR_MAX_PDU,
-        implementation_class_uid=IMPLEMENTATION_CLASS_UID,
-        implementation_version_name=IMPLEMENTATION_VERSION_NAME,
-        user_identity=identity,
-    )
+    pdu = bytearray(_rq_template(contexts, shape))
+    pdu[_CALLED_AET] = ul.aet_field(called_aet)
+    pdu[_CALLING_AET] = ul.aet_field(calling_aet)
+    if user_identity is not None:
+        # The User Identity sub-item is the last of the PDU: ... user, 2-byte length, passcode.
+        end = len(pdu)
+        n_pass, n_user = len(user_identity.passcode), len(user_identity.username)
+        pdu[end - n_pass : end] = user_identity.passcode
+        start_user = end - n_pass - 2 - n_user
+        pdu[start_user : start_user + n_user] = user_identity.username
+    return bytes(pdu)

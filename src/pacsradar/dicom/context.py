@@ -71,6 +71,7 @@ class DicomContext:
     guessed_aet: str | None = None
     query: QueryFacts | None = None
     notes: list[str] = field(default_factory=list)
+    _finding_endpoint: Endpoint | None = field(default=None, repr=False)
 
     @property
     def product(self) -> str | None:
@@ -81,7 +82,12 @@ class DicomContext:
         return "dicom-tls" if self.tls is not None else "dicom"
 
     def endpoint_for_findings(self) -> Endpoint:
-        return Endpoint(host=self.endpoint.host, port=self.endpoint.port, protocol=self.protocol)  # type: ignore[arg-type]
+        # One Endpoint per protocol, shared by this endpoint's findings (they are frozen).
+        cached = self._finding_endpoint
+        if cached is None or cached.protocol != self.protocol:
+            cached = Endpoint(host=self.endpoint.host, port=self.endpoint.port, protocol=self.protocol)  # type: ignore[arg-type]
+            self._finding_endpoint = cached
+        return cached
 
     @contextlib.asynccontextmanager
     async def association(

@@ -119,7 +119,7 @@ def _item(item_type: int, value: bytes) -> bytes:
     return _ITEM.pack(item_type, 0, len(value)) + value
 
 
-def _aet_field(aet: str) -> bytes:
+def aet_field(aet: str) -> bytes:
     # PS3.5 Table 6.2-1: AE titles are at most 16 characters of the default repertoire, padded
     # with spaces in the fixed 16-byte fields of PS3.8 Table 9-11.
     return aet.encode("ascii", "replace")[:16].ljust(16, b" ")
@@ -163,7 +163,7 @@ def encode_associate_rq(
             )
         )
     items.append(_item(_ITEM_USER_INFO, b"".join(user)))
-    body = _FIXED.pack(1, 0, _aet_field(called_aet), _aet_field(calling_aet), b"") + b"".join(items)
+    body = _FIXED.pack(1, 0, aet_field(called_aet), aet_field(calling_aet), b"") + b"".join(items)
     return _HEADER.pack(PDU_ASSOCIATE_RQ, 0, len(body)) + body
 
 
