@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
 
 import pytest
 
@@ -11,25 +13,51 @@ from pacsradar.errors import PeerClosed, ReadTimeout
 from pacsradar.net import Net
 
 
-async def _serve(handler: object) -> tuple[asyncio.Server, int]:
-    server = await asyncio.start_server(handler, "127.0.0.1", 0)  # type: ignore[arg-type]
-    return server, int(server.sockets[0].getsockname()[1])
+class _Server:
+    """A loopback server whose handlers are all finished (writers closed) on exit."""
+
+    def __init__(
+        self, handler: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+    ) -> None:
+        self.handler = handler
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.port = 0
+
+    async def _on_client(self, r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self.tasks.add(task)
+        try:
+            await self.handler(r, w)
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            w.close()
+            with contextlib.suppress(ConnectionError, OSError):
+                await w.wait_closed()
+
+    async def __aenter__(self) -> _Server:
+        self.server = await asyncio.start_server(self._on_client, "127.0.0.1", 0)
+        self.port = int(self.server.sockets[0].getsockname()[1])
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.server.close()
+        await asyncio.wait_for(asyncio.gather(*self.tasks, return_exceptions=True), 5)
+        await self.server.wait_closed()
 
 
 async def test_a_flooding_peer_costs_bounded_memory() -> None:
     # Given a peer that sends 8 MB as fast as it can, whatever we do
     async def flood(_r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
-        try:
-            for _ in range(128):
-                w.write(b"\x00" * 65536)
-                await w.drain()
-        except (ConnectionError, OSError):
-            pass
-        finally:
-            w.close()
+        for _ in range(128):
+            w.write(b"\x00" * 65536)
+            await w.drain()
 
-    server, port = await _serve(flood)
-    async with server, Net(Limits(read_timeout=2.0)).connect_pdu("127.0.0.1", port) as stream:
+    async with (
+        _Server(flood) as server,
+        Net(Limits(read_timeout=2.0)).connect_pdu("127.0.0.1", server.port) as stream,
+    ):
         # When we read only 6 bytes and then idle for a while
         assert len(await stream.read_exactly(6)) == 6
         await asyncio.sleep(0.3)
@@ -43,10 +71,11 @@ async def test_short_reply_then_close_is_peer_closed_with_the_byte_count() -> No
     async def short(_r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
         w.write(b"abc")
         await w.drain()
-        w.close()
 
-    server, port = await _serve(short)
-    async with server, Net(Limits(read_timeout=2.0)).connect_pdu("127.0.0.1", port) as stream:
+    async with (
+        _Server(short) as server,
+        Net(Limits(read_timeout=2.0)).connect_pdu("127.0.0.1", server.port) as stream,
+    ):
         # When we wait for 6 bytes, Then it is PeerClosed, saying how far it got
         with pytest.raises(PeerClosed, match="after 3 of 6 bytes"):
             await stream.read_exactly(6)
@@ -58,11 +87,11 @@ async def test_a_silent_peer_times_out_and_a_later_read_still_gets_the_bytes() -
         await asyncio.sleep(0.4)
         w.write(b"123456")
         await w.drain()
-        await asyncio.sleep(1)
-        w.close()
 
-    server, port = await _serve(late)
-    async with server, Net(Limits(read_timeout=2.0)).connect_pdu("127.0.0.1", port) as stream:
+    async with (
+        _Server(late) as server,
+        Net(Limits(read_timeout=2.0)).connect_pdu("127.0.0.1", server.port) as stream,
+    ):
         # When a first read gives up after 0.1 s
         with pytest.raises(ReadTimeout):
             await stream.read_exactly(6, 0.1)
