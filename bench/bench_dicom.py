@@ -560,8 +560,8 @@ def phase_mixed(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         variants: list[tuple[str, list[str], Callable[[Run, Path], Any]]] = [
             ("pacsradar (CLI defaults)", pr, parse_pacsradar),
             (
-                "pacsradar --connect-timeout 1 --read-timeout 2",
-                [*pr, "--connect-timeout", "1", "--read-timeout", "2"],
+                "pacsradar --assoc-timeout 1 (LAN)",
+                [*pr, "--assoc-timeout", "1"],
                 parse_pacsradar,
             ),
             ("pacsradar --per-host 16 (no slot starvation)", [*pr, "--per-host", "16"], parse_pacsradar),

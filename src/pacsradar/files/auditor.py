@@ -1,8 +1,11 @@
-"""The share auditor for ``pacsradar scan``: anonymous FTP on 21 and SMB guest/null on 445.
+"""The share auditor for ``pacsradar scan``: anonymous FTP on 21, SMB guest/null on 445, and
+open HTTP directory listings on any endpoint the web auditor found speaking HTTP.
 
 Implements :class:`pacsradar.engine.Auditor`. It runs only when ``"share"`` is in
 ``ScanOptions.only``; the blocking clients run in a worker thread under the engine's per-target
-deadline.
+deadline. For HTTP it runs after the web auditor (see ``scan.OPTIONAL_AUDITORS``) and looks at
+the site root only: an autoindex page there ("Index of /", nginx/Apache) is walked read-only
+with Range requests, anything else is one completed "no listing" attempt.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from collections.abc import Sequence
 from pacsradar.config import ScanOptions
 from pacsradar.engine import AuditContext
 from pacsradar.files.options import FileAuditOptions
-from pacsradar.files.remote import audit_ftp, audit_smb
+from pacsradar.files.remote import audit_ftp, audit_http, audit_smb
 from pacsradar.models import Endpoint, TargetResult
 
 #: Ports the scan must probe when shares are selected (FTP RFC 959, SMB over TCP MS-SMB2 §2.1).
@@ -34,13 +37,25 @@ class ShareAuditor:
     name = "share"
 
     def wants(self, endpoint: Endpoint, prior: Sequence[TargetResult], options: ScanOptions) -> bool:
-        return "share" in options.only and endpoint.port in SHARE_PORTS
+        if "share" not in options.only:
+            return False
+        return endpoint.port in SHARE_PORTS or _http_service(prior) is not None
 
     async def audit(self, endpoint: Endpoint, ctx: AuditContext) -> TargetResult:
         opts = file_options(ctx.options)
+        http = _http_service(ctx.prior)
+        if http is not None:
+            return await asyncio.to_thread(
+                audit_http, endpoint.host, endpoint.port, opts, "/", tls=http == "https"
+            )
         if SHARE_PORTS[endpoint.port] == "ftp":
             return await asyncio.to_thread(audit_ftp, endpoint.host, endpoint.port, opts)
         return await asyncio.to_thread(audit_smb, endpoint.host, endpoint.port, opts)
+
+
+def _http_service(prior: Sequence[TargetResult]) -> str | None:
+    """'http' or 'https' when an earlier auditor spoke HTTP on this endpoint."""
+    return next((p.service for p in prior if p.reachable and p.service in ("http", "https")), None)
 
 
 __all__ = ["SHARE_PORTS", "ShareAuditor", "file_options"]
