@@ -7,6 +7,7 @@ timer. Each cycle is an ordinary stored scan, so ``pacsradar diff`` and the dash
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import logging
 import re
@@ -54,12 +55,19 @@ def parse_interval(text: str) -> float:
     return seconds
 
 
-def default_scan(targets: Sequence[str], options: ScanOptions, observers: Sequence[Observer]) -> ScanReport:
-    """Scan ``targets`` with the library scanner (:func:`pacsradar.scan.run_scan`)."""
+def default_scan(
+    targets: Sequence[str],
+    options: ScanOptions,
+    observers: Sequence[Observer],
+    *,
+    exclude: Sequence[str] = (),
+    allow_large: bool = False,
+) -> ScanReport:
+    """Scan ``targets`` minus ``exclude`` with the library scanner (:func:`pacsradar.scan.run_scan`)."""
     from pacsradar.scan import run_scan
     from pacsradar.targets import parse_scope
 
-    scope = parse_scope(list(targets))
+    scope = parse_scope(list(targets), list(exclude), allow_large=allow_large)
     ports = options.ports()
     endpoints = (Endpoint(host=h, port=p) for h, p in scope.endpoints(ports))
     return asyncio.run(
@@ -93,6 +101,8 @@ class Monitor:
         options: ScanOptions | None = None,
         sinks: Sequence[AlertSink] = (),
         scan: ScanFunction | None = None,
+        exclude: Sequence[str] = (),
+        allow_large: bool = False,
         min_severity: Severity = Severity.LOW,
         alert_on_first: bool = True,
         include_resolved: bool = True,
@@ -103,7 +113,13 @@ class Monitor:
         self.targets = tuple(targets)
         self.options = options or ScanOptions()
         self.sinks = tuple(sinks)
-        self.scan = scan or default_scan
+        if scan is None:
+            from pacsradar.targets import parse_scope
+
+            # A typo in the scope fails now, not after the first interval.
+            parse_scope(list(targets), list(exclude), allow_large=allow_large)
+            scan = functools.partial(default_scan, exclude=tuple(exclude), allow_large=allow_large)
+        self.scan = scan
         self.min_severity = min_severity
         self.alert_on_first = alert_on_first
         self.include_resolved = include_resolved

@@ -119,7 +119,12 @@ def test_monitor_once_stores_a_scan_and_diffs(
     app: typer.Typer, db: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Given a scanner stand-in that reports the lab again through the observers
-    def fake_scan(targets: Sequence[str], options: ScanOptions, observers: Sequence[Observer]) -> ScanReport:
+    seen: dict[str, object] = {}
+
+    def fake_scan(
+        targets: Sequence[str], options: ScanOptions, observers: Sequence[Observer], **scope: object
+    ) -> ScanReport:
+        seen.update(scope, options=options)
         report = S.lab_report("monitor-1", started=S.T0 + timedelta(days=2)).model_copy(
             update={"scope": tuple(targets)}
         )
@@ -131,13 +136,21 @@ def test_monitor_once_stores_a_scan_and_diffs(
         return report
 
     monkeypatch.setattr(pacsradar.monitor, "default_scan", fake_scan)
-    # When one monitoring cycle runs
-    result = runner.invoke(app, ["monitor", "127.0.0.1/30", "--once", "--db", db])
+    # When one monitoring cycle runs, with an exclusion and a gentler rate than scan's default
+    result = runner.invoke(
+        app, ["monitor", "127.0.0.1/30", "--once", "--db", db, "-x", "127.0.0.2", "--rate", "50"]
+    )
     # Then it is stored and diffed against scan-b (same scope)
     assert result.exit_code == 0, result.output
+    # And the scan got the exclusion and the limits, exactly as `scan` would
+    assert seen["exclude"] == ("127.0.0.2",)
+    options = seen["options"]
+    assert isinstance(options, ScanOptions) and options.limits.rate == 50
     assert "scan monitor-1:" in result.stderr
     with Store(db) as store:
         assert store.diff().base == "scan-b"
+    # And a typo in the scope fails at once with a usage error, before any cycle
+    assert runner.invoke(app, ["monitor", "127.0.0.0/33", "--once", "--db", db]).exit_code == 2
     # And the interval is mandatory unless --once
     assert runner.invoke(app, ["monitor", "127.0.0.1", "--db", db]).exit_code == 2
     assert (

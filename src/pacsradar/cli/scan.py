@@ -26,89 +26,34 @@ from pacsradar.cli.common import (
     stderr_console,
 )
 from pacsradar.cli.exitcodes import ExitCode
-from pacsradar.config import (
-    DEFAULT_DICOM_PORTS,
-    DEFAULT_SHARE_PORTS,
-    DEFAULT_WEB_PORTS,
-    Limits,
-    ScanOptions,
+from pacsradar.cli.scanopts import (
+    OPT_AET_WORDLIST,
+    OPT_ALLOW_LARGE,
+    OPT_ASSOC_TIMEOUT,
+    OPT_CALLING_AET,
+    OPT_CONCURRENCY,
+    OPT_CONNECT_TIMEOUT,
+    OPT_DEADLINE,
+    OPT_DEFAULT_PORTS,
+    OPT_EXCLUDE,
+    OPT_INTRUSIVE,
+    OPT_MAX_RECORDS,
+    OPT_ONLY,
+    OPT_PER_HOST,
+    OPT_PORTS,
+    OPT_RATE,
+    OPT_READ_TIMEOUT,
+    scan_options,
 )
+from pacsradar.config import ScanOptions
 from pacsradar.engine import Engine, Observer
 from pacsradar.errors import StoreError, UsageError
 from pacsradar.models import Endpoint, ScanReport, Severity
-from pacsradar.phi import KeyedHasher
 from pacsradar.scan import normalise_host, run_scan
-from pacsradar.targets import load_import, parse_ports, parse_scope
+from pacsradar.targets import load_import, parse_scope
 
 if TYPE_CHECKING:
     from pacsradar.store import Store
-
-ONLY_CHOICES = ("dicom", "web", "share")
-
-
-def _options(
-    *,
-    ports: str | None,
-    only: list[str] | None,
-    concurrency: int,
-    per_host: int,
-    rate: float,
-    connect_timeout: float,
-    read_timeout: float,
-    assoc_timeout: float,
-    deadline: float,
-    max_records: int,
-    intrusive: bool,
-    aet_wordlist: Path | None,
-    calling_aet: str,
-    link_key: str | None,
-    default_ports: bool = True,
-) -> ScanOptions:
-    chosen = frozenset(only or ONLY_CHOICES)
-    bad = chosen - set(ONLY_CHOICES)
-    if bad:
-        raise UsageError(f"--only takes {', '.join(ONLY_CHOICES)}")
-    words: tuple[str, ...] = ()
-    if aet_wordlist is not None:
-        try:
-            text = aet_wordlist.read_text(encoding="utf-8", errors="replace")[: 1 << 20]
-        except OSError as exc:
-            raise UsageError(f"cannot read --aet-wordlist ({exc.strerror})") from exc
-        words = tuple(w.strip() for w in text.splitlines() if w.strip() and not w.startswith("#"))
-    if not 1 <= len(calling_aet) <= 16:
-        raise UsageError("--calling-aet must be 1 to 16 characters (PS3.5 AE VR)")
-    for name, value in (
-        ("--concurrency", concurrency),
-        ("--per-host", per_host),
-        ("--max-records", max_records),
-    ):
-        if value < 1:
-            raise UsageError(f"{name} must be at least 1")
-    extra = parse_ports(ports) if ports else ()
-    if not default_ports and not extra:
-        raise UsageError("--no-default-ports needs --ports")
-    return ScanOptions(
-        limits=Limits(
-            concurrency=concurrency,
-            per_host=per_host,
-            rate=rate,
-            connect_timeout=connect_timeout,
-            read_timeout=read_timeout,
-            assoc_timeout=assoc_timeout,
-            target_deadline=deadline,
-        ),
-        only=chosen,
-        extra_ports=extra,
-        dicom_ports=DEFAULT_DICOM_PORTS if default_ports else (),
-        web_ports=DEFAULT_WEB_PORTS if default_ports else (),
-        share_ports=DEFAULT_SHARE_PORTS if default_ports else (),
-        max_records=max_records,
-        intrusive=intrusive,
-        aet_wordlist=words,
-        calling_aet=calling_aet,
-        hasher=KeyedHasher.from_passphrase(link_key) if link_key else KeyedHasher(),
-    )
-
 
 def _open_store(db: str | None) -> Store:
     from pacsradar.store import open_store
@@ -178,40 +123,25 @@ def register(app: typer.Typer) -> None:
         targets: list[str] = typer.Argument(
             None, help="Addresses, CIDRs, ranges (127.0.0.1-40), hostnames, @file."
         ),
-        exclude: list[str] = typer.Option(
-            [], "--exclude", "-x", help="Never scan these (wins over targets)."
-        ),
+        exclude: list[str] = OPT_EXCLUDE,
         import_file: list[Path] = typer.Option(
             [], "--import", help="nmap XML, masscan, Shodan JSON or host:port list."
         ),
-        ports: str = typer.Option(None, "--ports", "-p", help="Extra ports, e.g. 4242,8000-8010."),
-        default_ports: bool = typer.Option(
-            True, "--default-ports/--no-default-ports", help="Also probe the default DICOM/web port sets."
-        ),
-        only: list[str] = typer.Option(
-            None, "--only", help="dicom, web or share (repeatable; default all three)."
-        ),
-        allow_large_scope: bool = typer.Option(
-            False, "--allow-large-scope", help="Allow more than 65,536 hosts."
-        ),
-        concurrency: int = typer.Option(256, help="Endpoints audited at once."),
-        per_host: int = typer.Option(4, help="Connections per host at once."),
-        rate: float = typer.Option(1000.0, help="New connections per second (0: unlimited)."),
-        connect_timeout: float = typer.Option(3.0, help="Seconds for a TCP connect."),
-        read_timeout: float = typer.Option(5.0, help="Seconds for each reply."),
-        assoc_timeout: float = typer.Option(
-            2.0,
-            help="Seconds a peer gets to answer an A-ASSOCIATE-RQ; silence is reported as 'no answer'.",
-        ),
-        deadline: float = typer.Option(60.0, help="Seconds for everything on one endpoint."),
-        max_records: int = typer.Option(10_000, help="Stop C-FIND/QIDO counting here and report ≥ N."),
-        intrusive: bool = typer.Option(
-            False,
-            "--intrusive",
-            help="Opt-in checks (C-MOVE probe to an unknown destination; never moves data).",
-        ),
-        aet_wordlist: Path = typer.Option(None, "--aet-wordlist", help="Extra called AE titles to try."),
-        calling_aet: str = typer.Option("PACSRADAR", help="Calling AE title for non-random probes."),
+        ports: str = OPT_PORTS,
+        default_ports: bool = OPT_DEFAULT_PORTS,
+        only: list[str] = OPT_ONLY,
+        allow_large_scope: bool = OPT_ALLOW_LARGE,
+        concurrency: int = OPT_CONCURRENCY,
+        per_host: int = OPT_PER_HOST,
+        rate: float = OPT_RATE,
+        connect_timeout: float = OPT_CONNECT_TIMEOUT,
+        read_timeout: float = OPT_READ_TIMEOUT,
+        assoc_timeout: float = OPT_ASSOC_TIMEOUT,
+        deadline: float = OPT_DEADLINE,
+        max_records: int = OPT_MAX_RECORDS,
+        intrusive: bool = OPT_INTRUSIVE,
+        aet_wordlist: Path = OPT_AET_WORDLIST,
+        calling_aet: str = OPT_CALLING_AET,
         link_key: str = OPT_LINK_KEY,
         output_format: str = OPT_FORMAT,
         output: Path = OPT_OUTPUT,
@@ -232,7 +162,7 @@ def register(app: typer.Typer) -> None:
         err = stderr_console()
         try:
             setup_logging(log_level)
-            options = _options(
+            options = scan_options(
                 ports=ports,
                 only=only,
                 concurrency=concurrency,
@@ -336,4 +266,4 @@ def register(app: typer.Typer) -> None:
         raise typer.Exit(ExitCode.OK)
 
 
-__all__ = ["DEFAULT_DICOM_PORTS", "DEFAULT_WEB_PORTS", "register"]
+__all__ = ["register"]

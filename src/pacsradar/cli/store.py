@@ -13,7 +13,26 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from pacsradar.cli.common import OPT_LINK_KEY
 from pacsradar.cli.exitcodes import ExitCode
+from pacsradar.cli.scanopts import (
+    OPT_AET_WORDLIST,
+    OPT_ALLOW_LARGE,
+    OPT_ASSOC_TIMEOUT,
+    OPT_CALLING_AET,
+    OPT_CONCURRENCY,
+    OPT_CONNECT_TIMEOUT,
+    OPT_DEADLINE,
+    OPT_DEFAULT_PORTS,
+    OPT_EXCLUDE,
+    OPT_INTRUSIVE,
+    OPT_MAX_RECORDS,
+    OPT_ONLY,
+    OPT_PER_HOST,
+    OPT_PORTS,
+    OPT_RATE,
+    OPT_READ_TIMEOUT,
+)
 from pacsradar.errors import PacsradarError, UsageError
 from pacsradar.models import Severity
 from pacsradar.report.safe import safe_json
@@ -160,7 +179,23 @@ def register(app: typer.Typer) -> None:
         every: str | None = typer.Option(None, "--every", help="Interval: 6h, 90m, 1h30m, 1d."),
         once: bool = typer.Option(False, "--once", help="One cycle, then exit (cron, timers)."),
         db: str | None = typer.Option(None, "--db", envvar="PACSRADAR_DB", help=DB_HELP),
-        only: str = typer.Option("dicom,web", "--only", help="Protocol families to scan."),
+        exclude: list[str] = OPT_EXCLUDE,
+        ports: str = OPT_PORTS,
+        default_ports: bool = OPT_DEFAULT_PORTS,
+        only: list[str] = OPT_ONLY,
+        allow_large_scope: bool = OPT_ALLOW_LARGE,
+        concurrency: int = OPT_CONCURRENCY,
+        per_host: int = OPT_PER_HOST,
+        rate: float = OPT_RATE,
+        connect_timeout: float = OPT_CONNECT_TIMEOUT,
+        read_timeout: float = OPT_READ_TIMEOUT,
+        assoc_timeout: float = OPT_ASSOC_TIMEOUT,
+        deadline: float = OPT_DEADLINE,
+        max_records: int = OPT_MAX_RECORDS,
+        intrusive: bool = OPT_INTRUSIVE,
+        aet_wordlist: Path = OPT_AET_WORDLIST,
+        calling_aet: str = OPT_CALLING_AET,
+        link_key: str = OPT_LINK_KEY,
         webhook: str | None = typer.Option(None, "--webhook", help="POST alerts to this URL."),
         webhook_secret_file: Path | None = typer.Option(
             None,
@@ -183,8 +218,12 @@ def register(app: typer.Typer) -> None:
             True, "--alert-on-first/--no-alert-on-first", help="Alert on the first scan too."
         ),
     ) -> None:
-        """Scan on a schedule, store each scan, diff it against the last, alert on changes."""
-        from pacsradar.config import ScanOptions
+        """Scan on a schedule, store each scan, diff it against the last, alert on changes.
+
+        Takes the same scope, exclusions, limits and --link-key as `scan` (a fixed link key
+        keeps patient hashes comparable from one cycle to the next).
+        """
+        from pacsradar.cli.scanopts import scan_options
         from pacsradar.monitor import Monitor, parse_interval
 
         err = _err()
@@ -206,19 +245,40 @@ def register(app: typer.Typer) -> None:
                 syslog_facility,
             )
             threshold = _sev(min_severity) or Severity.LOW
-            families = frozenset(x.strip() for x in only.split(",") if x.strip())
+            options = scan_options(
+                ports=ports,
+                only=only,
+                concurrency=concurrency,
+                per_host=per_host,
+                rate=rate,
+                connect_timeout=connect_timeout,
+                read_timeout=read_timeout,
+                assoc_timeout=assoc_timeout,
+                deadline=deadline,
+                max_records=max_records,
+                intrusive=intrusive,
+                aet_wordlist=aet_wordlist,
+                calling_aet=calling_aet,
+                link_key=link_key,
+                default_ports=default_ports,
+            )
             store = open_db(db)
         except PacsradarError as exc:
             raise fail(exc) from None
         with store:
-            mon = Monitor(
-                store,
-                targets,
-                options=ScanOptions(only=families),
-                sinks=sinks,
-                min_severity=threshold,
-                alert_on_first=alert_on_first,
-            )
+            try:
+                mon = Monitor(
+                    store,
+                    targets,
+                    options=options,
+                    exclude=exclude,
+                    allow_large=allow_large_scope,
+                    sinks=sinks,
+                    min_severity=threshold,
+                    alert_on_first=alert_on_first,
+                )
+            except PacsradarError as exc:
+                raise fail(exc) from None
 
             def report_cycle(cycle: Cycle) -> None:
                 d = cycle.diff

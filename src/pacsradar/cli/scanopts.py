@@ -1,0 +1,125 @@
+"""Scan options shared by `pacsradar scan` and `pacsradar monitor`: declared once, built once.
+
+A monitor runs the same scan on a schedule, so it takes the same scope, exclusions, rate and
+timeouts as `scan` (README "Safety": only what the user named, exclusions win, explicit limits).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from pacsradar.config import (
+    DEFAULT_DICOM_PORTS,
+    DEFAULT_SHARE_PORTS,
+    DEFAULT_WEB_PORTS,
+    Limits,
+    ScanOptions,
+)
+from pacsradar.errors import UsageError
+from pacsradar.phi import KeyedHasher
+from pacsradar.targets import parse_ports
+
+ONLY_CHOICES = ("dicom", "web", "share")
+
+OPT_EXCLUDE = typer.Option([], "--exclude", "-x", help="Never scan these (wins over targets).")
+OPT_PORTS = typer.Option(None, "--ports", "-p", help="Extra ports, e.g. 4242,8000-8010.")
+OPT_DEFAULT_PORTS = typer.Option(
+    True, "--default-ports/--no-default-ports", help="Also probe the default DICOM/web port sets."
+)
+OPT_ONLY = typer.Option(None, "--only", help="dicom, web or share (repeatable; default all three).")
+OPT_ALLOW_LARGE = typer.Option(False, "--allow-large-scope", help="Allow more than 65,536 hosts.")
+OPT_CONCURRENCY = typer.Option(256, "--concurrency", help="Endpoints audited at once.")
+OPT_PER_HOST = typer.Option(4, "--per-host", help="Connections per host at once.")
+OPT_RATE = typer.Option(1000.0, "--rate", help="New connections per second (0: unlimited).")
+OPT_CONNECT_TIMEOUT = typer.Option(3.0, "--connect-timeout", help="Seconds for a TCP connect.")
+OPT_READ_TIMEOUT = typer.Option(5.0, "--read-timeout", help="Seconds for each reply.")
+OPT_ASSOC_TIMEOUT = typer.Option(
+    2.0,
+    "--assoc-timeout",
+    help="Seconds a peer gets to answer an A-ASSOCIATE-RQ; silence is reported as 'no answer'.",
+)
+OPT_DEADLINE = typer.Option(60.0, "--deadline", help="Seconds for everything on one endpoint.")
+OPT_MAX_RECORDS = typer.Option(10_000, "--max-records", help="Stop C-FIND/QIDO counting here and report ≥ N.")
+OPT_INTRUSIVE = typer.Option(
+    False,
+    "--intrusive",
+    help="Opt-in checks (C-MOVE probe to an unknown destination; never moves data).",
+)
+OPT_AET_WORDLIST = typer.Option(None, "--aet-wordlist", help="Extra called AE titles to try.")
+OPT_CALLING_AET = typer.Option("PACSRADAR", "--calling-aet", help="Calling AE title for non-random probes.")
+
+
+def parse_only(only: list[str] | None) -> frozenset[str]:
+    """``--only`` values, repeated or comma-separated; none means all three families."""
+    chosen = frozenset(part.strip() for value in only or () for part in value.split(",") if part.strip())
+    chosen = chosen or frozenset(ONLY_CHOICES)
+    if chosen - set(ONLY_CHOICES):
+        raise UsageError(f"--only takes {', '.join(ONLY_CHOICES)}")
+    return chosen
+
+
+def scan_options(
+    *,
+    ports: str | None,
+    only: list[str] | None,
+    concurrency: int,
+    per_host: int,
+    rate: float,
+    connect_timeout: float,
+    read_timeout: float,
+    assoc_timeout: float,
+    deadline: float,
+    max_records: int,
+    intrusive: bool,
+    aet_wordlist: Path | None,
+    calling_aet: str,
+    link_key: str | None,
+    default_ports: bool = True,
+) -> ScanOptions:
+    """The CLI's scan options as a :class:`ScanOptions`; a bad value is a :class:`UsageError`."""
+    chosen = parse_only(only)
+    words: tuple[str, ...] = ()
+    if aet_wordlist is not None:
+        try:
+            text = aet_wordlist.read_text(encoding="utf-8", errors="replace")[: 1 << 20]
+        except OSError as exc:
+            raise UsageError(f"cannot read --aet-wordlist ({exc.strerror})") from exc
+        words = tuple(w.strip() for w in text.splitlines() if w.strip() and not w.startswith("#"))
+    if not 1 <= len(calling_aet) <= 16:
+        raise UsageError("--calling-aet must be 1 to 16 characters (PS3.5 AE VR)")
+    for name, value in (
+        ("--concurrency", concurrency),
+        ("--per-host", per_host),
+        ("--max-records", max_records),
+    ):
+        if value < 1:
+            raise UsageError(f"{name} must be at least 1")
+    extra = parse_ports(ports) if ports else ()
+    if not default_ports and not extra:
+        raise UsageError("--no-default-ports needs --ports")
+    return ScanOptions(
+        limits=Limits(
+            concurrency=concurrency,
+            per_host=per_host,
+            rate=rate,
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+            assoc_timeout=assoc_timeout,
+            target_deadline=deadline,
+        ),
+        only=chosen,
+        extra_ports=extra,
+        dicom_ports=DEFAULT_DICOM_PORTS if default_ports else (),
+        web_ports=DEFAULT_WEB_PORTS if default_ports else (),
+        share_ports=DEFAULT_SHARE_PORTS if default_ports else (),
+        max_records=max_records,
+        intrusive=intrusive,
+        aet_wordlist=words,
+        calling_aet=calling_aet,
+        hasher=KeyedHasher.from_passphrase(link_key) if link_key else KeyedHasher(),
+    )
+
+
+__all__ = ["ONLY_CHOICES", "parse_only", "scan_options"]
