@@ -10,11 +10,31 @@ Public API::
 
 from __future__ import annotations
 
-from pacsradar.files.auditor import SHARE_PORTS, ShareAuditor
-from pacsradar.files.local import audit_paths, make_report
-from pacsradar.files.options import FileAuditOptions
-from pacsradar.files.remote import audit_ftp, audit_http, audit_smb, audit_url
-from pacsradar.files.specs import SPECS
+import importlib
+from typing import Any
+
+# Imported on first use (PEP 562): `pacsradar scan` loads the share auditor, and the file
+# audit's own imports (pydicom among them) would otherwise cost every scan start-up.
+_LAZY = {
+    "SHARE_PORTS": "pacsradar.files.auditor",
+    "ShareAuditor": "pacsradar.files.auditor",
+    "audit_paths": "pacsradar.files.local",
+    "make_report": "pacsradar.files.local",
+    "FileAuditOptions": "pacsradar.files.options",
+    "audit_ftp": "pacsradar.files.remote",
+    "audit_http": "pacsradar.files.remote",
+    "audit_smb": "pacsradar.files.remote",
+    "audit_url": "pacsradar.files.remote",
+    "SPECS": "pacsradar.files.specs",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
+
 
 __all__ = [
     "SHARE_PORTS",

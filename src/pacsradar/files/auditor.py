@@ -16,7 +16,6 @@ from collections.abc import Sequence
 from pacsradar.config import ScanOptions
 from pacsradar.engine import AuditContext
 from pacsradar.files.options import FileAuditOptions
-from pacsradar.files.remote import audit_ftp, audit_http, audit_smb
 from pacsradar.models import Endpoint, TargetResult
 
 #: Ports the scan must probe when shares are selected (FTP RFC 959, SMB over TCP MS-SMB2 §2.1).
@@ -42,6 +41,9 @@ class ShareAuditor:
         return endpoint.port in SHARE_PORTS or _http_service(prior) is not None
 
     async def audit(self, endpoint: Endpoint, ctx: AuditContext) -> TargetResult:
+        # Imported here: a scan that finds no share never pays for the file audit's imports.
+        from pacsradar.files.remote import audit_ftp, audit_http, audit_smb
+
         opts = file_options(ctx.options)
         http = _http_service(ctx.prior)
         if http is not None:

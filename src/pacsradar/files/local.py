@@ -3,20 +3,19 @@
 The main process walks directories with ``os.scandir`` (no stat per file) and hands batches of
 paths to worker processes; each worker opens a file without following symlinks and without
 blocking (a FIFO swapped in after the walk cannot hang it), reads the smallest prefix holding the
-header, parses it with :mod:`pacsradar.files.header`, and returns a sealed :class:`Tally`.
+header and walks it, all in :func:`pacsradar.files.header.read_files` (compiled when built), and
+returns one sealed :class:`Tally` per batch: counts, Annex E keywords and keyed hashes, no
+per-file objects and no PHI value.
 """
 
 from __future__ import annotations
 
-import errno
 import functools
 import multiprocessing
 import os
 import secrets
 import signal
-import stat
 import time
-from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -32,21 +31,8 @@ from pacsradar.models import Attempt, AttemptStatus, Endpoint, ScanReport, ScanS
 
 #: Called in the main process after each batch: (files done, DICOM files so far).
 Progress = Callable[[int, int], None]
-
-_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
-_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
-
-
-def _special_kind(mode: int) -> str:
-    if stat.S_ISFIFO(mode):
-        return "fifo"
-    if stat.S_ISSOCK(mode):
-        return "socket"
-    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-        return "device"
-    if stat.S_ISLNK(mode):
-        return "symlink"
-    return "special"
+#: Length of the first batches; they double up to ``FileAuditOptions.batch_size``.
+_FIRST_BATCH = 256
 
 
 @dataclass(frozen=True)
@@ -67,61 +53,34 @@ def _init_worker(config: _WorkerConfig) -> None:
 
 def read_file(path: str, tally: Tally, options: FileAuditOptions, token: Callable[[], str]) -> None:
     """Audit one file into ``tally``. Never raises for a bad file: each is counted with a reason."""
-    tally.files_seen += 1
-    flags = _OPEN_FLAGS | (0 if options.follow_symlinks else _NOFOLLOW)
-    try:
-        fd = os.open(path, flags)
-    except PermissionError:
-        tally.skipped["permission-denied"] += 1
-        return
-    except OSError as exc:
-        tally.skipped[_os_reason(exc)] += 1
-        return
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            tally.skipped[_special_kind(st.st_mode)] += 1
-            return
-        size = st.st_size
-        if size == 0:
-            tally.skipped["empty"] += 1
-            return
-        want = min(size, options.header_read)
-        buf = os.pread(fd, want, 0)
-        hdr = hdrmod.parse(buf, size)
-        while hdr.status == hdrmod.NEED_MORE:
-            want = min(hdr.need, options.max_header_bytes, size)
-            if want <= len(buf):
-                hdr = hdrmod.parse(buf, size, final=True)
-                break
-            more = os.pread(fd, want - len(buf), len(buf))
-            if not more:  # the file shrank under us
-                hdr = hdrmod.parse(buf, size, final=True)
-                break
-            buf += more
-            hdr = hdrmod.parse(buf, size)
-        if hdr.status == hdrmod.UNSUPPORTED:
-            tally.pydicom_fallback += 1
-            if len(buf) < min(size, options.max_header_bytes):
-                buf += os.pread(fd, min(size, options.max_header_bytes) - len(buf), len(buf))
-            hdr = parse_with_pydicom(buf, size)
-        tally.bytes_read += len(buf)
-    except OSError as exc:
-        tally.skipped[_os_reason(exc)] += 1
-        return
-    finally:
-        os.close(fd)
-    tally.add_header(hdr, size, token, buf)
+    _read_into(tally, [path], options, lambda _index: token)
 
 
-def _os_reason(exc: OSError) -> str:
-    if exc.errno == errno.ELOOP:
-        return "symlink"
-    if exc.errno in (errno.ENOENT, errno.ENOTDIR):
-        return "vanished"
-    if exc.errno in (errno.EACCES, errno.EPERM):
-        return "permission-denied"
-    return "io-error"
+def _read_into(
+    tally: Tally,
+    paths: list[str],
+    options: FileAuditOptions,
+    token_of: Callable[[int], Callable[[], str]],
+) -> None:
+    """Read ``paths`` into ``tally`` (unsealed). Most files are counted inside the reader; the few
+    listed by path token (executable or unknown preambles, malformed files when paths are shown)
+    come back one by one to :meth:`Tally.add_header`, with ``token_of(index)``."""
+
+    def slow(index: int, hdr: hdrmod.Header, size: int, head: bytes) -> None:
+        tally.add_header(hdr, size, token_of(index), head)
+
+    counts = hdrmod.Counts()
+    hdrmod.read_files(
+        paths,
+        options.follow_symlinks,
+        options.show_paths,
+        options.header_read,
+        options.max_header_bytes,
+        counts,
+        parse_with_pydicom,
+        slow,
+    )
+    tally.add_counts(counts)
 
 
 def _token(path: str, config: _WorkerConfig) -> str:
@@ -138,135 +97,45 @@ def _audit_batch(paths: list[str]) -> Tally:
 
 
 def audit_batch(paths: list[str], config: _WorkerConfig) -> Tally:
+    """Audit a batch into one sealed tally: what a worker sends back (counts, keywords, keyed
+    hashes; no value and no path unless paths are shown)."""
     options = config.options
     tally = Tally(show_paths=options.show_paths)
-    for path in paths:
-        read_file(path, tally, options, functools.partial(_token, path, config))
+    _read_into(tally, paths, options, lambda index: functools.partial(_token, paths[index], config))
     return tally.seal(options.hasher)
 
 
 class Walker:
-    """Iterative directory walk; symlinks are counted, or followed with loop detection."""
+    """Iterative directory walk; symlinks are counted, or followed with loop detection.
+
+    The walk itself is :class:`pacsradar.files.header.TreeWalker` (compiled with the reader);
+    ``skipped`` and ``truncated`` say what was not walked and which bound was hit.
+    """
 
     def __init__(self, root: str, options: FileAuditOptions) -> None:
-        self.root = root
-        self.options = options
-        self.skipped: Counter[str] = Counter()
-        self.truncated: list[str] = []
-        self.yielded = 0
+        max_files = -1 if options.max_files is None else options.max_files
+        self._walker = hdrmod.TreeWalker(root, options.max_depth, max_files, options.follow_symlinks)
 
-    def _limit_reached(self) -> bool:
-        limit = self.options.max_files
-        if limit is not None and self.yielded >= limit:
-            if "max_files" not in self.truncated:
-                self.truncated.append("max_files")
-            return True
-        return False
+    @property
+    def skipped(self) -> dict[str, int]:
+        return self._walker.skipped
+
+    @property
+    def truncated(self) -> list[str]:
+        return self._walker.truncated
+
+    @property
+    def yielded(self) -> int:
+        return self._walker.yielded
+
+    def batches(self, size: int, first: int = 0) -> Iterator[list[str]]:
+        """File paths in lists of ``size`` (one task for a worker each); see
+        :meth:`pacsradar.files.header.TreeWalker.batches` for ``first``."""
+        return self._walker.batches(size, first)
 
     def paths(self) -> Iterator[str]:
-        follow = self.options.follow_symlinks
-        visited: set[tuple[int, int]] = set()
-        seen_files: set[tuple[int, int]] = set()
-        stack: list[tuple[str, int]] = [(self.root, 0)]
-        while stack:
-            directory, depth = stack.pop()
-            dev = 0
-            if follow:
-                try:
-                    st = os.stat(directory)
-                except OSError as exc:
-                    self.skipped[_os_reason(exc)] += 1
-                    continue
-                key = (st.st_dev, st.st_ino)
-                if key in visited:
-                    self.skipped["symlink-loop"] += 1
-                    continue
-                visited.add(key)
-                dev = st.st_dev
-            try:
-                it = os.scandir(directory)
-            except OSError as exc:
-                self.skipped[_os_reason(exc)] += 1
-                continue
-            with it:
-                while True:
-                    try:
-                        entry = next(it, None)
-                    except OSError as exc:
-                        self.skipped[_os_reason(exc)] += 1
-                        break
-                    if entry is None:
-                        break
-                    try:
-                        if entry.is_dir(follow_symlinks=False):
-                            if depth + 1 > self.options.max_depth:
-                                self.skipped["depth-limit"] += 1
-                            else:
-                                stack.append((entry.path, depth + 1))
-                            continue
-                        if entry.is_file(follow_symlinks=False):
-                            if follow:
-                                ident = (dev, entry.inode())
-                                if ident in seen_files:
-                                    continue
-                                seen_files.add(ident)
-                            if self._limit_reached():
-                                return
-                            self.yielded += 1
-                            yield entry.path
-                            continue
-                        if entry.is_symlink():
-                            if not follow:
-                                self.skipped["symlink"] += 1
-                                continue
-                            target = self._follow(entry.path, seen_files)
-                            if target == "dir":
-                                if depth + 1 > self.options.max_depth:
-                                    self.skipped["depth-limit"] += 1
-                                else:
-                                    stack.append((entry.path, depth + 1))
-                            elif target == "file":
-                                if self._limit_reached():
-                                    return
-                                self.yielded += 1
-                                yield entry.path
-                            continue
-                        self.skipped[_special_kind(entry.stat(follow_symlinks=False).st_mode)] += 1
-                    except OSError as exc:
-                        self.skipped[_os_reason(exc)] += 1
-
-    def _follow(self, path: str, seen_files: set[tuple[int, int]]) -> str:
-        try:
-            st = os.stat(path)
-        except OSError as exc:
-            if exc.errno == errno.ELOOP:
-                self.skipped["symlink-loop"] += 1
-            elif exc.errno == errno.ENOENT:
-                self.skipped["broken-symlink"] += 1
-            else:
-                self.skipped[_os_reason(exc)] += 1
-            return ""
-        if stat.S_ISDIR(st.st_mode):
-            return "dir"
-        if stat.S_ISREG(st.st_mode):
-            ident = (st.st_dev, st.st_ino)
-            if ident in seen_files:
-                return ""
-            seen_files.add(ident)
-            return "file"
-        self.skipped[_special_kind(st.st_mode)] += 1
-        return ""
-
-
-def _batches(paths: Iterator[str], size: int) -> Iterator[list[str]]:
-    batch: list[str] = []
-    for path in paths:
-        batch.append(path)
-        if len(batch) >= size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
+        for batch in self._walker.batches(256):
+            yield from batch
 
 
 def audit_tree(root: str, options: FileAuditOptions, progress: Progress | None = None) -> tuple[Tally, bool]:
@@ -275,10 +144,9 @@ def audit_tree(root: str, options: FileAuditOptions, progress: Progress | None =
     total = Tally(show_paths=options.show_paths)
     walker = Walker(root, options)
     if os.path.isdir(root):
-        paths: Iterator[str] = walker.paths()
+        batches = walker.batches(options.batch_size, min(_FIRST_BATCH, options.batch_size))
     else:
-        paths = iter([root])
-    batches = _batches(paths, options.batch_size)
+        batches = iter([[root]])
     interrupted = False
     if options.workers <= 1:
         try:
