@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 import typer
 from rich.console import Console
 
+from pacsradar.cli import scanopts
 from pacsradar.cli.common import (
     OPT_FAIL_ON,
     OPT_FORMAT,
@@ -26,25 +27,7 @@ from pacsradar.cli.common import (
     stderr_console,
 )
 from pacsradar.cli.exitcodes import ExitCode
-from pacsradar.cli.scanopts import (
-    OPT_AET_WORDLIST,
-    OPT_ALLOW_LARGE,
-    OPT_ASSOC_TIMEOUT,
-    OPT_CALLING_AET,
-    OPT_CONCURRENCY,
-    OPT_CONNECT_TIMEOUT,
-    OPT_DEADLINE,
-    OPT_DEFAULT_PORTS,
-    OPT_EXCLUDE,
-    OPT_INTRUSIVE,
-    OPT_MAX_RECORDS,
-    OPT_ONLY,
-    OPT_PER_HOST,
-    OPT_PORTS,
-    OPT_RATE,
-    OPT_READ_TIMEOUT,
-    scan_options,
-)
+from pacsradar.cli.scanopts import scan_options
 from pacsradar.config import ScanOptions
 from pacsradar.engine import Engine, Observer
 from pacsradar.errors import StoreError, UsageError
@@ -123,25 +106,25 @@ def register(app: typer.Typer) -> None:
         targets: list[str] = typer.Argument(
             None, help="Addresses, CIDRs, ranges (127.0.0.1-40), hostnames, @file."
         ),
-        exclude: list[str] = OPT_EXCLUDE,
+        exclude: list[str] = scanopts.OPT_EXCLUDE,
         import_file: list[Path] = typer.Option(
             [], "--import", help="nmap XML, masscan, Shodan JSON or host:port list."
         ),
-        ports: str = OPT_PORTS,
-        default_ports: bool = OPT_DEFAULT_PORTS,
-        only: list[str] = OPT_ONLY,
-        allow_large_scope: bool = OPT_ALLOW_LARGE,
-        concurrency: int = OPT_CONCURRENCY,
-        per_host: int = OPT_PER_HOST,
-        rate: float = OPT_RATE,
-        connect_timeout: float = OPT_CONNECT_TIMEOUT,
-        read_timeout: float = OPT_READ_TIMEOUT,
-        assoc_timeout: float = OPT_ASSOC_TIMEOUT,
-        deadline: float = OPT_DEADLINE,
-        max_records: int = OPT_MAX_RECORDS,
-        intrusive: bool = OPT_INTRUSIVE,
-        aet_wordlist: Path = OPT_AET_WORDLIST,
-        calling_aet: str = OPT_CALLING_AET,
+        ports: str = scanopts.OPT_PORTS,
+        default_ports: bool = scanopts.OPT_DEFAULT_PORTS,
+        only: list[str] = scanopts.OPT_ONLY,
+        allow_large_scope: bool = scanopts.OPT_ALLOW_LARGE,
+        concurrency: int = scanopts.OPT_CONCURRENCY,
+        per_host: int = scanopts.OPT_PER_HOST,
+        rate: float = scanopts.OPT_RATE,
+        connect_timeout: float = scanopts.OPT_CONNECT_TIMEOUT,
+        read_timeout: float = scanopts.OPT_READ_TIMEOUT,
+        assoc_timeout: float = scanopts.OPT_ASSOC_TIMEOUT,
+        deadline: float = scanopts.OPT_DEADLINE,
+        max_records: int = scanopts.OPT_MAX_RECORDS,
+        intrusive: bool = scanopts.OPT_INTRUSIVE,
+        aet_wordlist: Path = scanopts.OPT_AET_WORDLIST,
+        calling_aet: str = scanopts.OPT_CALLING_AET,
         link_key: str = OPT_LINK_KEY,
         output_format: str = OPT_FORMAT,
         output: Path = OPT_OUTPUT,

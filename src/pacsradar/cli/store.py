@@ -13,26 +13,9 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from pacsradar.cli import scanopts
 from pacsradar.cli.common import OPT_LINK_KEY
 from pacsradar.cli.exitcodes import ExitCode
-from pacsradar.cli.scanopts import (
-    OPT_AET_WORDLIST,
-    OPT_ALLOW_LARGE,
-    OPT_ASSOC_TIMEOUT,
-    OPT_CALLING_AET,
-    OPT_CONCURRENCY,
-    OPT_CONNECT_TIMEOUT,
-    OPT_DEADLINE,
-    OPT_DEFAULT_PORTS,
-    OPT_EXCLUDE,
-    OPT_INTRUSIVE,
-    OPT_MAX_RECORDS,
-    OPT_ONLY,
-    OPT_PER_HOST,
-    OPT_PORTS,
-    OPT_RATE,
-    OPT_READ_TIMEOUT,
-)
 from pacsradar.errors import PacsradarError, UsageError
 from pacsradar.models import Severity
 from pacsradar.report.safe import safe_json
@@ -179,22 +162,22 @@ def register(app: typer.Typer) -> None:
         every: str | None = typer.Option(None, "--every", help="Interval: 6h, 90m, 1h30m, 1d."),
         once: bool = typer.Option(False, "--once", help="One cycle, then exit (cron, timers)."),
         db: str | None = typer.Option(None, "--db", envvar="PACSRADAR_DB", help=DB_HELP),
-        exclude: list[str] = OPT_EXCLUDE,
-        ports: str = OPT_PORTS,
-        default_ports: bool = OPT_DEFAULT_PORTS,
-        only: list[str] = OPT_ONLY,
-        allow_large_scope: bool = OPT_ALLOW_LARGE,
-        concurrency: int = OPT_CONCURRENCY,
-        per_host: int = OPT_PER_HOST,
-        rate: float = OPT_RATE,
-        connect_timeout: float = OPT_CONNECT_TIMEOUT,
-        read_timeout: float = OPT_READ_TIMEOUT,
-        assoc_timeout: float = OPT_ASSOC_TIMEOUT,
-        deadline: float = OPT_DEADLINE,
-        max_records: int = OPT_MAX_RECORDS,
-        intrusive: bool = OPT_INTRUSIVE,
-        aet_wordlist: Path = OPT_AET_WORDLIST,
-        calling_aet: str = OPT_CALLING_AET,
+        exclude: list[str] = scanopts.OPT_EXCLUDE,
+        ports: str = scanopts.OPT_PORTS,
+        default_ports: bool = scanopts.OPT_DEFAULT_PORTS,
+        only: list[str] = scanopts.OPT_ONLY,
+        allow_large_scope: bool = scanopts.OPT_ALLOW_LARGE,
+        concurrency: int = scanopts.OPT_CONCURRENCY,
+        per_host: int = scanopts.OPT_PER_HOST,
+        rate: float = scanopts.OPT_RATE,
+        connect_timeout: float = scanopts.OPT_CONNECT_TIMEOUT,
+        read_timeout: float = scanopts.OPT_READ_TIMEOUT,
+        assoc_timeout: float = scanopts.OPT_ASSOC_TIMEOUT,
+        deadline: float = scanopts.OPT_DEADLINE,
+        max_records: int = scanopts.OPT_MAX_RECORDS,
+        intrusive: bool = scanopts.OPT_INTRUSIVE,
+        aet_wordlist: Path = scanopts.OPT_AET_WORDLIST,
+        calling_aet: str = scanopts.OPT_CALLING_AET,
         link_key: str = OPT_LINK_KEY,
         webhook: str | None = typer.Option(None, "--webhook", help="POST alerts to this URL."),
         webhook_secret_file: Path | None = typer.Option(
