@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import secrets
 import unicodedata
 import warnings
@@ -56,16 +57,20 @@ def peer_text(value: object, limit: int = MAX_PEER_TEXT) -> str:
 def quiet_values() -> Iterator[None]:
     """Suppress library warnings while touching peer data values.
 
-    pydicom's validation warnings quote the offending value (a name, a birth date); inside this
-    block they are dropped so no value can reach stderr or a log through ``warnings``.
+    pydicom's validation warnings and log records quote the offending value (a name, a birth
+    date); inside this block they are dropped so no value can reach stderr or a log.
     """
     from pydicom import config
 
+    logger = logging.getLogger("pydicom")
+    was_disabled = logger.disabled
     previous = config.settings.reading_validation_mode
     config.settings.reading_validation_mode = config.IGNORE
+    logger.disabled = True
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             yield
     finally:
         config.settings.reading_validation_mode = previous
+        logger.disabled = was_disabled

@@ -7,10 +7,6 @@ value may be PHI (HACKING rule 1).
 
 from __future__ import annotations
 
-import contextlib
-import logging
-import warnings
-from collections.abc import Iterator
 from io import BytesIO
 
 from pydicom import dcmread
@@ -19,21 +15,9 @@ from pydicom.dataset import Dataset
 from pacsradar.files import header as hdrmod
 from pacsradar.files.annex_e import AnnexE
 from pacsradar.files.annex_e import load as load_annex_e
+from pacsradar.phi import quiet_values
 
 _MAX_DEPTH = 16
-
-
-@contextlib.contextmanager
-def _silenced() -> Iterator[None]:
-    logger = logging.getLogger("pydicom")
-    was = logger.disabled
-    logger.disabled = True
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            yield
-    finally:
-        logger.disabled = was
 
 
 def _raw(ds: Dataset, tag: int) -> bytes | None:
@@ -50,7 +34,7 @@ def parse_with_pydicom(buf: bytes, size: int) -> hdrmod.Header:
     """Parse ``buf`` with pydicom (stop before pixels) into the walker's :class:`Header`."""
     annex = load_annex_e()
     try:
-        with _silenced():
+        with quiet_values():
             ds = dcmread(BytesIO(buf), stop_before_pixels=True, force=True, defer_size=256)
             seen: dict[int, None] = {}
             private = _classify(ds, annex, seen, 0)
