@@ -981,9 +981,11 @@ class Counts:
     def skip(self, reason: str) -> None:
         self.skipped[reason] = self.skipped.get(reason, 0) + 1
 
-    def add(self, hdr: Header, size: int) -> None:
-        """Count one parsed file that needs no path token and no preamble check (see
-        :func:`needs_python`); the same counts as ``Tally.add_header``."""
+    def add(self, hdr: Header, size: int, count_preamble: bool = True) -> None:
+        """Count one parsed file. The batch reader calls this for files that need no path token
+        and no preamble check (see :func:`needs_python`); ``Tally.add_header`` calls it for the
+        others with ``count_preamble=False``, after classifying the preamble itself. One place
+        counts, so the compiled and the Python path cannot drift apart."""
         status = hdr.status
         if status == NOT_DICOM:
             self.not_dicom += 1
@@ -998,10 +1000,11 @@ class Counts:
             self.dicomdir_files += 1
         if hdr.partial:
             self.partial_headers += 1
-        if hdr.preamble is None:
-            self.no_preambles += 1
-        else:
-            self.zero_preambles += 1
+        if count_preamble:
+            if hdr.preamble is None:
+                self.no_preambles += 1
+            else:
+                self.zero_preambles += 1
         tags = hdr.phi_tags
         lines = len(tags)
         if lines:

@@ -70,59 +70,28 @@ class Tally:
     _raw_studies: set[bytes] = field(default_factory=set, repr=False)
 
     def add_header(self, hdr: hdrmod.Header, size: int, token: Callable[[], str], head: bytes) -> None:
-        """Count one parsed file. ``token()`` is the path's keyed hash (or the path if shown);
-        it is only computed for the few files that are listed."""
-        if hdr.status == hdrmod.NOT_DICOM:
-            self.not_dicom += 1
-            return
-        if hdr.status != hdrmod.OK:
-            self.malformed[hdr.reason or "malformed"] += 1
+        """Count one parsed file that the batch reader handed back (an unusual preamble, or a
+        path to list). ``token()`` is the path's keyed hash (or the path if shown); it is only
+        computed for the few files that are listed. The counting itself is ``Counts.add``'s."""
+        if hdr.status not in (hdrmod.OK, hdrmod.NOT_DICOM):
             if self.show_paths and len(self.malformed_paths) < MAX_LISTED:
                 self.malformed_paths.append(token())
-            return
-        self.dicom_files += 1
-        self.bytes_dicom += size
-        if hdr.dicomdir:
-            self.dicomdir_files += 1
-        if hdr.partial:
-            self.partial_headers += 1
-        if hdr.preamble is not None:
-            kind = pre.ZERO if hdr.preamble == _ZERO_PREAMBLE else pre.classify(hdr.preamble, head)
+        elif hdr.status == hdrmod.OK:
+            if hdr.preamble is None:
+                kind = "none"
+            elif hdr.preamble == _ZERO_PREAMBLE:
+                kind = pre.ZERO
+            else:
+                kind = pre.classify(hdr.preamble, head)
             self.preambles[kind] += 1
             if kind in pre.EXECUTABLE_KINDS:
                 if len(self.executable) < MAX_LISTED:
                     self.executable.append((kind, token()))
             elif kind == pre.UNKNOWN and len(self.unknown_preamble) < MAX_LISTED:
                 self.unknown_preamble.append(token())
-        else:
-            self.preambles["none"] += 1
-        lines = len(hdr.phi_tags)
-        if lines:
-            self.phi_files += 1
-            self.phi_lines_total += lines
-            if lines > self.phi_lines_max:
-                self.phi_lines_max = lines
-            self.signatures[hdr.phi_tags] += 1
-        if hdr.private_tags:
-            self.private_files += 1
-            self.private_tags += hdr.private_tags
-        if hdr.burned_in:
-            self.burned_in += 1
-        if hdr.identity_removed:
-            self.identity_removed += 1
-        if hdr.deid_method:
-            self.deid_method += 1
-        if hdr.patient:
-            self._raw_patients.add(hdr.patient)
-        if hdr.study:
-            self._raw_studies.add(hdr.study)
-        if hdr.modality is not None:
-            self.modalities[_modality(hdr.modality)] += 1
-        if hdr.year is not None:
-            if self.year_min is None or hdr.year < self.year_min:
-                self.year_min = hdr.year
-            if self.year_max is None or hdr.year > self.year_max:
-                self.year_max = hdr.year
+        counts = hdrmod.Counts()
+        counts.add(hdr, size, False)
+        self.add_counts(counts)
 
     def add_counts(self, counts: hdrmod.Counts) -> None:
         """Fold in what :func:`pacsradar.files.header.read_files` counted for a batch (the same
