@@ -641,6 +641,25 @@ def phase_mixed(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     }
 
 
+def echoscu_xargs(hosts_file: Path, parallel: int) -> list[str]:
+    """DCMTK echoscu once per farm address, ``parallel`` at a time (5 s ACSE/connect timeouts)."""
+    return [
+        "xargs",
+        "-a",
+        str(hosts_file),
+        "-I{}",
+        "-P",
+        str(parallel),
+        ECHOSCU,
+        "-to",
+        "5",
+        "-ta",
+        "5",
+        "{}",
+        str(FARM_PORT),
+    ]
+
+
 def phase_farm(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     from pacsradar.config import DEFAULT_DICOM_PORTS
 
@@ -704,65 +723,13 @@ def phase_farm(args: argparse.Namespace, work: Path) -> dict[str, Any]:
                 n,
                 "nmap",
             ),
-            (
-                "echoscu loop, sequential",
-                [
-                    "xargs",
-                    "-a",
-                    str(hosts_file),
-                    "-I{}",
-                    "-P",
-                    "1",
-                    ECHOSCU,
-                    "-to",
-                    "5",
-                    "-ta",
-                    "5",
-                    "{}",
-                    str(FARM_PORT),
-                ],
-                n,
-                "xargs",
-            ),
-            (
-                "echoscu, xargs -P 2",
-                [
-                    "xargs",
-                    "-a",
-                    str(hosts_file),
-                    "-I{}",
-                    "-P",
-                    "2",
-                    ECHOSCU,
-                    "-to",
-                    "5",
-                    "-ta",
-                    "5",
-                    "{}",
-                    str(FARM_PORT),
-                ],
-                n,
-                "xargs",
-            ),
-            (
-                "echoscu, xargs -P 8",
-                [
-                    "xargs",
-                    "-a",
-                    str(hosts_file),
-                    "-I{}",
-                    "-P",
-                    "8",
-                    ECHOSCU,
-                    "-to",
-                    "5",
-                    "-ta",
-                    "5",
-                    "{}",
-                    str(FARM_PORT),
-                ],
-                n,
-                "xargs",
+            *(
+                (name, echoscu_xargs(hosts_file, parallel), n, "xargs")
+                for name, parallel in (
+                    ("echoscu loop, sequential", 1),
+                    ("echoscu, xargs -P 2", 2),
+                    ("echoscu, xargs -P 8", 8),
+                )
             ),
             (
                 "pynetdicom associate+C-ECHO, sequential",
