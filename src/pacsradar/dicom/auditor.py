@@ -61,6 +61,10 @@ class DicomAuditor:
                 findings.extend(found)
                 if ctx.first is None and attempt.status is AttemptStatus.ERROR:
                     break  # no DICOM answer at all: the remaining checks cannot run
+        if findings:
+            from pacsradar.dicom.honeypot.score import mark_suspects
+
+            findings = list(mark_suspects(findings))  # above --honeypot-threshold: every finding
         protocol = ctx.protocol if ctx.service in ("dicom", "dicom-tls") else "unknown"
         error = next((a.reason for a in attempts if a.status is AttemptStatus.ERROR), None)
         return TargetResult(

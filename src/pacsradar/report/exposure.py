@@ -8,6 +8,9 @@ One archive is often reachable through several services of the same host (Orthan
 DICOM C-FIND on 4242 and REST on 8042). Adding those up would count the same patients twice, so
 per host we keep the largest count any one service proved, and add hosts up. The figure is a
 lower bound that we can defend, never an inflated one.
+
+Findings of a suspected honeypot (``Finding.suspected_honeypot``, README "Honeypots") are left out
+and counted apart as ``honeypots`` services, unless ``count_honeypots`` asks to include them.
 """
 
 from __future__ import annotations
@@ -30,15 +33,22 @@ class Exposure(BaseModel):
     studies: int = 0
     images: int = 0
     services: int = 0
+    #: services whose findings carry the suspected-honeypot mark (not in the counts above)
+    honeypots: int = 0
 
     @property
     def sentence(self) -> str:
-        return (
+        text = (
             f"{self.patients:,} {_plural(self.patients, 'patient')}, "
             f"{self.studies:,} {_plural(self.studies, 'study', 'studies')}, "
             f"{self.images:,} {_plural(self.images, 'image')} exposed across "
             f"{self.services:,} {_plural(self.services, 'service')}"
         )
+        if self.honeypots:
+            look = "looks" if self.honeypots == 1 else "look"
+            services = _plural(self.honeypots, "service")
+            text += f"; {self.honeypots:,} {services} {look} like honeypots (not counted)"
+        return text
 
 
 def _plural(n: int, one: str, many: str | None = None) -> str:
@@ -52,10 +62,15 @@ def count(value: EvidenceValue) -> int:
     return max(value, 0)
 
 
-def exposure_of(findings: Iterable[Finding]) -> Exposure:
+def exposure_of(findings: Iterable[Finding], *, count_honeypots: bool = False) -> Exposure:
     per_host: dict[str, list[int]] = {}
     services: set[tuple[str, int, str]] = set()
+    honeypots: set[tuple[str, int, str]] = set()
     for f in findings:
+        if f.suspected_honeypot:
+            honeypots.add((f.endpoint.host, f.endpoint.port, f.endpoint.protocol))
+            if not count_honeypots:
+                continue
         if f.check_id not in EXPOSURE_CHECK_IDS:
             continue
         services.add((f.endpoint.host, f.endpoint.port, f.endpoint.protocol))
@@ -63,7 +78,13 @@ def exposure_of(findings: Iterable[Finding]) -> Exposure:
         for i, key in enumerate(COUNT_KEYS):
             best[i] = max(best[i], count(f.evidence.get(key)))
     totals = [sum(v[i] for v in per_host.values()) for i in range(3)]
-    return Exposure(patients=totals[0], studies=totals[1], images=totals[2], services=len(services))
+    return Exposure(
+        patients=totals[0],
+        studies=totals[1],
+        images=totals[2],
+        services=len(services),
+        honeypots=0 if count_honeypots else len(honeypots),
+    )
 
 
 __all__ = ["COUNT_KEYS", "EXPOSURE_CHECK_IDS", "Exposure", "count", "exposure_of"]
