@@ -43,7 +43,7 @@ from types import TracebackType
 from typing import Any
 
 from pydicom.dataset import Dataset
-from pydicom.uid import UID, ExplicitVRLittleEndian, generate_uid
+from pydicom.uid import UID, generate_uid
 
 from lab import CANARY
 from lab.dul import (
@@ -298,9 +298,6 @@ class DicomHawk(_PynetdicomHoneypot):
     def __init__(self, host: str = LOOPBACK, port: int = 0, files: list[Dataset] | None = None) -> None:
         super().__init__(host, port)
         self.files = files if files is not None else fake_files(10, pixels=True)
-        for ds in self.files:
-            ds.is_little_endian, ds.is_implicit_VR = True, False  # as dcmwrite'd, Explicit VR LE
-        self.transfer_syntax = ExplicitVRLittleEndian
 
     def make(self) -> tuple[Any, list[Any]]:
         from pynetdicom import (
