@@ -66,9 +66,11 @@ def print_report(report: ScanReport, console: Console) -> None:
     if errs is not None:
         console.print(errs)
     s = report.stats
+    suspects = {r.endpoint.label for r in report.results for f in r.findings if f.suspected_honeypot}
     console.print(
         f"{s.endpoints_done} endpoints probed, {s.endpoints_open} answered, "
         f"{len(report.findings)} findings"
+        + (f"; {len(suspects)} services look like honeypots (README 'Honeypots')" if suspects else "")
         + (" [bold yellow](interrupted: partial results)[/]" if s.interrupted else "")
     )
 
