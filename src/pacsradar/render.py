@@ -70,7 +70,7 @@ def print_report(report: ScanReport, console: Console) -> None:
     console.print(
         f"{s.endpoints_done} endpoints probed, {s.endpoints_open} answered, "
         f"{len(report.findings)} findings"
-        + (f"; {len(suspects)} services look like honeypots (README 'Honeypots')" if suspects else "")
+        + (f"; suspected honeypots (README 'Honeypots'): {len(suspects)}" if suspects else "")
         + (" [bold yellow](interrupted: partial results)[/]" if s.interrupted else "")
     )
 

@@ -9,6 +9,7 @@ the fkie-cad honeypots DICOM server, an accept-everything pynetdicom SCP).
 from __future__ import annotations
 
 import contextlib
+from pathlib import Path
 
 import pytest
 from pydicom.dataset import Dataset
@@ -135,3 +136,40 @@ def test_with_a_short_association_timeout_the_sleeping_honeypot_is_could_not_tes
     # Then nothing is claimed about it: an error ("could not test"), no finding, no exposure
     service = next(a for a in result.attempts if a.check == "dicom.service")
     assert service.status == "error" and not result.findings
+
+
+def test_with_intrusive_the_c_move_answer_is_a_tell_only_for_honeypots(tmp_path: Path) -> None:
+    # Given dicompot, DICOMHawk and real archives, audited with --intrusive (one C-MOVE of a
+    # random, non-existent study to a random destination AE: nothing can move)
+    studies = make_studies(2, seed=16)
+    ports: dict[str, int] = {}
+    with contextlib.ExitStack() as stack:
+        ports["dicompot"] = stack.enter_context(run_in_thread(Dicompot())).port
+        ports["dicomhawk"] = stack.enter_context(DicomHawk()).port
+        ports["pynetdicom-qrscp"] = stack.enter_context(ExposedPacs(studies)).port
+        if orthanc_available():
+            orthanc = stack.enter_context(start_orthanc(tmp_path / "o", orthanc_open_dicom(), plugins=()))
+            orthanc.upload(studies)
+            ports["orthanc-open"] = orthanc.dicom_port
+        if dcmtk_available(DCMQRSCP):
+            qr = stack.enter_context(
+                start_dcmqrscp(tmp_path / "qr", studies, called_aet="COMMON", allowed_calling=())
+            )
+            ports["dcmqrscp-guessed"] = qr.port
+        report = scan([("127.0.0.1", p) for p in ports.values()], intrusive=True)
+    moves = {
+        n: attempt_details(result_for(report, p), "dicom.retrieve").get("move_status")
+        for n, p in ports.items()
+    }
+    tells = {
+        n: " ".join(map(str, honeypot_details(result_for(report, p))["tells"])) for n, p in ports.items()
+    }  # type: ignore[call-overload]
+    # Then the honeypots' answers (Success for nothing to nobody; pynetdicom's 0xC513) are tells
+    assert (moves["dicompot"], moves["dicomhawk"]) == ("0x0000", "0xC513")
+    assert (
+        "move-random-destination-odd" in tells["dicompot"]
+        and "move-random-destination-odd" in tells["dicomhawk"]
+    )
+    # And the real archives' answers are not
+    for name in set(ports) - {"dicompot", "dicomhawk"}:
+        assert "move-random-destination-odd" not in tells[name], (name, moves[name])

@@ -123,7 +123,11 @@ def test_table_and_functions_list_the_same_tells() -> None:
             "each after 5.0-5.0 s",
         ),
         ("identity-toolkit-mismatch", facts(real_ac(implementation_class_uid=PYNETDICOM_UID)), "16384"),
-        ("move-random-destination-odd", facts(real_ac(), move=0xC513), "0xC513"),
+        (
+            "move-random-destination-odd",
+            facts(real_ac(implementation_class_uid=PYNETDICOM_UID, max_pdu=16382), move=0xC513),
+            "0xC513",
+        ),
     ],
 )
 def test_each_tell_fires_on_its_behaviour_and_says_what_it_saw(
@@ -147,6 +151,7 @@ def test_near_misses_are_not_tells() -> None:
     assert T.reject_fixed_delay(varying) is None
     assert T.reject_protocol_version(facts(AssociationFacts(kind="rejected", rj=(1, 1, 7)))) is None
     assert T.move_random_destination_odd(facts(real_ac(), move=0xA801)) is None
+    assert T.move_random_destination_odd(facts(real_ac(), move=0x0000)) is None  # dcmqrscp: no match
     # And a C-FIND refused with another failure (Orthanc's default), or storage only partly open
     refused = facts(real_ac(), finds=(find(status=0xC000, matches=0),))
     assert T.find_fails_storage_open(refused) is None

@@ -28,10 +28,11 @@ PYNETDICOM_ROOT = "1.2.826.0.1.3680043.9.3811."
 DCMTK_ROOT = "1.2.276.0.7230010.3"
 PYNETDICOM_MAX_PDU = 16382
 DCMTK_MAX_PDU = 16384
-#: PS3.4 C.4.2.1.5 / pynetdicom: answers to a C-MOVE of a study that does not exist, to an AE
-#: nobody configured, that no real SCP gives: success (nothing moved, nobody asked) or
-#: pynetdicom's "handler yielded an invalid number of sub-operations".
-ODD_MOVE_STATUSES = frozenset({0x0000, 0xFF00, 0xB000, 0xC513})
+#: PS3.4 C.4.2.1.5: a C-MOVE of a study that does not exist to an AE nobody configured. DCMTK
+#: (dcmqrscp) looks the study up first and answers Success with no sub-operations; pynetdicom
+#: SCPs answer what their handler says, 0xA801 when it cannot name the destination. A pynetdicom
+#: handler that fails before naming one (0xC513-0xC515) is no archive's lookup.
+PYNETDICOM_MOVE_HANDLER_FAILED = frozenset({0xC513, 0xC514, 0xC515})
 FIND_HANDLER_FAILED = 0xC311
 PENDING = (0xFF00, 0xFF01)
 
@@ -137,10 +138,16 @@ def identity_toolkit_mismatch(facts: DicomFacts) -> str | None:
 
 
 def move_random_destination_odd(facts: DicomFacts) -> str | None:
-    status = facts.move_status
-    if status is None or status not in ODD_MOVE_STATUSES:
+    """Judged against the fingerprinted toolkit, as DCMTK and pynetdicom answer it."""
+    status, ac = facts.move_status, facts.accepted
+    if status is None or ac is None:
         return None
-    return f"C-MOVE of a random study to a random destination AE answered 0x{status:04X}"
+    uid = ac.implementation_class_uid or ""
+    if uid.startswith(PYNETDICOM_ROOT) and status in PYNETDICOM_MOVE_HANDLER_FAILED:
+        return f"pynetdicom identity, C-MOVE of a random study to a random AE answered 0x{status:04X}"
+    if not uid and status == 0x0000:
+        return "no implementation identity, C-MOVE of a random study to a random AE answered Success"
+    return None
 
 
 #: id (as in honeypot_tells.json) -> function.
