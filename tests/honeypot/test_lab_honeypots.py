@@ -79,7 +79,7 @@ def test_every_emulated_honeypot_scores_above_the_threshold(
     details = honeypot_details(result)
     # Then the honeypot scores at or above the default threshold, with the tells that made it
     assert int(details["score"]) >= DEFAULT_THRESHOLD, details  # type: ignore[call-overload]
-    assert details["suspected_honeypot"] is True and details["tells"]
+    assert details["suspected"] is True and details["tells"]
     # And every one of its findings carries the mark
     assert result.findings and all(f.suspected_honeypot for f in result.findings), result.findings
     assert any(f.check_id == CHECK_ID for f in result.findings)
@@ -173,3 +173,26 @@ def test_with_intrusive_the_c_move_answer_is_a_tell_only_for_honeypots(tmp_path:
     # And the real archives' answers are not
     for name in set(ports) - {"dicompot", "dicomhawk"}:
         assert "move-random-destination-odd" not in tells[name], (name, moves[name])
+
+
+def test_count_honeypots_keeps_the_score_and_marks_nothing() -> None:
+    # Given DICOMHawk audited with count_honeypots (the CLI's --count-honeypots)
+    with DicomHawk() as hawk:
+        report = scan([(hawk.host, hawk.port)], count_honeypots=True)
+    result = result_for(report, hawk.port)
+    # Then the honeypot finding still says so, but no finding is marked and the headline counts it
+    assert honeypot_details(result)["suspected"] is True
+    assert not any(f.suspected_honeypot for f in result.findings)
+    assert exposure_of(report.findings).honeypots == 0
+
+
+def test_a_higher_threshold_clears_a_suspect() -> None:
+    # Given the fkie-cad server (one strong tell, 55) and a threshold of 60
+    with FkieDicom() as fkie:
+        report = scan([(fkie.host, fkie.port)], honeypot_threshold=60)
+    result = result_for(report, fkie.port)
+    # Then the score and tell are reported, below the threshold, and nothing is marked
+    details = honeypot_details(result)
+    assert details["score"] == 55 and details["suspected"] is False
+    assert not any(f.suspected_honeypot for f in result.findings)
+    assert any(f.check_id == CHECK_ID for f in result.findings)  # the tells stay visible

@@ -32,7 +32,7 @@ def lab_report() -> ScanReport:
     honeypot = mark_suspects(
         [
             _finding("DICOM-QUERY-PHI", "127.0.0.8", phi, Severity.CRITICAL),
-            _finding(CHECK_ID, "127.0.0.8", {"score": 84, "suspected_honeypot": True}, Severity.INFO),
+            _finding(CHECK_ID, "127.0.0.8", {"score": 84, "suspected": True}, Severity.INFO),
         ]
     )
     real = (

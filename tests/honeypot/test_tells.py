@@ -207,7 +207,7 @@ def test_a_suspects_findings_are_marked_and_left_out_of_the_exposure() -> None:
     phi = {"patients": 10, "studies": 10, "images": 10}
     honeypot = [
         _finding("DICOM-QUERY-PHI", 11112, phi),
-        _finding(CHECK_ID, 11112, {"score": 84, "suspected_honeypot": True}),
+        _finding(CHECK_ID, 11112, {"score": 84, "suspected": True}),
     ]
     real = [_finding("DICOM-QUERY-PHI", 104, {"patients": 2, "studies": 3, "images": 4}, "127.0.0.2")]
     # When the auditor marks the suspect's findings
@@ -229,7 +229,7 @@ def test_below_the_threshold_nothing_is_marked() -> None:
     # Given a honeypot finding whose score is under the threshold (the check says so)
     found = [
         _finding("DICOM-QUERY-PHI", 104, {"patients": 1}),
-        _finding(CHECK_ID, 104, {"score": 20, "suspected_honeypot": False}),
+        _finding(CHECK_ID, 104, {"score": 20, "suspected": False}),
     ]
     # Then no finding is marked and the exposure counts it
     assert not any(f.suspected_honeypot for f in mark_suspects(found))

@@ -18,7 +18,7 @@ from pacsradar.checks import Check, CheckOutcome, CheckSpec, Reference, skipped
 from pacsradar.dicom import dimse, facts
 from pacsradar.dicom.client import IMPLICIT_VR_LE, DicomClient
 from pacsradar.dicom.context import DicomContext
-from pacsradar.dicom.honeypot.score import CHECK_ID, MARK, score
+from pacsradar.dicom.honeypot.score import CHECK_ID, SUSPECTED, score
 from pacsradar.dicom.sop import PATIENT_ROOT_FIND, STUDY_ROOT_FIND
 from pacsradar.errors import ProtocolError, ScanError, SizeLimitError
 from pacsradar.models import Evidence, Severity
@@ -112,7 +112,7 @@ async def run(ctx: DicomContext) -> CheckOutcome:
     details: Evidence = {
         "score": result.score,
         "threshold": threshold,
-        MARK: suspected,
+        SUSPECTED: suspected,
         "tells": [t.line for t in result.tells],
         "associations": len(observed.associations),
         "finds": len(observed.finds),

@@ -19,6 +19,8 @@ from pacsradar.models import Finding
 
 #: Evidence keys of the mark a suspect's findings carry (models.Finding.suspected_honeypot).
 MARK = "suspected_honeypot"
+#: The check's own verdict (score at or above the threshold), before any marking.
+SUSPECTED = "suspected"
 SCORE = "honeypot_score"
 CHECK_ID = "DICOM-HONEYPOT-SUSPECT"
 
@@ -96,13 +98,11 @@ def mark_suspects(findings: Iterable[Finding]) -> tuple[Finding, ...]:
     findings out (pacsradar.report.exposure).
     """
     found = tuple(findings)
-    suspect = next((f for f in found if f.check_id == CHECK_ID and f.evidence.get(MARK) is True), None)
+    suspect = next((f for f in found if f.check_id == CHECK_ID and f.evidence.get(SUSPECTED) is True), None)
     if suspect is None:
         return found
     mark = {MARK: True, SCORE: suspect.evidence.get("score")}
-    return tuple(
-        f if f is suspect else f.model_copy(update={"evidence": {**f.evidence, **mark}}) for f in found
-    )
+    return tuple(f.model_copy(update={"evidence": {**f.evidence, **mark}}) for f in found)
 
 
 __all__ = [
@@ -110,6 +110,7 @@ __all__ = [
     "DEFAULT_THRESHOLD",
     "MARK",
     "SCORE",
+    "SUSPECTED",
     "HoneypotScore",
     "TellSeen",
     "TellSpec",
