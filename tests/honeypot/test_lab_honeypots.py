@@ -15,6 +15,7 @@ import pytest
 from pydicom.dataset import Dataset
 
 from dicom.helpers import FAST, attempt_details, result_for, scan
+from lab import CANARY
 from lab.dcmtk import DCMQRSCP, STORESCP, dcmtk_available, start_dcmqrscp, start_storescp_tls
 from lab.honeypots import AcceptEverything, DicomHawk, Dicompot, FkieDicom
 from lab.hostile import run_in_thread
@@ -97,6 +98,13 @@ def test_real_software_scores_below_the_threshold(lab: tuple[ScanReport, dict[st
         assert details["tells"] == [] and details["score"] == 0, (name, details)
         assert not any(f.suspected_honeypot for f in result.findings), name
         assert all(f.check_id != CHECK_ID for f in result.findings), name
+
+
+def test_no_value_a_honeypot_sent_reaches_the_report(lab: tuple[ScanReport, dict[str, int]]) -> None:
+    # Given the lab scan: the honeypots' fake patients carry the CANARY prefix
+    report, _ = lab
+    # Then no trace of them is in the report (counts, keywords and keyed hashes only)
+    assert CANARY not in report.model_dump_json()
 
 
 def test_the_headline_counts_real_archives_only(lab: tuple[ScanReport, dict[str, int]]) -> None:

@@ -37,6 +37,7 @@ import fnmatch
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
@@ -262,6 +263,7 @@ class _PynetdicomHoneypot:
         self.host = host
         self._requested_port = port
         self._server: Any = None
+        self._ae: Any = None
         self.port = 0
 
     def make(self) -> tuple[Any, list[Any]]:
@@ -276,13 +278,19 @@ class _PynetdicomHoneypot:
         ae.network_timeout = 30
         port = self._requested_port or free_port(self.host)
         self._server = ae.start_server((self.host, port), block=False, evt_handlers=handlers)
+        self._ae = ae
         self.port = int(self._server.server_address[1])
         return self.port
 
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server = None
+    def stop(self, timeout: float = 10.0) -> None:
+        """As ExposedPacs.stop: close the listening socket, then wait for open associations."""
+        ae, self._ae, self._server = self._ae, None, None
+        if ae is None:
+            return
+        ae.shutdown()
+        deadline = time.monotonic() + timeout
+        for assoc in list(ae.active_associations):
+            assoc.join(max(0.0, deadline - time.monotonic()))
 
     def __enter__(self) -> _PynetdicomHoneypot:
         self.start()

@@ -12,6 +12,8 @@ Above ``--honeypot-threshold`` the auditor marks every finding of the endpoint
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import secrets
 
 from pacsradar.checks import Check, CheckOutcome, CheckSpec, Reference, skipped
@@ -85,7 +87,23 @@ async def probe_random_patient(session: DicomClient) -> None:
         await responses.aclose()
     if not finished:
         # Abandoned mid-answer: abort rather than cancel and drain (this check runs last).
-        await session.abort()
+        await abort_and_let_peer_close(session)
+
+
+#: After our A-ABORT, what we read (and drop) while the peer closes: at most this, this long.
+ABORT_DRAIN_BYTES = 1 << 20
+ABORT_DRAIN_SECONDS = 1.0
+
+
+async def abort_and_let_peer_close(session: DicomClient) -> None:
+    """A-ABORT (PS3.8 §9.3.8), then read until the peer closes, bounded: the peer gets to
+    close first, as after an A-ABORT it should (pynetdicom leaks its socket otherwise)."""
+    await session.abort()
+    drained = 0
+    with contextlib.suppress(Exception):
+        async with asyncio.timeout(ABORT_DRAIN_SECONDS):
+            while drained < ABORT_DRAIN_BYTES:
+                drained += len(await session.stream.read_exactly(4096))
 
 
 async def run(ctx: DicomContext) -> CheckOutcome:
@@ -100,10 +118,10 @@ async def run(ctx: DicomContext) -> CheckOutcome:
             # A response past the bound: image data where an identifier belongs.
             if ctx.finds:
                 ctx.finds[-1].oversized = True
-            await session.abort()
+            await abort_and_let_peer_close(session)
         except (ProtocolError, ScanError) as exc:
             probe_error = type(exc).__name__
-            await session.abort()
+            await abort_and_let_peer_close(session)
         ctx.session = None
     observed = facts.build(ctx.answers, ctx.finds, move_status=ctx.move_status, tls=ctx.tls is not None)
     result = score(observed)
