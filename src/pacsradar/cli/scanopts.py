@@ -18,10 +18,11 @@ from pacsradar.config import (
     ScanOptions,
 )
 from pacsradar.errors import UsageError
+from pacsradar.families import SCAN_FAMILIES
 from pacsradar.phi import KeyedHasher
 from pacsradar.targets import parse_ports
 
-ONLY_CHOICES = ("dicom", "web", "share")
+ONLY_CHOICES = SCAN_FAMILIES
 
 OPT_EXCLUDE = typer.Option([], "--exclude", "-x", help="Never scan these (wins over targets).")
 OPT_PORTS = typer.Option(None, "--ports", "-p", help="Extra ports, e.g. 4242,8000-8010.")
