@@ -32,6 +32,7 @@ from pacsradar.config import ScanOptions
 from pacsradar.engine import Engine, Observer
 from pacsradar.errors import StoreError, UsageError
 from pacsradar.models import Endpoint, ScanReport, Severity
+from pacsradar.render import to_json
 from pacsradar.scan import normalise_host, run_scan
 from pacsradar.targets import load_import, parse_scope
 
@@ -239,7 +240,7 @@ def register(app: typer.Typer) -> None:
                 progress=False,
             )
         emit(report, "table", None, Console(highlight=False))
-        output.write_text(report.model_dump_json(indent=2) + "\n", encoding="utf-8")
+        output.write_text(to_json(report) + "\n", encoding="utf-8")
         html.write_text(render("html", ReportContext.from_store(db_store, report.scan_id)), encoding="utf-8")
         from sqlalchemy.engine import make_url
 
