@@ -164,6 +164,7 @@ def register(app: typer.Typer) -> None:
         db: str | None = typer.Option(None, "--db", envvar="PACSRADAR_DB", help=DB_HELP),
         exclude: list[str] = scanopts.OPT_EXCLUDE,
         ports: str = scanopts.OPT_PORTS,
+        extra_ports: str = scanopts.OPT_EXTRA_PORTS,
         default_ports: bool = scanopts.OPT_DEFAULT_PORTS,
         only: list[str] = scanopts.OPT_ONLY,
         allow_large_scope: bool = scanopts.OPT_ALLOW_LARGE,
@@ -230,6 +231,7 @@ def register(app: typer.Typer) -> None:
             threshold = _sev(min_severity) or Severity.LOW
             options = scan_options(
                 ports=ports,
+                extra_ports=extra_ports,
                 only=only,
                 concurrency=concurrency,
                 per_host=per_host,
@@ -269,8 +271,7 @@ def register(app: typer.Typer) -> None:
                     Text(
                         f"scan {cycle.report.scan_id}: {len(d.new)} new, {len(d.regressed)} "
                         f"regressed, {len(d.changed)} changed, {len(d.resolved)} resolved; "
-                        f"alert: {'sent' if cycle.alert else 'none'}"
-                        + "".join(f"; {x.sink} failed" for x in cycle.deliveries if not x.ok)
+                        + alert_status(cycle, configured=bool(sinks))
                     )
                 )
 
@@ -340,6 +341,18 @@ def register(app: typer.Typer) -> None:
         except PacsradarError as exc:
             raise fail(exc) from None
         typer.echo(f"removed accepted risk {risk_id}")
+
+
+def alert_status(cycle: Cycle, *, configured: bool) -> str:
+    """What happened to this cycle's alert, in words (never "sent" when nothing was sent)."""
+    if cycle.alert is None:
+        return "no change to alert on"
+    if not configured:
+        return "no alert sink configured (--webhook, --smtp, --syslog)"
+    sent = [x.sink for x in cycle.deliveries if x.ok]
+    failed = [f"{x.sink} failed: {x.error or 'unknown error'}" for x in cycle.deliveries if not x.ok]
+    parts = [f"alert sent to {', '.join(sent)}"] if sent else []
+    return "; ".join(parts + failed)
 
 
 def _sinks(
