@@ -64,10 +64,10 @@ PLAN_PARAMETERS: tuple[str, ...] = (
 )
 
 
-def _open_store(db: str | None) -> Store:
-    from pacsradar.store import open_store
+def _open_store(db: str | None, *, create: bool = True) -> Store:
+    from pacsradar.cli.store import open_db
 
-    return open_store(db)
+    return open_db(db, create=create)
 
 
 def _error(err: Console, exc: PacsradarError | str) -> None:
@@ -194,7 +194,7 @@ def register(app: typer.Typer) -> None:
                         "--resume restores the stored plan exactly; do not give targets or scan "
                         f"options with it ({', '.join(sorted(given))})"
                     )
-                db_store = _open_store(db)
+                db_store = _open_store(db, create=False)
                 session = ScanSession.resume(db_store, resume, link_key=link_key)
             else:
                 options = scan_options(
