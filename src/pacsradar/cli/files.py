@@ -19,6 +19,7 @@ from pacsradar.cli.common import (
     OPT_OUTPUT,
     emit,
     exit_code,
+    print_error,
     setup_logging,
     stderr_console,
 )
@@ -123,7 +124,7 @@ def register(app: typer.Typer) -> None:
                 if "://" not in target and not Path(target).exists() and not Path(target).is_symlink():
                     raise UsageError("a target path does not exist")
         except UsageError as exc:
-            err.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False)
+            print_error(err, "error", exc)
             raise typer.Exit(ExitCode.USAGE) from None
 
         started = datetime.now(UTC)
@@ -145,10 +146,10 @@ def register(app: typer.Typer) -> None:
         except KeyboardInterrupt:
             interrupted = True
         except UsageError as exc:
-            err.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False)
+            print_error(err, "error", exc)
             raise typer.Exit(ExitCode.USAGE) from None
         except PacsradarError as exc:
-            err.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False)
+            print_error(err, "error", exc)
             raise typer.Exit(ExitCode.SCAN_ERROR) from None
         report = make_report(list(targets), results, started, options, interrupted=interrupted)
         emit(report, output_format, output, Console(highlight=False))

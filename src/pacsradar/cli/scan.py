@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import signal
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -23,6 +20,9 @@ from pacsradar.cli.common import (
     ProgressObserver,
     emit,
     exit_code,
+    exit_interrupted,
+    print_error,
+    run_interruptible,
     setup_logging,
     stderr_console,
 )
@@ -37,6 +37,12 @@ from pacsradar.targets import load_import, parse_scope
 
 if TYPE_CHECKING:
     from pacsradar.store import Store
+
+#: scan ids the user stopped with Ctrl-C in this process (their exit is :func:`exit_interrupted`)
+INTERRUPTED_BY_USER: set[str] = set()
+#: scan ids whose store (or another observer) failed: the report is still written, exit 3
+OBSERVER_FAILED: set[str] = set()
+
 
 def _open_store(db: str | None) -> Store:
     from pacsradar.store import open_store
@@ -73,31 +79,33 @@ def execute(
     scan_id: str | None = None,
     excluded: Callable[[str], bool] | None = None,
 ) -> ScanReport:
-    """Run the engine with Ctrl-C handling: first SIGINT stops new work, partial results stay."""
+    """Run the engine with Ctrl-C handling (:func:`run_interruptible`): the first SIGINT cancels
+    the endpoints in flight and keeps the finished ones, the second exits at once. A failed
+    observer (the store) is printed here; the scan itself went on without it."""
     if progress:
         observers = [ProgressObserver(console), *observers]
     engines: list[Engine] = []
 
     async def main() -> ScanReport:
-        loop = asyncio.get_running_loop()
-
-        def hook(engine: Engine) -> None:
-            engines.append(engine)
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.add_signal_handler(signal.SIGINT, engine.stop)
-
         return await run_scan(
             endpoints if endpoints is not None else scope_iter,  # type: ignore[arg-type]
             options,
             observers,
             total=total,
             scope=scope_text,
-            engine_hook=hook,
+            engine_hook=engines.append,
             scan_id=scan_id,
             excluded=excluded,
         )
 
-    return asyncio.run(main())
+    report, interrupted = run_interruptible(main, console, engines)
+    for engine in engines:
+        for failed in engine.failed_observers:
+            print_error(console, "error", f"{failed}: later results were not passed to it")
+            OBSERVER_FAILED.add(report.scan_id)
+    if interrupted:
+        INTERRUPTED_BY_USER.add(report.scan_id)
+    return report
 
 
 def register(app: typer.Typer) -> None:
@@ -173,7 +181,7 @@ def register(app: typer.Typer) -> None:
                 raise UsageError("name at least one target or --import file")
             scope = parse_scope(targets or [], exclude, imported=imported, allow_large=allow_large_scope)
         except (UsageError, StoreError) as exc:
-            err.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False)
+            print_error(err, "error", exc)
             raise typer.Exit(ExitCode.USAGE) from None
         port_list = options.ports()
         total = max(0, scope.endpoint_count(port_list) - len(done))
@@ -198,9 +206,13 @@ def register(app: typer.Typer) -> None:
                 excluded=scope.is_excluded,
             )
         except StoreError as exc:
-            err.print(f"[bold red]store error:[/] {exc}", markup=True, highlight=False)
+            print_error(err, "store error", exc)
             raise typer.Exit(ExitCode.SCAN_ERROR) from None
         emit(report, output_format, output, Console(highlight=False))
+        if report.scan_id in INTERRUPTED_BY_USER:
+            exit_interrupted()
+        if report.scan_id in OBSERVER_FAILED:
+            raise typer.Exit(ExitCode.SCAN_ERROR)
         raise typer.Exit(exit_code(report, fail_on))
 
     @app.command()

@@ -141,6 +141,8 @@ class DicomClient:
         self._contexts: dict[int, str] = {}
         self._message_ids = itertools.count(1)
         self._released = False
+        #: the peer ended the association (A-ABORT or A-RELEASE-RQ): nothing more to send
+        self._peer_left = False
 
     # -- association -----------------------------------------------------------------------
     async def associate(
@@ -256,9 +258,14 @@ class DicomClient:
         while True:
             pdu = await ul.read_pdu(self.stream, self.max_pdu_bytes)
             if pdu.pdu_type == ul.PDU_ABORT:
+                # PS3.8 §9.3.8: the association is over. Nothing is released (no A-RELEASE-RQ
+                # waiting a read timeout on a peer that already left, as Orthanc does after
+                # refusing a C-FIND), and the stream is closed by its owner.
+                self._released = self._peer_left = True
                 source, reason = ul.decode_abort(pdu)
                 raise PeerAborted(f"peer aborted the association (source {source}, reason {reason})")
             if pdu.pdu_type == ul.PDU_RELEASE_RQ:
+                self._released = self._peer_left = True
                 await self.stream.write(ul.encode_release_rp())
                 raise ProtocolError("peer released the association in the middle of an operation")
             if pdu.pdu_type != ul.PDU_P_DATA_TF:
@@ -340,6 +347,8 @@ class DicomClient:
 
     async def abort(self) -> None:
         self._released = True
+        if self._peer_left:
+            return
         with contextlib.suppress(Exception):  # the peer may be gone already
             await self.stream.write(ul.encode_abort())
 

@@ -14,7 +14,7 @@ import time
 from collections.abc import Sequence
 from typing import Literal
 
-from pacsradar.checks import Check
+from pacsradar.checks import Check, internal_error, log_internal
 from pacsradar.config import TLS_FIRST_PORTS, ScanOptions
 from pacsradar.engine import AuditContext
 from pacsradar.errors import ConnectError, ConnectTimeout, ScanError
@@ -187,8 +187,8 @@ async def _run_check(
         reason = "check did not finish within the web audit time budget"
     except Exception as exc:
         # Only the exception type: messages of unexpected errors may quote peer data.
-        log.warning("web check %s failed unexpectedly (%s)", check.name, type(exc).__name__)
-        reason = f"internal error ({type(exc).__name__})"
+        log_internal(log, f"web check {check.name}", exc)
+        reason = internal_error(exc)
     return Attempt(
         check=check.name,
         status=AttemptStatus.ERROR,
