@@ -44,6 +44,9 @@ class AuditContext:
     options: ScanOptions
     net: Net
     prior: list[TargetResult] = field(default_factory=list)
+    #: ``time.monotonic()`` at which the endpoint's ``--deadline`` ends. The engine cancels
+    #: coroutines there; work in a thread must watch this itself (a thread cannot be cancelled).
+    deadline: float | None = None
 
 
 class Auditor(Protocol):
@@ -176,10 +179,8 @@ class Engine:
             pass
         loop = asyncio.get_running_loop()
         try:
-            infos = await asyncio.wait_for(
-                loop.getaddrinfo(endpoint.host, endpoint.port, type=socket.SOCK_STREAM),
-                self.options.limits.connect_timeout,
-            )
+            async with asyncio.timeout(self.options.limits.connect_timeout):
+                infos = await loop.getaddrinfo(endpoint.host, endpoint.port, type=socket.SOCK_STREAM)
         except (OSError, TimeoutError):
             return "name did not resolve"
         addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
@@ -207,7 +208,9 @@ class Engine:
                     try:
                         if not auditor.wants(endpoint, parts, self.options):
                             continue
-                        ctx = AuditContext(options=self.options, net=self.net, prior=parts)
+                        ctx = AuditContext(
+                            options=self.options, net=self.net, prior=parts, deadline=start + deadline
+                        )
                         parts.append(await auditor.audit(endpoint, ctx))
                     except ScanError:
                         raise  # ours, with a message we wrote: handled below

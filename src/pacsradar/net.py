@@ -110,9 +110,13 @@ class Stream:
             raise PeerClosed(f"connection lost while sending ({type(exc).__name__})") from exc
 
     async def close(self) -> None:
+        # asyncio.timeout, not wait_for: on 3.11 a wait_for that is itself cancelled (Ctrl-C,
+        # the deadline) leaves its inner wait_closed task's SSLError unretrieved ("Task
+        # exception was never retrieved"); no task is created here.
         with contextlib.suppress(Exception):
             self.writer.close()
-            await asyncio.wait_for(self.writer.wait_closed(), 1.0)
+            async with asyncio.timeout(1.0):
+                await self.writer.wait_closed()
 
 
 class ByteStream(Protocol):
@@ -294,16 +298,14 @@ class Net:
         await self._rate.acquire()
         self.connections_opened += 1
         try:
-            reader, writer = await asyncio.wait_for(
-                asyncio.open_connection(
+            async with asyncio.timeout(self.limits.connect_timeout):
+                reader, writer = await asyncio.open_connection(
                     host,
                     port,
                     ssl=tls,
                     server_hostname=server_hostname if tls else None,
                     limit=64 * 1024,
-                ),
-                self.limits.connect_timeout,
-            )
+                )
         except TimeoutError as exc:
             raise ConnectTimeout(f"connect did not complete within {self.limits.connect_timeout:g}s") from exc
         except ssl.SSLError as exc:

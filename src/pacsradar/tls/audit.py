@@ -182,10 +182,8 @@ async def _verify_code(net: Net, host: str, port: int, server_name: str | None) 
     ctx.check_hostname = False
     async with net.connect(host, port) as stream:
         try:
-            await asyncio.wait_for(
-                stream.writer.start_tls(ctx, server_hostname=server_name),
-                net.limits.connect_timeout + 1.0,
-            )
+            async with asyncio.timeout(net.limits.connect_timeout + 1.0):
+                await stream.writer.start_tls(ctx, server_hostname=server_name)
         except ssl.SSLCertVerificationError as exc:
             return True, int(exc.verify_code)
         except (ssl.SSLError, OSError, TimeoutError):

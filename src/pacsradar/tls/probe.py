@@ -180,12 +180,11 @@ async def handshake(
         completed = False
         required: bool | None = None
         try:
-            await asyncio.wait_for(
-                stream.writer.start_tls(
+            # asyncio.timeout, not wait_for: no inner task whose SSLError could go unretrieved.
+            async with asyncio.timeout(limits.connect_timeout + 1.0):
+                await stream.writer.start_tls(
                     ctx, server_hostname=server_name, ssl_handshake_timeout=limits.connect_timeout
-                ),
-                limits.connect_timeout + 1.0,
-            )
+                )
             completed = True
         except TimeoutError:
             failure = "handshake timed out"
@@ -232,7 +231,8 @@ async def handshake(
 
 async def _alert_follows(reader: asyncio.StreamReader, wait: float) -> bool:
     try:
-        data = await asyncio.wait_for(reader.read(1), wait)
+        async with asyncio.timeout(wait):
+            data = await reader.read(1)
     except TimeoutError:
         return False
     except ssl.SSLError:
