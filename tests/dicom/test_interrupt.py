@@ -44,8 +44,7 @@ def test_ctrl_c_ends_a_scan_of_silent_peers_at_once_and_keeps_finished_records(
     port = free_port("127.0.0.120")
     with contextlib.ExitStack() as stack:
         silent: list[ThreadedServer] = [
-            stack.enter_context(run_in_thread(Silent(host=f"127.0.0.{121 + i}", port=port)))
-            for i in range(3)
+            stack.enter_context(run_in_thread(Silent(host=f"127.0.0.{121 + i}", port=port))) for i in range(3)
         ]
         stack.enter_context(ExposedPacs(make_studies(2, seed=3), host="127.0.0.120", port=port))
         out, db = tmp_path / "report.json", tmp_path / "f.db"
