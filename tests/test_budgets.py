@@ -111,7 +111,7 @@ def peers() -> Iterator[dict[str, int]]:
 
 def _scan(port: int, *only: str, env: dict[str, str] | None = None, cwd: Path) -> tuple[dict, str]:  # type: ignore[type-arg]
     args = ["scan", "127.0.0.1", "-p", str(port), "--no-default-ports", "--deadline", str(DEADLINE),
-            "--no-store", "-o", "json"]  # fmt: skip
+            "--no-store", "-f", "json"]  # fmt: skip
     for name in only:
         args += ["--only", name]
     proc = subprocess.run(
@@ -147,7 +147,7 @@ def test_all_hostile_peers_at_once_in_asyncio_debug_mode_stay_clean(
     ports = ",".join(str(p) for p in peers.values())
     proc = subprocess.run(
         [sys.executable, "-m", "pacsradar", "scan", "127.0.0.1", "-p", ports, "--no-default-ports",
-         "--deadline", str(DEADLINE), "--no-store", "-o", "json"],
+         "--deadline", str(DEADLINE), "--no-store", "-f", "json"],
         capture_output=True, text=True, timeout=BOUND * 2, check=False,
         env={**os.environ, "NO_COLOR": "1", "PYTHONASYNCIODEBUG": "1", "PYTHONWARNINGS": "default"},
         cwd=tmp_path,

@@ -107,7 +107,7 @@ def test_a_faulty_dicom_check_still_gives_a_report_and_the_findings_exit_code(
     result = CliRunner().invoke(
         cli_app,
         ["scan", "127.0.0.111", "-p", str(pacs.port), "--no-default-ports", "--only", "dicom",
-         "--no-store", "--no-progress", "--fail-on", "high", "-o", "json", "--output", str(out)],
+         "--no-store", "--no-progress", "--fail-on", "high", "--output", str(out)],
     )  # fmt: skip
     # Then the report is written, the exit code is the findings' one (1), no traceback
     assert result.exit_code == 1, result.output[-2000:]
@@ -271,7 +271,7 @@ def test_the_cli_says_when_the_store_failed_and_still_writes_the_report(
     result = CliRunner().invoke(
         cli_app,
         ["scan", "127.0.0.111", "-p", str(pacs.port), "--no-default-ports", "--only", "dicom",
-         "--db", f"sqlite:///{tmp_path / 'f.db'}", "--no-progress", "-o", "json",
+         "--db", f"sqlite:///{tmp_path / 'f.db'}", "--no-progress", "-f", "json",
          "--output", str(out)],
     )  # fmt: skip
     # Then the report is complete, the failure is printed, and the exit code says so (3)

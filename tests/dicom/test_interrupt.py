@@ -52,7 +52,7 @@ def test_ctrl_c_ends_a_scan_of_silent_peers_at_once_and_keeps_finished_records(
         proc = stack.enter_context(subprocess.Popen(
             [sys.executable, "-m", "pacsradar", "scan", "127.0.0.120-123", "-p", str(port),
              "--no-default-ports", "--only", "dicom", "--assoc-timeout", str(ASSOC_TIMEOUT),
-             "--db", f"sqlite:///{db}", "-o", "json", "--output", str(out)],
+             "--db", f"sqlite:///{db}", "--output", str(out)],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV, cwd=tmp_path,
         ))  # fmt: skip
         stack.callback(lambda: proc.poll() is None and proc.kill())

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Literal
 from pacsradar.checks import Check, internal_error, log_internal
 from pacsradar.config import TLS_FIRST_PORTS, ScanOptions
 from pacsradar.engine import AuditContext
-from pacsradar.errors import ConnectError, ConnectTimeout, ScanError
+from pacsradar.errors import ConnectError, ConnectTimeout, ScanError, TlsHandshakeError
 from pacsradar.models import Attempt, AttemptStatus, Endpoint, Finding, TargetResult
 
 if TYPE_CHECKING:
@@ -77,7 +77,6 @@ class WebAuditor:
         deadline = start + max(0.5, left - margin)
         host, port = endpoint.host, endpoint.port
 
-        from pacsradar.web.client import TlsHandshakeError
         from pacsradar.web.context import WebContext
 
         client, first, failure = await self._discover(endpoint, ctx, deadline)
@@ -133,6 +132,8 @@ class WebAuditor:
         findings: list[Finding] = []
         try:
             for check in self.checks:
+                if check.intrusive and not ctx.options.intrusive:
+                    continue  # opt-in only (HACKING.md: default checks read, never write)
                 attempt, found = await _run_check(check, wctx, deadline)
                 attempts.append(attempt)
                 findings.extend(found)
@@ -153,7 +154,7 @@ class WebAuditor:
         self, endpoint: Endpoint, ctx: AuditContext, deadline: float
     ) -> tuple[WebClient | None, HttpReply | None, ScanError | None]:
         """Find the scheme that speaks HTTP here. Returns the open client and the root reply."""
-        from pacsradar.web.client import TlsHandshakeError, WebClient
+        from pacsradar.web.client import WebClient
 
         tls_first = endpoint.port in TLS_FIRST_PORTS or endpoint.protocol == "https"
         schemes = ("https", "http") if tls_first else ("http", "https")
@@ -166,6 +167,10 @@ class WebAuditor:
             )  # fmt: skip
             try:
                 reply = await client.request("GET", "/", max_body=_ROOT_BODY, truncate_ok=True)
+            except TlsHandshakeError as exc:
+                await client.aclose()
+                errors.append(exc)
+                continue  # TCP connected: the other scheme may speak here
             except ConnectError as exc:
                 await client.aclose()
                 errors.append(exc)
