@@ -159,9 +159,9 @@ def register(app: typer.Typer) -> None:
         ]
         if not out.is_terminal:
             # Piped: one scan per line, ids in full (they are pasted into report/diff/--resume).
-            out.print(Text("\t".join(columns)), soft_wrap=True)
+            out.file.write("\t".join(columns) + "\n")
             for row in rows:
-                out.print(Text("\t".join(peer_text(x, 2000) for x in row)), soft_wrap=True)
+                out.file.write("\t".join(peer_text(x, 2000) for x in row) + "\n")
             return
         table = Table(title=None)
         for col in columns:
@@ -207,7 +207,7 @@ def register(app: typer.Typer) -> None:
                 for change in result.all_changes():
                     f = change.finding
                     fields = (change.kind.value, f.severity.value, f.check_id, f.endpoint.label, f.title)
-                    out.print(Text("\t".join(peer_text(x, 2000) for x in fields)), soft_wrap=True)
+                    out.file.write("\t".join(peer_text(x, 2000) for x in fields) + "\n")
             elif result.all_changes():
                 table = Table()
                 for col in ("change", "severity", "check", "endpoint", "title"):
