@@ -183,7 +183,10 @@ def _narrow(report: ScanReport, accepted: Mapping[str, str] | None, warnings: Se
 
 
 def to_json(report: ScanReport, *, indent: int | None = 2) -> str:
-    return report.model_dump_json(indent=indent)
+    """The scan's JSON document: the same schema as ``report -f json`` (report/jsondoc.py)."""
+    from pacsradar.report.jsondoc import document_json
+
+    return document_json(report, indent=indent)
 
 
 def iter_jsonl(report: ScanReport) -> Iterator[str]:

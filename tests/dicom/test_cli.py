@@ -158,7 +158,7 @@ def test_resume_finishes_a_killed_scan_without_redoing_work(tmp_path: Path) -> N
 
 def test_every_command_has_working_help(tmp_path: Path) -> None:
     # Given every subcommand, When asked for --help, Then it renders without error
-    for command in ("scan", "demo", "files", "scans", "diff", "monitor", "report", "serve", "risk"):
+    for command in ("scan", "demo", "files", "scans", "diff", "monitor", "report", "serve", "risk", "checks"):
         result = run_cli(command, "--help", cwd=tmp_path)
         assert result.returncode == 0, (command, result.stderr[-1000:])
         assert "Usage" in result.stdout

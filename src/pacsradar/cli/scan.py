@@ -33,6 +33,7 @@ from pacsradar.cli.scanopts import scan_options
 from pacsradar.config import ScanOptions
 from pacsradar.errors import PacsradarError, StoreError, UsageError
 from pacsradar.models import ScanReport, Severity
+from pacsradar.render import to_json
 from pacsradar.session import ScanPlan, ScanSession, load_imports
 
 if TYPE_CHECKING:
@@ -299,7 +300,7 @@ def register(app: typer.Typer) -> None:
         emit(report, OutputTarget("table", None), Console(highlight=False))
         from pacsradar.cli.common import write_private
 
-        write_private(json_path, report.model_dump_json(indent=2) + "\n")
+        write_private(json_path, to_json(report) + "\n")
         write_private(html_path, render("html", ReportContext.from_store(db_store, report.scan_id)))
         shown = db_store.display_url
         err.print(Text(f"demo store (throwaway, not your findings store): {shown}"))

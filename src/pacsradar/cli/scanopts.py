@@ -19,10 +19,11 @@ from pacsradar.config import (
     ScanOptions,
 )
 from pacsradar.errors import UsageError
+from pacsradar.families import SCAN_FAMILIES
 from pacsradar.phi import KeyedHasher
 from pacsradar.targets import parse_ports
 
-ONLY_CHOICES = ("dicom", "web", "share")
+ONLY_CHOICES = SCAN_FAMILIES
 
 OPT_EXCLUDE = typer.Option([], "--exclude", "-x", help="Never scan these (wins over targets; @file too).")
 OPT_INPUT_LIST = typer.Option(

@@ -26,7 +26,8 @@ from pacsradar.dashboard.auth import COOKIE, session_matches, session_value, tok
 from pacsradar.errors import StoreError, UsageError
 from pacsradar.models import ScanReport, Severity
 from pacsradar.report.charts import severity_chart, trend_chart
-from pacsradar.report.context import EXTENSIONS, FORMATS, ReportContext, render
+from pacsradar.report.context import EXTENSIONS, FORMATS, ReportContext
+from pacsradar.report.dispatch import render
 from pacsradar.report.exposure import Exposure
 from pacsradar.report.html import make_environment, report_css
 from pacsradar.report.safe import safe_json
