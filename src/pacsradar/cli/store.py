@@ -417,10 +417,10 @@ def register(app: typer.Typer) -> None:
 
 def alert_status(cycle: Cycle, *, configured: bool) -> str:
     """What happened to this cycle's alert, in words (never "sent" when nothing was sent)."""
-    if cycle.alert is None:
-        return "no change to alert on"
     if not configured:
         return "no alert sink configured (--webhook, --smtp, --syslog)"
+    if cycle.alert is None:
+        return "nothing to alert on"
     sent = [x.sink for x in cycle.deliveries if x.ok]
     failed = [f"{x.sink} failed: {x.error or 'unknown error'}" for x in cycle.deliveries if not x.ok]
     parts = [f"alert sent to {', '.join(sent)}"] if sent else []
