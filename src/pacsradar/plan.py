@@ -32,6 +32,7 @@ from pacsradar.config import (
     ScanOptions,
 )
 from pacsradar.errors import TargetError, UsageError
+from pacsradar.families import SCAN_FAMILIES
 from pacsradar.models import Endpoint
 from pacsradar.phi import KeyedHasher, peer_text
 
@@ -53,8 +54,8 @@ __all__ = [
 PLAN_VERSION: Final = 1
 #: Key of the JSON-encoded plan in a stored scan's options.
 PLAN_KEY: Final = "plan"
-#: Protocol families a scan may select (``--only``).
-FAMILIES: Final = ("dicom", "web", "share")
+#: Protocol families a scan may select (``--only``): the one table in :mod:`pacsradar.families`.
+FAMILIES: Final = SCAN_FAMILIES
 
 
 class PlanError(UsageError):

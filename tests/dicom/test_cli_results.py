@@ -129,3 +129,32 @@ def test_demo_uses_a_throwaway_store_and_says_where(tmp_path: Path) -> None:
     # And that store opens with the commands it names
     scans = run_cli("scans", "--db", db, cwd=tmp_path, env=env)
     assert scans.returncode == 0 and "127.0.0.1" in scans.stdout
+
+
+def test_plain_http_server_without_phi_is_not_web_plaintext(tmp_path: Path) -> None:
+    # Given `python -m http.server` (no PHI, no login, no DICOMweb) on a port scanned as DICOM
+    from lab.ports import wait_for_port
+
+    port = free_port("127.0.13.40")
+    (tmp_path / "www").mkdir()
+    (tmp_path / "www" / "index.html").write_text("<html><title>hello</title></html>", encoding="utf-8")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "http.server", "--bind", "127.0.13.40", str(port)],
+        cwd=tmp_path / "www",
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for_port(port, host="127.0.13.40")
+        # When it is scanned with every family on that port
+        result = run_cli("scan", "127.0.13.40", "-p", str(port), "--no-store", "-f", "json", cwd=tmp_path)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    # Then it is seen as HTTP, and WEB-PLAINTEXT is not raised for it
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads(result.stdout)
+    (only,) = report["results"]
+    assert only["service"] == "http"
+    assert all(f["check_id"] != "WEB-PLAINTEXT" for f in only["findings"])
+    assert all(f["severity"] == "info" for f in only["findings"])
