@@ -181,6 +181,20 @@ class ScanSession:
         if self._engine is not None:
             self._engine.stop()
 
+    def interrupt(self) -> int:
+        """Ctrl-C: cancel the endpoints in flight, keep the finished ones; returns how many
+        endpoints are finished (their records are in the store and the report)."""
+        self._stop_requested = True
+        if self._engine is None:
+            return 0
+        self._engine.interrupt()
+        return self._engine.done
+
+    @property
+    def failed_observers(self) -> list[str]:
+        """Observers (the store, alerts...) that raised and were dropped during the run."""
+        return list(self._engine.failed_observers) if self._engine is not None else []
+
     async def resolve_names(self) -> dict[str, str | None]:
         """Resolve every name in the scope once: its address, or ``None`` (warned, skipped).
 
