@@ -17,7 +17,7 @@ from pydicom.dataset import Dataset
 from dicom.helpers import FAST, attempt_details, result_for, scan
 from lab import CANARY
 from lab.dcmtk import DCMQRSCP, STORESCP, dcmtk_available, start_dcmqrscp, start_storescp_tls
-from lab.honeypots import AcceptEverything, DicomHawk, Dicompot, FkieDicom
+from lab.honeypots import DicomHawk, Dicompot, HoneypotProcess
 from lab.hostile import run_in_thread
 from lab.orthanc import orthanc_available, orthanc_default, orthanc_open_dicom, start_orthanc
 from pacsradar.config import Limits
@@ -45,8 +45,8 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> tuple[ScanReport, dict[str,
         enforce = stack.enter_context(run_in_thread(Dicompot(enforce=True)))
         ports["dicompot"], ports["dicompot-enforce"] = dicompot.port, enforce.port
         ports["dicomhawk"] = stack.enter_context(DicomHawk()).port
-        ports["fkie-honeypots"] = stack.enter_context(FkieDicom()).port
-        ports["accept-everything"] = stack.enter_context(AcceptEverything()).port
+        ports["fkie-honeypots"] = stack.enter_context(HoneypotProcess("fkie")).port
+        ports["accept-everything"] = stack.enter_context(HoneypotProcess("accept-everything")).port
         ports["pynetdicom-qrscp"] = stack.enter_context(ExposedPacs(studies, allow_store=True)).port
         if orthanc_available():
             open_orthanc = stack.enter_context(start_orthanc(tmp / "o1", orthanc_open_dicom(), plugins=()))
@@ -196,7 +196,7 @@ def test_count_honeypots_keeps_the_score_and_marks_nothing() -> None:
 
 def test_a_higher_threshold_clears_a_suspect() -> None:
     # Given the fkie-cad server (one strong tell, 55) and a threshold of 60
-    with FkieDicom() as fkie:
+    with HoneypotProcess("fkie") as fkie:
         report = scan([(fkie.host, fkie.port)], honeypot_threshold=60)
     result = result_for(report, fkie.port)
     # Then the score and tell are reported, below the threshold, and nothing is marked

@@ -20,11 +20,11 @@ Each reproduces what the honeypot puts on the wire, not its logging:
   with every transfer syntax; a generic handler returning 0 for every intervention event, so
   C-FIND fails with 0xC311; C-MOVE yields ``(None, None)`` (0xA801) before any lookup; a
   username/passcode identity is refused unless it is the configured login.
-* :class:`AcceptEverything`: a pynetdicom SCP with ``_config.UNRESTRICTED_STORAGE_SERVICE``
+* accept-everything (:class:`HoneypotProcess`): a pynetdicom SCP with ``_config.UNRESTRICTED_STORAGE_SERVICE``
   (accepts any abstract syntax, any AE, any identity) answering every C-FIND with the same fake
   records. The flag is process-wide, so this one runs in a subprocess of its own
-  (``python -m lab.honeypots accept-everything PORT``): the real pynetdicom peers of the same
-  test process keep rejecting unknown syntaxes.
+  (:class:`HoneypotProcess`, ``python -m lab.honeypots accept-everything HOST PORT``): the real
+  pynetdicom peers of the same test process keep rejecting unknown syntaxes.
 
 Synthetic data only; every name carries the CANARY prefix (tests/lab/__init__.py).
 """
@@ -62,7 +62,7 @@ from lab.dul import (
     release_rp_pdu,
 )
 from lab.hostile import HostileServer
-from lab.ports import LOOPBACK, free_port, stop_process, wait_for_port
+from lab.ports import LOOPBACK, PeerStartError, free_port, stop_process, wait_for_port
 
 DICOMPOT_MAX_PDU = 4 << 20
 DICOMPOT_AET = "radiant"
@@ -71,10 +71,10 @@ C_MOVE_RQ_CMD = 0x0021
 CT_IMAGE_STORAGE = UID("1.2.840.10008.5.1.4.1.1.2")
 
 __all__ = [
-    "AcceptEverything",
     "DicomHawk",
     "Dicompot",
     "FkieDicom",
+    "HoneypotProcess",
     "fake_files",
 ]
 
@@ -351,15 +351,30 @@ class DicomHawk(_PynetdicomHoneypot):
 
 class FkieDicom(_PynetdicomHoneypot):
     def __init__(
-        self, host: str = LOOPBACK, port: int = 0, login: tuple[str, str] = ("admin", "admin")
+        self,
+        host: str = LOOPBACK,
+        port: int = 0,
+        login: tuple[str, str] = ("admin", "admin"),
+        *,
+        every_transfer_syntax: bool = False,
     ) -> None:
         super().__init__(host, port)
         self.login = login
+        # The honeypot offers ALL_TRANSFER_SYNTAXES; pynetdicom then copies 200 contexts x 45
+        # syntaxes per association (~0.3 s, racing the scanner's 0.5 s nudge on a loaded box).
+        # Our probes propose Implicit VR Little Endian only, so pynetdicom's default syntaxes
+        # give the same answers to them, in milliseconds.
+        self.every_transfer_syntax = every_transfer_syntax
+
+    @property
+    def transfer_syntaxes(self) -> list[str] | None:
+        from pynetdicom import ALL_TRANSFER_SYNTAXES
+
+        return list(ALL_TRANSFER_SYNTAXES) if self.every_transfer_syntax else None
 
     def make(self) -> tuple[Any, list[Any]]:
         from pynetdicom import (
             AE,
-            ALL_TRANSFER_SYNTAXES,
             AllStoragePresentationContexts,
             QueryRetrievePresentationContexts,
             RelevantPatientInformationPresentationContexts,
@@ -375,7 +390,7 @@ class FkieDicom(_PynetdicomHoneypot):
             VerificationPresentationContexts,
         ):
             for cx in group:
-                ae.add_supported_context(cx.abstract_syntax, ALL_TRANSFER_SYNTAXES)
+                ae.add_supported_context(cx.abstract_syntax, self.transfer_syntaxes)
         storage = {cx.abstract_syntax for cx in AllStoragePresentationContexts}
         for cx in ae.supported_contexts:
             cx.scp_role = True
@@ -419,7 +434,7 @@ class FkieDicom(_PynetdicomHoneypot):
 
 
 class _AcceptEverythingInProcess(_PynetdicomHoneypot):
-    """Runs only inside the subprocess started by :class:`AcceptEverything`."""
+    """Runs only inside the subprocess started by :class:`HoneypotProcess`."""
 
     def __init__(self, host: str, port: int) -> None:
         super().__init__(host, port)
@@ -455,25 +470,37 @@ class _AcceptEverythingInProcess(_PynetdicomHoneypot):
             yield 0xFF00, rsp
 
 
-class AcceptEverything:
-    """The accept-everything pynetdicom honeypot, in a subprocess (its flag is process-wide)."""
+class HoneypotProcess:
+    """A pynetdicom honeypot in a subprocess of its own: ``kind`` is "accept-everything" (its
+    flag is process-wide) or "fkie" (it negotiates slowly, ~0.3 s per association: in the test
+    process it would compete with the scanner for the GIL)."""
 
-    def __init__(self, host: str = LOOPBACK) -> None:
+    def __init__(self, kind: str, host: str = LOOPBACK) -> None:
+        if kind not in _IN_SUBPROCESS:
+            raise ValueError(f"unknown honeypot kind {kind!r}")
+        self.kind = kind
         self.host = host
         self.port = 0
         self._proc: subprocess.Popen[bytes] | None = None
 
-    def __enter__(self) -> AcceptEverything:
+    def __enter__(self) -> HoneypotProcess:
         self.port = free_port(self.host)
         tests = Path(__file__).resolve().parents[1]
         self._proc = subprocess.Popen(
-            [sys.executable, "-m", "lab.honeypots", "accept-everything", self.host, str(self.port)],
+            [sys.executable, "-m", "lab.honeypots", self.kind, self.host, str(self.port)],
             cwd=tests,
             stdin=subprocess.PIPE,
-            stdout=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
         )
-        wait_for_port(self.port, host=self.host, proc=self._proc, what="accept-everything honeypot")
+        wait_for_port(self.port, host=self.host, proc=self._proc, what=f"{self.kind} honeypot")
+        # The child warms up with one association to itself, then says "ready": a deployed
+        # honeypot paid pynetdicom's first-association cost (~0.7 s here) long ago.
+        assert self._proc.stdout is not None
+        line = self._proc.stdout.readline()
+        if line.strip() != b"ready":
+            stop_process(self._proc)
+            raise PeerStartError(f"{self.kind} honeypot did not warm up")
         return self
 
     def __exit__(
@@ -484,11 +511,28 @@ class AcceptEverything:
                 assert self._proc.stdin is not None
                 self._proc.stdin.close()
             stop_process(self._proc)
+            if self._proc.stdout is not None:
+                self._proc.stdout.close()
 
 
-def _serve_until_stdin_closes(host: str, port: int) -> None:
-    server = _AcceptEverythingInProcess(host, port)
+_IN_SUBPROCESS: dict[str, type[_PynetdicomHoneypot]] = {
+    "accept-everything": _AcceptEverythingInProcess,
+    "fkie": FkieDicom,
+}
+
+
+def _serve_until_stdin_closes(kind: str, host: str, port: int) -> None:
+    from pynetdicom import AE
+
+    server = _IN_SUBPROCESS[kind](host, port)
     server.start()
+    warm = AE()
+    warm.add_requested_context("1.2.840.10008.1.1")
+    assoc = warm.associate(host, port)
+    if assoc.is_established:
+        assoc.release()
+    sys.stdout.write("ready\n")
+    sys.stdout.flush()
     done = threading.Event()
 
     def watch() -> None:
@@ -501,7 +545,7 @@ def _serve_until_stdin_closes(host: str, port: int) -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 4 and sys.argv[1] == "accept-everything":
-        _serve_until_stdin_closes(sys.argv[2], int(sys.argv[3]))
+    if len(sys.argv) == 4 and sys.argv[1] in _IN_SUBPROCESS:
+        _serve_until_stdin_closes(sys.argv[1], sys.argv[2], int(sys.argv[3]))
     else:
-        raise SystemExit("usage: python -m lab.honeypots accept-everything HOST PORT")
+        raise SystemExit(f"usage: python -m lab.honeypots {{{','.join(_IN_SUBPROCESS)}}} HOST PORT")

@@ -38,12 +38,17 @@ class Exposure(BaseModel):
 
     @property
     def sentence(self) -> str:
-        text = (
-            f"{self.patients:,} {_plural(self.patients, 'patient')}, "
-            f"{self.studies:,} {_plural(self.studies, 'study', 'studies')}, "
-            f"{self.images:,} {_plural(self.images, 'image')} exposed across "
-            f"{self.services:,} {_plural(self.services, 'service')}"
-        )
+        if self.services == 0:
+            # Not "0 patients ... exposed across 0 services" beside a high-severity service:
+            # no check proved patient data readable, which is not the same as no risk.
+            text = "No patient data proven exposed (see the findings for what is open)"
+        else:
+            text = (
+                f"{self.patients:,} {_plural(self.patients, 'patient')}, "
+                f"{self.studies:,} {_plural(self.studies, 'study', 'studies')}, "
+                f"{self.images:,} {_plural(self.images, 'image')} exposed across "
+                f"{self.services:,} {_plural(self.services, 'service')}"
+            )
         if self.honeypots:
             look = "looks" if self.honeypots == 1 else "look"
             services = _plural(self.honeypots, "service")
