@@ -204,3 +204,32 @@ def test_a_higher_threshold_clears_a_suspect() -> None:
     assert details["score"] == 55 and details["suspected"] is False
     assert not any(f.suspected_honeypot for f in result.findings)
     assert any(f.check_id == CHECK_ID for f in result.findings)  # the tells stay visible
+
+
+def test_cli_threshold_is_validated_and_the_summary_names_suspects(tmp_path: Path) -> None:
+    # Given the CLI, a bad threshold, and then dicompot on loopback
+    import subprocess
+    import sys
+
+    base = [sys.executable, "-m", "pacsradar", "scan", "--only", "dicom", "--no-default-ports", "--no-store"]
+    bad = subprocess.run(
+        [*base, "127.0.0.1", "-p", "9", "--honeypot-threshold", "101"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        cwd=tmp_path,
+    )
+    # Then a bad threshold is a usage error, not a traceback
+    assert bad.returncode == 2 and "--honeypot-threshold" in bad.stderr and "Traceback" not in bad.stderr
+    with run_in_thread(Dicompot()) as server:
+        done = subprocess.run(
+            [*base, "127.0.0.1", "-p", str(server.port)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+            cwd=tmp_path,
+        )
+    # And the summary counts the suspect
+    assert "1 service suspected honeypot" in done.stdout + done.stderr, done.stdout + done.stderr
