@@ -135,6 +135,13 @@ async def run(ctx: DicomContext) -> CheckOutcome:
         "associations": len(observed.associations),
         "finds": len(observed.finds),
     }
+    if observed.accepted is not None and observed.accepted.ac_digest:
+        # For cross-scan tells (mass-deployed sensors send byte-identical ACs): a digest of
+        # the AC with the echoed AE titles blanked, and of the keyed PatientID hash set.
+        details["ac_digest"] = observed.accepted.ac_digest
+    universal = observed.finds_for("universal")
+    if universal and universal[0].patient_set_digest:
+        details["patient_set_digest"] = universal[0].patient_set_digest
     if probe_error:
         details["probe_error"] = probe_error
     if not result.tells:
