@@ -28,6 +28,7 @@ from pacsradar.files.options import FileAuditOptions
 from pacsradar.files.specs import local_findings
 from pacsradar.files.tally import Tally
 from pacsradar.models import Attempt, AttemptStatus, Endpoint, ScanReport, ScanStats, TargetResult
+from pacsradar.phi import shown_path
 
 #: Called in the main process after each batch: (files done, DICOM files so far).
 Progress = Callable[[int, int], None]
@@ -86,7 +87,7 @@ def _read_into(
 def _token(path: str, config: _WorkerConfig) -> str:
     rel = os.path.relpath(path, config.root) if path != config.root else os.path.basename(path)
     if config.options.show_paths:
-        return rel
+        return shown_path(rel)  # a name that is not UTF-8 is escaped, never a surrogate
     return config.options.hasher.digest(b"path:" + os.fsencode(rel))
 
 
