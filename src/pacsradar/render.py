@@ -65,6 +65,12 @@ def print_report(report: ScanReport, console: Console) -> None:
     errs = errors_table(report)
     if errs is not None:
         console.print(errs)
+    from pacsradar.report.exposure import exposure_of
+
+    exposure = exposure_of(report.findings)
+    if exposure.services:
+        console.print(f"[bold]Estate (distinct across the scan):[/] {escape(exposure.sentence)}")
+        console.print(escape(exposure.per_service_sentence))
     s = report.stats
     console.print(
         f"{s.endpoints_done} endpoints probed, {s.endpoints_open} answered, "
@@ -89,9 +95,16 @@ def iter_jsonl(report: ScanReport) -> Iterator[str]:
             "type": "summary",
             "scan_id": report.scan_id,
             **json.loads(report.stats.model_dump_json()),
+            "exposure": _exposure(report),
         },
         sort_keys=True,
     )
+
+
+def _exposure(report: ScanReport) -> dict[str, object]:
+    from pacsradar.report.exposure import exposure_of
+
+    return exposure_of(report.findings).model_dump(mode="json")
 
 
 def result_jsonl(result: TargetResult) -> str:

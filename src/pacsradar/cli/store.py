@@ -90,7 +90,11 @@ def register(app: typer.Typer) -> None:
             typer.echo(safe_json([s.model_dump(mode="json") for s in found]))
             return
         table = Table(title=None)
-        for col in ("scan", "started (UTC)", "status", "scope", "endpoints", "findings", "patients"):
+        cols = (
+            "scan", "started (UTC)", "status", "scope", "endpoints", "findings",
+            "distinct patients", "per-service patients",
+        )  # fmt: skip
+        for col in cols:
             table.add_column(col)
         for s in found:
             c = s.findings
@@ -101,7 +105,8 @@ def register(app: typer.Typer) -> None:
                 Text(", ".join(s.scope)[:60]),
                 f"{s.stats.endpoints_done}/{s.stats.endpoints_total}",
                 f"{c.critical}C {c.high}H {c.medium}M {c.low}L {c.info}I",
-                str(s.exposure.patients),
+                ("≥ " if s.exposure.lower_bound else "") + f"{s.exposure.patients:,}",
+                f"{s.exposure.service_patients:,} ({s.exposure.services} services)",
             )
         Console(highlight=False).print(table)
 
