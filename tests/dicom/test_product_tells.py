@@ -74,3 +74,39 @@ def test_storescp_tls_is_dcmtk(tmp_path: Path, tls_cert: CertPair) -> None:
         report = scan([("127.0.0.1", peer.port)])
     # Then it is DCMTK, not Orthanc
     assert result_for(report, peer.port).product == "DCMTK 3.6.7"
+
+
+@needs_orthanc
+def test_orthanc_dicom_port_gets_its_version_from_the_same_hosts_rest_api(
+    tmp_path: Path, studies: list[Dataset]
+) -> None:
+    # Given Orthanc with DICOM and an anonymous REST API (/system reports DicomPort and Version)
+    import asyncio
+
+    from dicom.helpers import FAST
+    from pacsradar.config import ScanOptions
+    from pacsradar.dicom.auditor import DicomAuditor
+    from pacsradar.engine import Engine
+    from pacsradar.models import Endpoint
+
+    config = {**orthanc_open_dicom(), "RemoteAccessAllowed": True, "AuthenticationEnabled": False}
+    with start_orthanc(tmp_path / "o", config, plugins=()) as orthanc:
+        options = ScanOptions(
+            limits=FAST,
+            only=frozenset({"dicom", "web"}),
+            dicom_ports=(orthanc.dicom_port,),
+            web_ports=(orthanc.http_port,),
+        )
+        # When only its DICOM port is audited, with web ports in scope
+        endpoint = Endpoint(host="127.0.0.1", port=orthanc.dicom_port)
+        report = asyncio.run(Engine(options, [DicomAuditor()]).run([endpoint], total=1))
+    result = result_for(report, orthanc.dicom_port)
+    # Then the DICOM port is "Orthanc 1.10.1", and its DICOM-reachable CVEs are listed
+    assert result.product == "Orthanc 1.10.1"
+    cve = finding(result, "DICOM-KNOWN-CVE")
+    assert cve is not None
+    cves = set(cve.evidence["cves"])  # type: ignore[arg-type]
+    assert {"CVE-2026-5437", "CVE-2026-5445"} <= cves
+    assert "CVE-2026-5440" not in cves  # an HTTP-only flaw belongs to the web finding
+    basis = attempt_details(result, "dicom.cve")["product_basis"]
+    assert any("REST /system" in b for b in basis)  # type: ignore[union-attr]

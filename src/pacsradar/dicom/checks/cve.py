@@ -6,13 +6,25 @@ behind DCMTK's UID), or from a web API on the same host. Only entries reachable 
 server port count (surfaces ``dicom-scp`` and ``dicom-file``: the server parses what peers send);
 a flaw in DCMTK's client tools does not make a server vulnerable. A version string alone is not
 proof, Debian backports many DCMTK fixes: every match is "possible" (:mod:`pacsradar.vulns`).
+
+Orthanc does not say its version on the DICOM port. When the scan also covers web ports, the
+same host's Orthanc REST API is asked (``GET /system``, anonymously, on at most three in-scope
+web ports): if it reports this port as its ``DicomPort`` the DICOM port is named
+"Orthanc <Version>". A /system behind a login is read by the web audit instead (its
+WEB-ORTHANC-INSECURE attempt), not from here: the DICOM side never spends login attempts.
 """
 
 from __future__ import annotations
 
+import re
+import time
+
 from pacsradar.checks import Check, CheckOutcome, CheckSpec, cwe, skipped
 from pacsradar.dicom.context import DicomContext
+from pacsradar.dicom.fingerprint import DCMTK_BASED, with_web_identity
+from pacsradar.errors import ProtocolError, ScanError
 from pacsradar.models import Evidence, Reference, Severity
+from pacsradar.phi import peer_text
 from pacsradar.vulns import backport_note, matching
 
 KNOWN_CVE = CheckSpec(
@@ -48,10 +60,52 @@ SPECS = (KNOWN_CVE,)
 DICOM_SERVER_SURFACES = frozenset({"dicom-scp", "dicom-file"})
 
 
+#: Orthanc's default HTTP port first (Orthanc Book, configuration "HttpPort": 8042).
+_ORTHANC_HTTP = 8042
+_MAX_WEB_PORTS = 3
+_VERSION = re.compile(r"^[0-9][0-9A-Za-z.+~_-]{0,31}$")
+
+
+async def _orthanc_rest_identity(ctx: DicomContext) -> tuple[str, int] | None:
+    """(Version, web port) from an Orthanc on the same host whose /system names this DICOM port."""
+    if "web" not in ctx.options.only:
+        return None
+    from pacsradar.web.client import WebClient  # the web stack only when web is in scope
+
+    ports = sorted(
+        {p for p in ctx.options.web_ports if p != ctx.endpoint.port}, key=lambda p: (p != _ORTHANC_HTTP, p)
+    )[:_MAX_WEB_PORTS]
+    limits = ctx.options.limits
+    for port in ports:
+        client = WebClient(
+            ctx.endpoint.host, port, "http", net=ctx.net, limits=limits,
+            deadline=time.monotonic() + limits.connect_timeout + 2 * limits.read_timeout,
+        )  # fmt: skip
+        try:
+            reply = await client.request("GET", "/system", max_body=64 * 1024)
+            data = reply.json() if reply.status == 200 else None
+        except (ScanError, ProtocolError):
+            continue
+        finally:
+            await client.aclose()
+        if not isinstance(data, dict) or data.get("DicomPort") != ctx.endpoint.port:
+            continue
+        version = peer_text(data.get("Version", ""), 32)
+        if _VERSION.match(version):
+            return version, port
+    return None
+
+
 async def run(ctx: DicomContext) -> CheckOutcome:
     fp = ctx.fingerprint
     if fp is None or fp.confidence in ("none", "low"):
         return skipped("implementation not identified")
+    if (fp.product == "Orthanc" and fp.version is None) or fp.product == DCMTK_BASED:
+        found = await _orthanc_rest_identity(ctx)
+        if found is not None:
+            version, port = found
+            where = f"Orthanc REST /system on port {port} reports this DicomPort and Version {version}"
+            fp = ctx.fingerprint = with_web_identity(fp, "Orthanc", version, where)
     if fp.version is None:
         return skipped("version not disclosed on the DICOM port", product=fp.product)
     hits = matching(fp.product, fp.version, DICOM_SERVER_SURFACES)
