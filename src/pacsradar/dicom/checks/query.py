@@ -452,6 +452,9 @@ async def run(ctx: DicomContext) -> CheckOutcome:
     details.update(evidence)
     bound = "≥ " if truncated else ""
     dup = f"; {evidence['duplicate_records']} duplicate responses not counted" if duplicates > 0 else ""
+    if tally.without_key:
+        key = "StudyInstanceUID" if level == "STUDY" else "PatientID"
+        dup += f"; {tally.without_key} records carried no {key} and cannot be counted as distinct"
     if tally.records == 0:
         summary = "C-FIND permitted for an unknown peer; it returned no records"
         severity = Severity.LOW
