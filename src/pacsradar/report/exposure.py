@@ -57,6 +57,10 @@ class Exposure(BaseModel):
     @property
     def sentence(self) -> str:
         """The headline, distinct across the scan."""
+        if self.services == 0:
+            # Not "0 patients ... exposed across 0 services" beside a high-severity service:
+            # no check proved patient data readable, which is not the same as no risk.
+            return "No patient data proven exposed (see the findings for what is open)"
         bound = "at least " if self.lower_bound else ""
         return (
             f"{bound}{self.patients:,} distinct {_plural(self.patients, 'patient')}, "
