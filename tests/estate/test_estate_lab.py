@@ -29,6 +29,9 @@ pytestmark = pytest.mark.skipif(
 )
 
 
+OTHER_HOST = "127.0.0.3"
+
+
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "COLUMNS": "200"}
     return subprocess.run(
@@ -41,7 +44,9 @@ def studies() -> list[Dataset]:
     return make_studies(4, seed=160)
 
 
-def test_same_patients_in_five_services_are_counted_once(tmp_path: Path, studies: list[Dataset]) -> None:
+def test_same_patients_on_eight_services_of_two_hosts_are_counted_once(
+    tmp_path: Path, studies: list[Dataset]
+) -> None:
     truth = summarise(studies)
     open_orthanc = {
         "RemoteAccessAllowed": True,
@@ -50,19 +55,21 @@ def test_same_patients_in_five_services_are_counted_once(tmp_path: Path, studies
         "DicomCheckCalledAet": False,
     }
     db = f"sqlite:///{tmp_path / 'store.db'}"
-    # Given the same synthetic patients loaded in five exposed services on 127.0.0.1
+    # Given the same synthetic patients in Orthanc (DICOM + REST/DICOMweb) and dcmqrscp, which
+    # bind every address and so answer on both 127.0.0.1 and 127.0.0.3, pynetdicom's qrscp on
+    # 127.0.0.1 only and the lab PACS on 127.0.0.3 only: eight exposed services on two hosts
     with (
         start_orthanc(tmp_path / "orthanc", open_orthanc) as orthanc,
         start_dcmqrscp(tmp_path / "qr", studies, called_aet="DCMQRSCP", allowed_calling=()) as qr,
         start_qrscp(tmp_path / "qrscp") as pyqr,
-        ExposedPacs(studies, host=LOOPBACK) as pacs,
+        ExposedPacs(studies, host=OTHER_HOST) as pacs,
     ):
         orthanc.upload(studies)
         assert pyqr.store(studies) == truth.instances
         ports = [orthanc.dicom_port, orthanc.http_port, qr.port, pyqr.port, pacs.port]
         # When the host is scanned and stored
         scan = _cli(
-            "scan", LOOPBACK, "--no-default-ports", "-p", ",".join(map(str, ports)),
+            "scan", LOOPBACK, OTHER_HOST, "--no-default-ports", "-p", ",".join(map(str, ports)),
             "--db", db, "-o", "jsonl", "--connect-timeout", "2", "--read-timeout", "5",
         )  # fmt: skip
     assert scan.returncode in (0, 1), scan.stderr
@@ -72,10 +79,10 @@ def test_same_patients_in_five_services_are_counted_once(tmp_path: Path, studies
     assert (estate["patients"], estate["studies"], estate["images"]) == (
         truth.patients, truth.studies, truth.instances,
     )  # fmt: skip
-    assert estate["services"] == 5 and not estate["lower_bound"]
-    # And the per-service sum is kept and labelled, with every patient exposed by all five
-    assert estate["service_patients"] == 5 * truth.patients
-    assert estate["patients_by_services"] == {"5": truth.patients}
+    assert estate["services"] == 8 and not estate["lower_bound"]
+    # And the per-service sum is kept and labelled, with every patient exposed by all eight
+    assert estate["service_patients"] == 8 * truth.patients
+    assert estate["patients_by_services"] == {"8": truth.patients}
     # And every service's own finding has the truth (qrscp's duplicates are not counted)
     for line in scan.stdout.strip().splitlines()[:-1]:
         f = json.loads(line)
@@ -87,7 +94,7 @@ def test_same_patients_in_five_services_are_counted_once(tmp_path: Path, studies
     assert scans.returncode == 0, scans.stderr
     (stored,) = json.loads(scans.stdout)
     assert stored["exposure"]["patients"] == truth.patients
-    assert stored["exposure"]["service_patients"] == 5 * truth.patients
+    assert stored["exposure"]["service_patients"] == 8 * truth.patients
     table = _cli("scans", "--db", db)
     assert "distinct patients" in table.stdout and "per-service patients" in table.stdout
     # And the report from the store opens with the distinct figure, then the per-service one
