@@ -105,7 +105,10 @@ def estate_lines(report: ScanReport) -> list[str]:
     exposure = exposure_of(report.findings)
     if not exposure.services:
         return []
-    return [f"Estate (distinct across the scan): {exposure.sentence}", exposure.per_service_sentence]
+    lines = [f"Estate (distinct across the scan): {exposure.sentence}"]
+    if exposure.services > 1:
+        lines.append(exposure.per_service_sentence)
+    return lines
 
 
 def plain_lines(
