@@ -33,7 +33,7 @@ import time
 import zipfile
 import zlib
 from collections.abc import Callable
-from typing import IO, Any, BinaryIO, cast
+from typing import IO, Any, cast
 
 from pacsradar.errors import ScanError
 from pacsradar.files import header as hdrmod
@@ -143,11 +143,15 @@ class _Meter:
             raise _Bound("archive_max_seconds")
 
 
+#: What an archive is read from: a file, a share file (:class:`ShareFile`), a member stream.
+_Source = IO[bytes] | io.RawIOBase
+
+
 class _Metered(io.RawIOBase):
     """A read-only view of ``inner`` that reports every byte read to the meter (``compressed``:
     the bytes come out of a decompressor, so the ratio cap applies). Seeks pass through."""
 
-    def __init__(self, inner: IO[bytes], meter: _Meter, *, raw: bool, compressed: bool = False) -> None:
+    def __init__(self, inner: _Source, meter: _Meter, *, raw: bool, compressed: bool = False) -> None:
         super().__init__()
         self._inner = inner
         self._meter = meter
@@ -171,7 +175,7 @@ class _Metered(io.RawIOBase):
 
     def readinto(self, b: Any) -> int:
         view = memoryview(b)
-        data = self._inner.read(len(view))
+        data = self._inner.read(len(view)) or b""
         n = len(data)
         view[:n] = data
         if self._raw:
@@ -242,13 +246,21 @@ class ArchiveAuditor:
 
     # ---- entry points ---------------------------------------------------------------------
 
-    def audit_stream(self, raw: BinaryIO, size: int, kind: str, name: str) -> None:
+    def audit_stream(self, raw: _Source, size: int, kind: str, name: str) -> None:
         """Audit the archive ``raw`` (positioned at 0; seekable for ZIP) of ``size`` bytes, whose
         first bytes the walker recognised as ``kind``. ``name`` is its path token source (the
         relative path, or a share path): never rendered unless paths are shown."""
         tally = self.tally
         meter = _Meter(self.limits, self.run)
         metered = io.BufferedReader(_Metered(raw, meter, raw=True), _CHUNK)
+        try:
+            self._guarded(metered, size, kind, name, meter)
+        finally:
+            # What was read of the archive itself: compressed bytes, as they are on disk.
+            tally.bytes_read += meter.raw_in
+
+    def _guarded(self, metered: IO[bytes], size: int, kind: str, name: str, meter: _Meter) -> None:
+        tally = self.tally
         try:
             self._archive(metered, size, kind, [name], 1, meter)
             tally.archives += 1
@@ -418,7 +430,6 @@ class ArchiveAuditor:
         except (OSError, EOFError, zlib.error, lzma.LZMAError, zipfile.BadZipFile, tarfile.TarError):
             tally.archive_unreadable_members["corrupt"] += 1
             return
-        tally.bytes_read += len(buf)
         if hdr.status == hdrmod.ARCHIVE:
             self._nested(stream, buf, size, hdr.reason, chain, depth, meter)
             return
