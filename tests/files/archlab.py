@@ -215,6 +215,9 @@ def tar_gz_bomb(dest: Path, zeros: int, before: dict[str, bytes], after: dict[st
         def __init__(self) -> None:
             self.left = zeros
 
+        def readable(self) -> bool:
+            return True
+
         def readinto(self, b: object) -> int:
             view = memoryview(b)  # type: ignore[arg-type]
             n = min(len(view), self.left, len(chunk))

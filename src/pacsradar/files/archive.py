@@ -50,33 +50,33 @@ _TAR_BLOCK = 512
 
 
 class RunBudget:
-    """Uncompressed bytes left for the whole run, shared by the worker processes (a
-    ``multiprocessing.Value`` created before the pool forks; a plain counter in one process)."""
+    """Uncompressed archive bytes read in this run (one process, a CLI invocation: every archive,
+    every worker): a ``multiprocessing.Value`` created before the pool forks, shared by the
+    workers; a plain counter when ``shared`` is off."""
 
-    def __init__(self, total: int, shared: bool = False) -> None:
-        self.total = total
+    def __init__(self, shared: bool = False) -> None:
         self._value: Any = multiprocessing.get_context().Value("q", 0) if shared else None
         self._used = 0
 
-    def take(self, count: int) -> bool:
-        """Account ``count`` bytes; False once the run's total is spent."""
+    def take(self, count: int, total: int) -> bool:
+        """Account ``count`` bytes; False once more than ``total`` were read in the run."""
         if self._value is None:
             self._used += count
-            return self._used <= self.total
+            return self._used <= total
         with self._value.get_lock():
             self._value.value += count
-            return bool(self._value.value <= self.total)
+            return bool(self._value.value <= total)
 
 
 _RUN: RunBudget | None = None
 
 
-def run_budget(limits: ArchiveLimits) -> RunBudget:
-    """This run's budget of uncompressed archive bytes: created once, in the parent before any
+def run_budget() -> RunBudget:
+    """This run's count of uncompressed archive bytes: created once, in the parent before any
     worker forks (workers inherit it, or get it from the pool initializer)."""
     global _RUN
     if _RUN is None:
-        _RUN = RunBudget(limits.max_run_bytes, shared=True)
+        _RUN = RunBudget(shared=True)
     return _RUN
 
 
@@ -122,7 +122,7 @@ class _Meter:
         self.out_bytes += count
         if self.out_bytes > self.limits.max_bytes:
             raise _Bound("archive_max_bytes")
-        if not self.run.take(count):
+        if not self.run.take(count, self.limits.max_run_bytes):
             raise _Bound("archive_max_run_bytes")
         if (
             compressed

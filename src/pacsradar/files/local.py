@@ -81,7 +81,7 @@ def _read_into(
                 auditor = archmod.ArchiveAuditor(
                     tally,
                     limits,
-                    archmod.run_budget(limits),
+                    archmod.run_budget(),
                     header_read=options.header_read,
                     max_header_bytes=options.max_header_bytes,
                     show_paths=options.show_paths,
@@ -215,7 +215,7 @@ def audit_tree(root: str, options: FileAuditOptions, progress: Progress | None =
             interrupted = True
     else:
         ctx = multiprocessing.get_context("fork" if hasattr(os, "fork") else "spawn")
-        budget = archmod.run_budget(options.archives)  # before the fork: shared by the workers
+        budget = archmod.run_budget()  # before the fork: shared by the workers
         pool = ctx.Pool(options.workers, initializer=_init_worker, initargs=(config, budget))
         try:
             for part in pool.imap_unordered(_audit_batch, batches):

@@ -155,7 +155,7 @@ def _audit_archive(
     auditor = archmod.ArchiveAuditor(
         tally,
         options.archives,
-        archmod.run_budget(options.archives),
+        archmod.run_budget(),
         header_read=options.header_read,
         max_header_bytes=min(options.max_header_bytes, options.share_file_bytes),
         show_paths=options.show_paths,
