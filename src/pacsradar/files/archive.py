@@ -33,7 +33,7 @@ import time
 import zipfile
 import zlib
 from collections.abc import Callable
-from typing import IO, Any, cast
+from typing import IO, Any, Protocol, cast
 
 from pacsradar.errors import ScanError
 from pacsradar.files import header as hdrmod
@@ -47,25 +47,34 @@ RATIO_GRACE = 1 << 20
 #: Bytes read from a stream at a time when a tar member's data is skipped.
 _CHUNK = 1 << 16
 _TAR_BLOCK = 512
+_RUN_STEP = 1 << 20
 
 
 class RunBudget:
     """Uncompressed archive bytes read in this run (one process, a CLI invocation: every archive,
     every worker): a ``multiprocessing.Value`` created before the pool forks, shared by the
-    workers; a plain counter when ``shared`` is off."""
+    workers; a plain counter when ``shared`` is off. Each process adds its bytes in steps of
+    :data:`_RUN_STEP` (one lock per MiB, not per read), so the bound holds to within a MiB per
+    worker."""
 
     def __init__(self, shared: bool = False) -> None:
         self._value: Any = multiprocessing.get_context().Value("q", 0) if shared else None
         self._used = 0
+        self._pending = 0
 
     def take(self, count: int, total: int) -> bool:
         """Account ``count`` bytes; False once more than ``total`` were read in the run."""
         if self._value is None:
             self._used += count
             return self._used <= total
+        self._pending += count
+        if self._pending < _RUN_STEP and self._used + self._pending <= total:
+            return True
         with self._value.get_lock():
-            self._value.value += count
-            return bool(self._value.value <= total)
+            self._value.value += self._pending
+            self._used = int(self._value.value)
+        self._pending = 0
+        return self._used <= total
 
 
 _RUN: RunBudget | None = None
@@ -185,11 +194,15 @@ class _Metered(io.RawIOBase):
         return n
 
 
+class _Reads(Protocol):
+    def read(self, size: int = -1, /) -> bytes: ...
+
+
 class _Prefixed(io.RawIOBase):
     """``head`` (bytes already read) followed by the rest of ``stream``: a stream member is
     sniffed once and then handed on whole, without seeking back."""
 
-    def __init__(self, head: bytes, stream: IO[bytes]) -> None:
+    def __init__(self, head: bytes, stream: _Reads) -> None:
         super().__init__()
         self._head = head
         self._stream = stream
@@ -209,7 +222,22 @@ class _Prefixed(io.RawIOBase):
         return len(data)
 
 
-def _read_upto(stream: IO[bytes], count: int) -> bytes:
+class _MemberReader:
+    """A member's bytes, metered, without a buffer of its own: the header walk reads a few KB,
+    and one ``read`` here is one ``read`` of the member (zipfile and tarfile buffer already)."""
+
+    def __init__(self, inner: IO[bytes], meter: _Meter, compressed: bool) -> None:
+        self._inner = inner
+        self._meter = meter
+        self._compressed = compressed
+
+    def read(self, size: int = -1, /) -> bytes:
+        data = self._inner.read(size)
+        self._meter.out(len(data), self._compressed)
+        return data
+
+
+def _read_upto(stream: _Reads, count: int) -> bytes:
     """Up to ``count`` bytes (fewer only at the end of the stream)."""
     parts: list[bytes] = []
     left = count
@@ -243,21 +271,26 @@ class ArchiveAuditor:
         self.max_header_bytes = max_header_bytes
         self.show_paths = show_paths
         self.hasher = hasher
+        self.counts = hdrmod.Counts()
 
     # ---- entry points ---------------------------------------------------------------------
 
-    def audit_stream(self, raw: _Source, size: int, kind: str, name: str) -> None:
+    def audit_stream(self, raw: _Source, size: int, kind: str, name: str, *, chunk: int = _CHUNK) -> None:
         """Audit the archive ``raw`` (positioned at 0; seekable for ZIP) of ``size`` bytes, whose
         first bytes the walker recognised as ``kind``. ``name`` is its path token source (the
-        relative path, or a share path): never rendered unless paths are shown."""
+        relative path, or a share path): never rendered unless paths are shown. ``chunk`` is the
+        read size on ``raw`` (small for a local ZIP, whose members are read where they are)."""
         tally = self.tally
         meter = _Meter(self.limits, self.run)
-        metered = io.BufferedReader(_Metered(raw, meter, raw=True), _CHUNK)
+        metered = io.BufferedReader(_Metered(raw, meter, raw=True), chunk)
         try:
             self._guarded(metered, size, kind, name, meter)
         finally:
             # What was read of the archive itself: compressed bytes, as they are on disk.
             tally.bytes_read += meter.raw_in
+            # Members counted in the walker's own counts (see _member), folded in once.
+            tally.add_counts(self.counts)
+            self.counts = hdrmod.Counts()
 
     def _guarded(self, metered: IO[bytes], size: int, kind: str, name: str, meter: _Meter) -> None:
         tally = self.tally
@@ -348,10 +381,8 @@ class ArchiveAuditor:
                     continue
                 compressed = info.compress_type != zipfile.ZIP_STORED
                 with member:
-                    metered = io.BufferedReader(
-                        _Metered(member, meter, raw=False, compressed=compressed), _CHUNK
-                    )
-                    self._member(metered, info.file_size, [*chain, info.filename], depth, meter)
+                    reader = _MemberReader(member, meter, compressed)
+                    self._member(reader, info.file_size, [*chain, info.filename], depth, meter)
 
     def _tar(
         self, stream: IO[bytes], chain: list[str], depth: int, meter: _Meter, *, stream_mode: bool
@@ -384,16 +415,14 @@ class ArchiveAuditor:
                 member = tf.extractfile(info)
                 if member is None:
                     continue
-                data: IO[bytes] = member
+                data: _Reads = member
                 if not stream_mode:  # a plain tar read by seeking: its bytes are member bytes
-                    data = io.BufferedReader(_Metered(member, meter, raw=False), _CHUNK)
+                    data = _MemberReader(member, meter, False)
                 self._member(data, info.size, [*chain, info.name], depth, meter)
 
     # ---- one member -------------------------------------------------------------------------
 
-    def _member(
-        self, stream: IO[bytes], size: int | None, chain: list[str], depth: int, meter: _Meter
-    ) -> None:
+    def _member(self, stream: _Reads, size: int | None, chain: list[str], depth: int, meter: _Meter) -> None:
         tally = self.tally
         first = self.header_read if size is None else min(self.header_read, size)
         try:
@@ -438,11 +467,14 @@ class ArchiveAuditor:
             return
         if hdr.status == hdrmod.OK:
             tally.archive_dicom += 1
-        tally.add_header(hdr, size, self._token(chain), buf)
+        if hdrmod.needs_python(hdr, self.show_paths):
+            tally.add_header(hdr, size, self._token(chain), buf)
+        else:  # counted by the walker's compiled counter, as the batch reader counts files
+            self.counts.add(hdr, size)
 
     def _nested(
         self,
-        stream: IO[bytes],
+        stream: _Reads,
         head: bytes,
         size: int,
         kind: str,

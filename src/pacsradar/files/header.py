@@ -115,6 +115,7 @@ if TYPE_CHECKING:
         TreeWalker,
         archive_kind,
         guess_dataset,
+        needs_python,
         os_reason,
         parse,
         read_files,
@@ -134,6 +135,7 @@ else:
     TreeWalker = _impl.TreeWalker
     archive_kind = _impl.archive_kind
     guess_dataset = _impl.guess_dataset
+    needs_python = _impl.needs_python
     os_reason = _impl.os_reason
     parse = _impl.parse
     read_files = _impl.read_files
@@ -159,6 +161,7 @@ __all__ = [
     "compiled_is_current",
     "guess_dataset",
     "load_source",
+    "needs_python",
     "os_reason",
     "parse",
     "read_files",

@@ -11,6 +11,7 @@ per-file objects and no PHI value.
 from __future__ import annotations
 
 import functools
+import io
 import multiprocessing
 import os
 import secrets
@@ -127,7 +128,10 @@ def _open_archive(
         except OSError as exc:
             auditor.tally.archive_unreadable[hdrmod.os_reason(exc)] += 1
             return
-        auditor.audit_stream(raw, size, kind, name)
+        # A local ZIP is read where its members are: small reads; streams: large ones.
+        auditor.audit_stream(
+            raw, size, kind, name, chunk=io.DEFAULT_BUFFER_SIZE if kind == "zip" else 1 << 16
+        )
 
 
 def _rel(path: str, config: _WorkerConfig) -> str:
