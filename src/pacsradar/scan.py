@@ -9,12 +9,12 @@ from collections.abc import Callable, Container, Iterable, Iterator, Sequence
 from pacsradar.config import ScanOptions
 from pacsradar.dicom.auditor import DicomAuditor
 from pacsradar.engine import Auditor, Engine, Observer
+from pacsradar.families import FAMILIES
 from pacsradar.models import Endpoint, ScanReport
 
 #: Optional auditors by ``--only`` name: module path and class name. Missing modules are skipped.
 OPTIONAL_AUDITORS: dict[str, tuple[str, str]] = {
-    "web": ("pacsradar.web.auditor", "WebAuditor"),
-    "share": ("pacsradar.files.auditor", "ShareAuditor"),
+    f.name: f.auditor for f in FAMILIES if f.auditor is not None and f.optional
 }
 
 

@@ -118,6 +118,8 @@ class WebAuditor:
         findings: list[Finding] = []
         try:
             for check in self.checks:
+                if check.intrusive and not ctx.options.intrusive:
+                    continue  # opt-in only (HACKING.md: default checks read, never write)
                 attempt, found = await _run_check(check, wctx, deadline)
                 attempts.append(attempt)
                 findings.extend(found)
