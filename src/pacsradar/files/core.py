@@ -1282,6 +1282,14 @@ def read_files(
         index += 1
 
 
+def _seek_size(fd: int) -> int:
+    """The size of the open file ``fd`` by seeking to its end, or -1 if it cannot seek."""
+    try:
+        return os.lseek(fd, 0, os.SEEK_END)
+    except OSError:
+        return -1
+
+
 def _read_open(
     fd: int,
     header_read: int,
@@ -1292,16 +1300,32 @@ def _read_open(
     """Read and walk the open file ``fd`` and close it: (header, file size, prefix read), or None
     if the file was skipped (and counted)."""
     try:
-        st = os.fstat(fd)
-        mode = st.st_mode
-        if not stat.S_ISREG(mode):
-            counts.skip(special_kind(mode))
-            return None
-        size = st.st_size
-        if size == 0:
-            counts.skip("empty")
-            return None
-        buf = os.pread(fd, min(size, header_read), 0)
+        # No fstat per file (its stat_result costs about 2 us, a tenth of the audit): the first
+        # pread sizes a file shorter than it, lseek(SEEK_END) a longer one (an int, one cheap
+        # syscall). A FIFO, socket or terminal swapped in after the walk cannot pread or seek
+        # (ESPIPE), a directory cannot read (EISDIR); those, an empty read and anything unusual are
+        # judged by fstat on the open descriptor, as before.
+        try:
+            buf = os.pread(fd, header_read, 0)
+        except OSError as exc:
+            if exc.errno != errno.ESPIPE and exc.errno != errno.EISDIR:
+                raise
+            buf = b""
+        size = len(buf)
+        if size >= header_read:
+            size = _seek_size(fd)
+        if size <= 0 or size < len(buf):
+            st = os.fstat(fd)
+            mode = st.st_mode
+            if not stat.S_ISREG(mode):
+                counts.skip(special_kind(mode))
+                return None
+            size = st.st_size
+            if size == 0:
+                counts.skip("empty")
+                return None
+            if not buf:
+                buf = os.pread(fd, min(size, header_read), 0)
         hdr = parse(buf, size)
         while hdr.status == NEED_MORE:
             want = min(hdr.need, max_header_bytes, size)
