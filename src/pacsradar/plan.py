@@ -1,8 +1,17 @@
-"""The frozen, versioned :class:`ScanPlan`: everything that decides what a scan touches.
+"""The frozen plan of one scan: what it touches and how. Plain, versioned, picklable data.
 
-Plain data (it pickles and round-trips through JSON), so it can be stored with the scan,
-restored by ``--resume`` and shipped to a worker; :class:`pacsradar.session.ScanSession` runs
-it. See :mod:`pacsradar.session` for why it is built this way.
+* **The plan is the scope.** Targets, exclusions, imported endpoints, ports, protocol families,
+  limits, timeouts and check options are one frozen, versioned value. The store keeps it with
+  the scan and ``--resume`` restores exactly that value, so a resumed scan can never widen the
+  scope (issue 12 point 1). A plan that cannot be restored is refused with a clear error.
+* **The plan is plain data.** It pickles and round-trips through JSON: no socket, store, logger
+  or key in it, so it can be shipped to another process (a Dask worker) and expanded there.
+  The link key is never part of it: only ``link_key_id``, a one-way id that lets a resume check
+  that the user supplied the same key again.
+* **Exclusions win everywhere.** :meth:`ScanPlan.endpoints` re-checks every endpoint against the
+  exclusions; a worker that only has the plan applies the same rules.
+
+:mod:`pacsradar.session` runs a plan (and re-exports everything here).
 """
 
 from __future__ import annotations
@@ -45,7 +54,7 @@ __all__ = [
 PLAN_VERSION: Final = 1
 #: Key of the JSON-encoded plan in a stored scan's options.
 PLAN_KEY: Final = "plan"
-#: Protocol families a scan may select (``--only``): the one table, :mod:`pacsradar.families`.
+#: Protocol families a scan may select (``--only``): the one table in :mod:`pacsradar.families`.
 FAMILIES: Final = SCAN_FAMILIES
 
 
@@ -69,7 +78,7 @@ def _tokens(specs: Sequence[str]) -> tuple[str, ...]:
     Reading the files when the plan is made is what makes a resume exact: the plan holds what
     was scanned, not a path whose content may have changed since.
     """
-    from pacsradar.targets import MAX_TARGET_FILE_BYTES
+    from pacsradar.targets.parse import _parse_token, _show, _spec_file_tokens
 
     out: dict[str, None] = {}
     for spec in specs:
@@ -80,34 +89,15 @@ def _tokens(specs: Sequence[str]) -> tuple[str, ...]:
             if not token.startswith("@"):
                 out.setdefault(token)
                 continue
-            out.update(dict.fromkeys(_file_tokens(token[1:], MAX_TARGET_FILE_BYTES)))
+            for number, inner in _spec_file_tokens(token):
+                if inner.startswith("@"):
+                    raise TargetError(f"{_show(token[1:])} line {number}: nested @file is not allowed")
+                try:
+                    _parse_token(inner)  # checked here, so the error can name the line
+                except TargetError as exc:
+                    raise TargetError(f"{_show(token[1:])} line {number}: {exc}") from None
+                out.setdefault(inner)
     return tuple(out)
-
-
-def _file_tokens(name: str, limit: int) -> Iterator[str]:
-    """Tokens of a target list file (``@file``, ``-iL``): ``#`` comments, commas or blanks."""
-    shown = f"'{peer_text(name, 100)}'"
-    if not name:
-        raise TargetError("'@' must be followed by a file name")
-    path = Path(name)
-    try:
-        if path.stat().st_size > limit:
-            raise TargetError(f"{shown} is larger than {limit:,} bytes")
-        with path.open("rb") as fh:
-            data = fh.read(limit + 1)
-    except OSError as exc:
-        raise TargetError(f"cannot read target list {shown}: {exc.strerror or type(exc).__name__}") from None
-    if len(data) > limit:
-        raise TargetError(f"{shown} is larger than {limit:,} bytes")
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise TargetError(f"target list {shown} is not UTF-8 text") from None
-    for number, line in enumerate(text.splitlines(), start=1):
-        for token in line.partition("#")[0].replace(",", " ").split():
-            if token.startswith("@"):
-                raise TargetError(f"{shown} line {number}: nested @file is not allowed")
-            yield token
 
 
 #: File name endings that name one import format; the content must then be that format.

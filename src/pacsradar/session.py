@@ -1,20 +1,13 @@
-"""One scan, owned by one object: a frozen :class:`ScanPlan` and the :class:`ScanSession` that runs it.
+"""One scan, owned by one object: the :class:`ScanSession` that runs a :class:`ScanPlan`.
 
-Why it is built this way:
-
-* **The plan is the scope.** Targets, exclusions, imported endpoints, ports, protocol families,
-  limits, timeouts and check options are one frozen, versioned value. The store keeps it with
-  the scan and ``--resume`` restores exactly that value, so a resumed scan can never widen the
-  scope (issue 12 point 1). A plan that cannot be restored is refused with a clear error.
-* **The plan is plain data.** It pickles and round-trips through JSON: no socket, store, logger
-  or key in it, so it can be shipped to another process (a Dask worker) and expanded there.
-  The link key is never part of it: only ``link_key_id``, a one-way id that lets a resume check
-  that the user supplied the same key again.
-* **Exclusions win everywhere.** :meth:`ScanPlan.endpoints` re-checks every endpoint against the
-  exclusions, a hostname is resolved once by the session and every address it yields is checked
-  again; a worker that only has the plan applies the same rules.
-* **Only the session writes the store.** Workers get endpoints and return results; the session
-  feeds them to its observers (store writer first, then progress, alerts, ...).
+* **One owner.** The session resolves the scope's names once (every address re-checked against
+  the exclusions: an IP exclusion wins over a hostname target), expands the plan to endpoints,
+  skips what a resumed scan already finished, writes the store and feeds the observers.
+* **Only the session writes the store.** Workers get endpoints (or the picklable plan) and
+  return results; the session records them, plan included, so ``--resume`` restores the plan.
+* **Resume is exact or refused.** :meth:`ScanSession.resume` restores the stored plan; a scan
+  without one (an older pacsradar, an import), or one started with a ``--link-key`` that is not
+  supplied again, is refused with a clear :class:`PlanError`.
 """
 
 from __future__ import annotations
@@ -56,6 +49,7 @@ __all__ = [
     "ScanSession",
     "link_key_id",
     "load_imports",
+    "stored_plan",
     "system_resolver",
 ]
 
