@@ -38,6 +38,7 @@ DICOM_CHECK_MODULES: tuple[str, ...] = (
     "pacsradar.dicom.checks.identity",
     "pacsradar.dicom.checks.plaintext",
     "pacsradar.dicom.checks.tls",
+    "pacsradar.dicom.checks.cve",
 )
 
 #: Web, DICOMweb and HTTPS checks, in run order (product, QIDO counts, whether PHI or a login

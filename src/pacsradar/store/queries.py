@@ -14,6 +14,7 @@ from pacsradar.models import (
     AttemptStatus,
     Endpoint,
     Finding,
+    Holdings,
     Reference,
     ScanReport,
     ScanStats,
@@ -269,17 +270,20 @@ class QueriesMixin(RisksMixin):
 
 
 def _finding(o: OccurrenceRow) -> Finding:
+    evidence = dict(o.evidence)
+    raw = evidence.pop("_holdings", None)  # ingest.HOLDINGS_KEY: keyed hashes, for the headline
     return Finding(
         check_id=o.check_id,
         title=o.title,
         severity=Severity(o.severity),
         endpoint=Endpoint(host=o.host, port=o.port, protocol=o.protocol),  # type: ignore[arg-type]
         summary=o.summary,
-        evidence=dict(o.evidence),
+        evidence=evidence,
         remediation=o.remediation,
         references=tuple(Reference.model_validate(r) for r in o.references),
         cwe=o.cwe,
         product=o.product,
+        holdings=Holdings.model_validate(raw) if isinstance(raw, dict) else None,
     )
 
 
