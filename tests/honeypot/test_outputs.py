@@ -77,7 +77,8 @@ def test_reports_headline_counts_the_real_archive_and_names_the_suspect() -> Non
     ctx = ReportContext(report=lab_report(), generated_at=T0)
     text = render("md", ctx)
     # Then the headline has the real archive's counts, and the suspect counted apart
-    assert "3 patients, 4 studies, 5 images exposed across 1 service; 1 service looks like honeypots" in text
+    headline = "3 distinct patients, 4 studies, 5 images exposed across 1 service"
+    assert f"{headline}; 1 service looks like honeypots" in text
 
 
 def test_the_store_keeps_the_mark_and_scans_leave_suspects_out(tmp_path: Path) -> None:

@@ -20,7 +20,7 @@ from pacsradar.dicom.honeypot.score import (
     score,
 )
 from pacsradar.models import Endpoint, Finding, Severity
-from pacsradar.report.exposure import Exposure, exposure_of
+from pacsradar.report.exposure import exposure_of
 
 DCMTK_UID = "1.2.276.0.7230010.3.0.3.6.7"
 PYNETDICOM_UID = "1.2.826.0.1.3680043.9.3811.3.0.4"
@@ -218,11 +218,13 @@ def test_a_suspects_findings_are_marked_and_left_out_of_the_exposure() -> None:
     assert mark_suspects(real) == tuple(real)
     # And the headline counts only the real archive, naming the suspect apart
     exposure = exposure_of([*marked, *real])
-    assert exposure == Exposure(patients=2, studies=3, images=4, services=1, honeypots=1)
+    assert (exposure.patients, exposure.studies, exposure.images) == (2, 3, 4)
+    assert (exposure.services, exposure.honeypots) == (1, 1)
     assert exposure.sentence.endswith("; 1 service looks like honeypots (not counted)")
     # Unless the user asks to count them
     counted = exposure_of([*marked, *real], count_honeypots=True)
-    assert (counted.patients, counted.services, counted.honeypots) == (12, 2, 0)
+    # (these findings carry counts without keyed hashes: the headline is the larger, a lower bound)
+    assert (counted.patients, counted.services, counted.honeypots) == (10, 2, 0)
 
 
 def test_below_the_threshold_nothing_is_marked() -> None:
