@@ -22,7 +22,7 @@ from typing import Protocol
 
 from pacsradar import __version__
 from pacsradar.config import ScanOptions
-from pacsradar.errors import ConnectError, ScanError
+from pacsradar.errors import ConnectError, ConnectTimeout, ScanError
 from pacsradar.models import (
     Attempt,
     AttemptStatus,
@@ -31,7 +31,7 @@ from pacsradar.models import (
     ScanStats,
     TargetResult,
 )
-from pacsradar.net import HostLimiter, Net
+from pacsradar.net import HostLimiter, Net, size_concurrency
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +94,34 @@ def merge_results(endpoint: Endpoint, parts: Sequence[TargetResult], elapsed: fl
     )
 
 
+def _is_ip_literal(host: str) -> bool:
+    """Whether ``host`` is an IP address (inet_pton is C; ``ipaddress`` only for zone ids)."""
+    for family in (socket.AF_INET, socket.AF_INET6):
+        try:
+            socket.inet_pton(family, host)
+            return True
+        except OSError:
+            pass
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def _unreachable(endpoint: Endpoint, reason: str, start: float, *, timed_out: bool = False) -> TargetResult:
+    """The gate's result for a refused (closed) or timed-out (could not test) endpoint."""
+    elapsed = (time.monotonic() - start) * 1000
+    attempts = (
+        (Attempt(check="engine.connect", status=AttemptStatus.ERROR, reason=f"ConnectTimeout: {reason}"),)
+        if timed_out
+        else ()
+    )
+    return TargetResult(
+        endpoint=endpoint, reachable=False, error=reason, attempts=attempts, duration_ms=elapsed
+    )
+
+
 class Engine:
     def __init__(
         self,
@@ -122,11 +150,8 @@ class Engine:
 
     async def _resolve(self, endpoint: Endpoint) -> Endpoint | str:
         """Resolve a hostname target; every address it yields must pass the exclusions again."""
-        try:
-            ipaddress.ip_address(endpoint.host)
+        if _is_ip_literal(endpoint.host):
             return endpoint
-        except ValueError:
-            pass
         loop = asyncio.get_running_loop()
         try:
             infos = await asyncio.wait_for(
@@ -149,6 +174,17 @@ class Engine:
             return TargetResult(endpoint=endpoint, reachable=False, error=resolved)
         endpoint = resolved
         parts: list[TargetResult] = []
+        host, port = endpoint.host, endpoint.port
+        first = next((a for a in self.auditors if a.wants(endpoint, parts, self.options)), None)
+        if first is not None and getattr(first, "gate", False):
+            # The TCP gate: a closed or silent endpoint (nearly all of a sweep) costs one
+            # connect and one small result, never an auditor, a check or a stream.
+            try:
+                self.net.adopt(host, port, await self.net.probe(host, port))
+            except ConnectTimeout as exc:
+                return _unreachable(endpoint, str(exc), start, timed_out=True)
+            except ConnectError as exc:
+                return _unreachable(endpoint, str(exc), start)
         deadline = self.options.limits.target_deadline
         try:
             async with asyncio.timeout(deadline):
@@ -157,6 +193,7 @@ class Engine:
                         continue
                     ctx = AuditContext(options=self.options, net=self.net, prior=parts)
                     parts.append(await auditor.audit(endpoint, ctx))
+                    self.net.discard(host, port)  # a gate socket the auditor did not take
         except TimeoutError:
             # Connects are bounded by the (shorter) connect timeout, so an endpoint that ran
             # out of time had answered: it is reported as reachable with an error, never dropped.
@@ -185,6 +222,8 @@ class Engine:
                     error=str(exc),
                 )
             )
+        finally:
+            self.net.discard(host, port)
         return merge_results(endpoint, parts, (time.monotonic() - start) * 1000)
 
     async def run(
@@ -220,7 +259,7 @@ class Engine:
                 for obs in self.observers:
                     obs.on_result(result)
 
-        n_workers = max(1, self.options.limits.concurrency)
+        n_workers = size_concurrency(self.options.limits)
         if total is not None:
             n_workers = max(1, min(n_workers, total))
         tasks = [asyncio.create_task(worker()) for _ in range(n_workers)]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import ipaddress
+import socket
 from collections.abc import Callable, Container, Iterable, Iterator, Sequence
 
 from pacsradar.config import ScanOptions
@@ -37,6 +38,11 @@ def default_auditors(options: ScanOptions) -> list[Auditor]:
 
 def normalise_host(host: str) -> str:
     """Canonical text for an IP literal (so '127.000.0.1' and '::0:1' dedupe); names unchanged."""
+    try:
+        # Fast path, once per endpoint of a sweep: inet_pton takes only dotted-quad IPv4.
+        return socket.inet_ntoa(socket.inet_pton(socket.AF_INET, host))
+    except OSError:
+        pass
     try:
         return str(ipaddress.ip_address(host.strip("[]")))
     except ValueError:

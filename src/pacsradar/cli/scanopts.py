@@ -30,7 +30,11 @@ OPT_DEFAULT_PORTS = typer.Option(
 )
 OPT_ONLY = typer.Option(None, "--only", help="dicom, web or share (repeatable; default all three).")
 OPT_ALLOW_LARGE = typer.Option(False, "--allow-large-scope", help="Allow more than 65,536 hosts.")
-OPT_CONCURRENCY = typer.Option(256, "--concurrency", help="Endpoints audited at once.")
+OPT_CONCURRENCY = typer.Option(
+    0,
+    "--concurrency",
+    help="Upper bound on endpoints audited at once (0: what --rate needs, within the open-file limit).",
+)
 OPT_PER_HOST = typer.Option(4, "--per-host", help="Connections per host at once.")
 OPT_RATE = typer.Option(1000.0, "--rate", help="New connections per second (0: unlimited).")
 OPT_CONNECT_TIMEOUT = typer.Option(3.0, "--connect-timeout", help="Seconds for a TCP connect.")
@@ -89,8 +93,9 @@ def scan_options(
         words = tuple(w.strip() for w in text.splitlines() if w.strip() and not w.startswith("#"))
     if not 1 <= len(calling_aet) <= 16:
         raise UsageError("--calling-aet must be 1 to 16 characters (PS3.5 AE VR)")
+    if concurrency < 0:
+        raise UsageError("--concurrency must be 0 (automatic) or more")
     for name, value in (
-        ("--concurrency", concurrency),
         ("--per-host", per_host),
         ("--max-records", max_records),
     ):
