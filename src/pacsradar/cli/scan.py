@@ -140,11 +140,14 @@ def register(app: typer.Typer) -> None:
         ),
         log_level: str = OPT_LOG_LEVEL,
         no_progress: bool = OPT_NO_PROGRESS,
+        workers: int | None = scanopts.OPT_WORKERS,
+        scheduler: str | None = scanopts.OPT_SCHEDULER,
     ) -> None:
         """Audit DICOM, DICOMweb and PACS web services on the targets you are authorised to scan."""
         err = stderr_console()
         try:
             setup_logging(log_level)
+            scanopts.check_cluster(workers, scheduler)
             options = scan_options(
                 ports=ports,
                 only=only,
@@ -185,20 +188,37 @@ def register(app: typer.Typer) -> None:
         scope_text = tuple(targets or ())
         observers = [o for o in (_store_observer(db_store, scope_text, options),) if o is not None]
         try:
-            report = execute(
-                None,
-                options,
-                scope_iter=endpoints,
-                total=total,
-                scope_text=scope_text,
-                observers=observers,
-                console=err,
-                progress=not no_progress and err.is_terminal,
-                scan_id=resume,
-                excluded=scope.is_excluded,
-            )
+            if workers is not None or scheduler is not None:
+                report = scanopts.cluster_scan(
+                    scope,
+                    options,
+                    observers,
+                    workers=workers,
+                    scheduler=scheduler,
+                    scope_text=scope_text,
+                    scan_id=resume,
+                    done=done,
+                    console=err,
+                    progress=not no_progress and err.is_terminal,
+                )
+            else:
+                report = execute(
+                    None,
+                    options,
+                    scope_iter=endpoints,
+                    total=total,
+                    scope_text=scope_text,
+                    observers=observers,
+                    console=err,
+                    progress=not no_progress and err.is_terminal,
+                    scan_id=resume,
+                    excluded=scope.is_excluded,
+                )
         except StoreError as exc:
             err.print(f"[bold red]store error:[/] {exc}", markup=True, highlight=False)
+            raise typer.Exit(ExitCode.SCAN_ERROR) from None
+        except scanopts.ClusterFailure as exc:
+            err.print(f"[bold red]cluster error:[/] {exc}", markup=True, highlight=False)
             raise typer.Exit(ExitCode.SCAN_ERROR) from None
         emit(report, output_format, output, Console(highlight=False))
         raise typer.Exit(exit_code(report, fail_on))

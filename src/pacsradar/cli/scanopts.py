@@ -6,7 +6,9 @@ timeouts as `scan` (README "Safety": only what the user named, exclusions win, e
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -17,7 +19,9 @@ from pacsradar.config import (
     Limits,
     ScanOptions,
 )
+from pacsradar.errors import ClusterError as ClusterFailure
 from pacsradar.errors import UsageError
+from pacsradar.models import ScanReport
 from pacsradar.phi import KeyedHasher
 from pacsradar.targets import parse_ports
 
@@ -52,6 +56,12 @@ OPT_INTRUSIVE = typer.Option(
     help="Opt-in checks (C-MOVE probe to an unknown destination; never moves data).",
 )
 OPT_AET_WORDLIST = typer.Option(None, "--aet-wordlist", help="Extra called AE titles to try.")
+OPT_WORKERS = typer.Option(
+    None, "--workers", help="Run on a local Dask cluster of N worker processes (limits are totals)."
+)
+OPT_SCHEDULER = typer.Option(
+    None, "--scheduler", help="Run on the Dask cluster of this scheduler, e.g. tcp://127.0.0.1:8786."
+)
 OPT_CALLING_AET = typer.Option("PACSRADAR", "--calling-aet", help="Calling AE title for non-random probes.")
 
 
@@ -127,4 +137,56 @@ def scan_options(
     )
 
 
-__all__ = ["ONLY_CHOICES", "parse_only", "scan_options"]
+def check_cluster(workers: int | None, scheduler: str | None) -> None:
+    """``--workers``/``--scheduler`` are valid (checked before anything is scanned)."""
+    from pacsradar.distributed.frontend import check_cluster_options
+
+    check_cluster_options(workers, scheduler)
+
+
+def cluster_scan(*args: Any, **kwargs: Any) -> ScanReport:
+    """A scan on Dask (``pacsradar.distributed``, imported only when a cluster is asked for)."""
+    from pacsradar.distributed.frontend import cluster_scan as run
+
+    return run(*args, **kwargs)
+
+
+class MonitorClusterOption:
+    """``monitor --workers/--scheduler``: ``scan`` is the Monitor's scan function (None: local).
+
+    A context manager: leaving it closes the cluster (a LocalCluster ends with it).
+    """
+
+    def __init__(
+        self,
+        targets: Sequence[str],
+        workers: int | None,
+        scheduler: str | None,
+        exclude: Sequence[str],
+        allow_large: bool,
+    ) -> None:
+        self.scan: Any = None
+        if workers is not None or scheduler is not None:
+            from pacsradar.distributed.frontend import MonitorCluster
+
+            self.scan = MonitorCluster(
+                targets, workers=workers, scheduler=scheduler, exclude=exclude, allow_large=allow_large
+            )
+
+    def __enter__(self) -> MonitorClusterOption:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.scan is not None:
+            self.scan.close()
+
+
+__all__ = [
+    "ONLY_CHOICES",
+    "ClusterFailure",
+    "MonitorClusterOption",
+    "check_cluster",
+    "cluster_scan",
+    "parse_only",
+    "scan_options",
+]
