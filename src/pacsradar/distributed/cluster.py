@@ -71,7 +71,9 @@ def open_cluster(*, workers: int | None = None, scheduler: str | None = None) ->
                     n_workers=n,
                     threads_per_worker=LOCAL_THREADS,
                     processes=True,
-                    dashboard_address=None,
+                    # ":0", not None: the scheduler always serves HTTP (health, metrics), on
+                    # 8787 unless told otherwise, and a second cluster would warn about it.
+                    dashboard_address=":0",
                     silence_logs=logging.ERROR,
                     scheduler_port=0,
                     host="127.0.0.1",

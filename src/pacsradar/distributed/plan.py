@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from pacsradar.config import ScanOptions
-from pacsradar.distributed.space import HostSpace, Sharding
+from pacsradar.distributed.space import SHARD_ENDPOINTS, HostSpace, Sharding
 from pacsradar.models import Attempt, AttemptStatus, Endpoint, TargetResult
 from pacsradar.targets import Scope
 
@@ -41,7 +41,15 @@ class ClusterPlan:
     version: int = PLAN_VERSION
 
     @classmethod
-    def build(cls, scan_id: str, scope: Scope, options: ScanOptions, *, seed: int = 0) -> ClusterPlan:
+    def build(
+        cls,
+        scan_id: str,
+        scope: Scope,
+        options: ScanOptions,
+        *,
+        seed: int = 0,
+        shard_endpoints: int = SHARD_ENDPOINTS,
+    ) -> ClusterPlan:
         ports = options.ports()
         space = HostSpace.from_scope(scope, ports)
         return cls(
@@ -50,7 +58,7 @@ class ClusterPlan:
             ports=ports,
             options=options,
             space=space,
-            sharding=Sharding.for_space(space, len(ports), seed=seed),
+            sharding=Sharding.for_space(space, len(ports), seed=seed, target=shard_endpoints),
         )
 
     @property
