@@ -120,6 +120,8 @@ class SparseNet:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(timeout=5)
+            if proc.stdout is not None:
+                proc.stdout.close()
         self._procs.clear()
         if self._up:
             for ns in (self.scan_ns, self.net_ns):
