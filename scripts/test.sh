@@ -15,8 +15,19 @@ if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = "0" ]; then
     echo "installing Debian peers: ${missing[*]}"
     apt-get update -qq
     # policy-rc.d keeps package scripts from starting system services: tests start their own.
-    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
+    # Only for this install, and only if we made it: the trap removes it again however the
+    # install ends, so the machine's own package scripts work as before afterwards.
+    made_policy=0
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+      trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+      printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
+      made_policy=1
+    fi
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    if [ "$made_policy" = 1 ]; then
+      rm -f /usr/sbin/policy-rc.d
+      trap - EXIT
+    fi
   fi
 else
   echo "not root or no apt-get: tests needing Debian peers will be skipped" >&2

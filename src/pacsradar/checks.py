@@ -1,8 +1,9 @@
 """What a check is: its stable spec (id, severity, remediation, references) and how it runs.
 
 A check module defines one or more :class:`CheckSpec` objects and one :class:`Check` that runs
-against a protocol context. :mod:`pacsradar.registry` lists them: adding a check is one module,
-one registry line and its tests.
+against a protocol context (or a :class:`Unit` when it builds its own envelope, as the file and
+share audits do). :mod:`pacsradar.registry` lists them: adding a check is one module, one
+registry line and its tests.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ __all__ = [
     "CheckOutcome",
     "CheckSpec",
     "Reference",
+    "Unit",
     "cwe",
     "skipped",
 ]
@@ -153,13 +155,27 @@ def skipped(reason: str, **details: int | str | bool | None) -> CheckOutcome:
 
 
 @dataclass(frozen=True)
+class Unit:
+    """A unit of work that builds its own attempt envelope (the file and share audits), declared
+    to the registry as a :class:`Check` is: attempt name, the specs it can report, intrusiveness."""
+
+    name: str
+    specs: tuple[CheckSpec, ...]
+    intrusive: bool = False
+    intrusive_step: str | None = None
+
+
+@dataclass(frozen=True)
 class Check(Generic[CtxT]):
     """A runnable check. ``name`` is the attempt id (e.g. ``dicom.query``)."""
 
     name: str
     specs: tuple[CheckSpec, ...]
     run: Callable[[CtxT], Awaitable[CheckOutcome]]
+    #: the whole check sends more than reads: every auditor skips it without ``--intrusive``
     intrusive: bool = False
+    #: a step of an otherwise safe check that runs only with ``--intrusive`` (what it sends)
+    intrusive_step: str | None = None
 
     async def attempt(self, ctx: CtxT) -> tuple[Attempt, tuple[Finding, ...]]:
         """Run the check and wrap the result in an envelope; a ScanError becomes an error attempt."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from pacsradar.families import SCAN_FAMILIES
 from pacsradar.phi import KeyedHasher
 
 #: DICOM ports probed by default (see shared/reference/dicom_default_ports.csv):
@@ -40,7 +41,8 @@ class Limits:
 @dataclass(frozen=True)
 class ScanOptions:
     limits: Limits = field(default_factory=Limits)
-    only: frozenset[str] = frozenset({"dicom", "web", "share"})
+    #: protocol families to run (:data:`pacsradar.families.SCAN_FAMILIES`)
+    only: frozenset[str] = frozenset(SCAN_FAMILIES)
     dicom_ports: tuple[int, ...] = DEFAULT_DICOM_PORTS
     web_ports: tuple[int, ...] = DEFAULT_WEB_PORTS
     share_ports: tuple[int, ...] = DEFAULT_SHARE_PORTS

@@ -32,6 +32,7 @@ from pacsradar.models import (
     TargetResult,
 )
 from pacsradar.net import HostLimiter, Net, size_concurrency
+from pacsradar.outcome import port_state, untested_reason
 
 log = logging.getLogger(__name__)
 
@@ -238,7 +239,7 @@ class Engine:
             obs.on_start(self.scan_id, total)
         iterator: Iterator[Endpoint] = iter(endpoints)
         kept: list[TargetResult] = []
-        counts = {"done": 0, "open": 0, "closed": 0, "error": 0}
+        counts = {"done": 0, "open": 0, "closed": 0, "filtered": 0, "error": 0}
 
         async def worker() -> None:
             while not self._stop.is_set():
@@ -248,11 +249,11 @@ class Engine:
                 async with self.hosts.slot(endpoint.host):
                     result = await self.audit_endpoint(endpoint)
                 counts["done"] += 1
-                if result.reachable:
-                    counts["open"] += 1
-                else:
-                    counts["closed"] += 1
-                if any(a.status is AttemptStatus.ERROR for a in result.attempts):
+                # nmap's states (outcome.py); "error" counts open endpoints that could not be
+                # tested, never silent or refused ports.
+                state = port_state(result)
+                counts["closed" if state == "unresolved" else state] += 1
+                if untested_reason(result) is not None:
                     counts["error"] += 1
                 if result.reachable or self.keep_closed:
                     kept.append(result)
@@ -290,6 +291,7 @@ class Engine:
                 endpoints_done=counts["done"],
                 endpoints_open=counts["open"],
                 endpoints_closed=counts["closed"],
+                endpoints_filtered=counts["filtered"],
                 endpoints_error=counts["error"],
                 interrupted=interrupted,
             ),

@@ -44,7 +44,15 @@ class ConnectTimeout(ConnectError):
 
 
 class TlsHandshakeError(ConnectError):
-    """TCP connected, but the TLS handshake failed (so the port is open)."""
+    """TCP connected, but the TLS handshake failed (so the port is open).
+
+    ``timed_out`` tells a handshake that never finished from one the peer refused; the
+    underlying :class:`ssl.SSLError` or :class:`OSError`, if any, is ``__cause__``.
+    """
+
+    def __init__(self, message: str, *, timed_out: bool = False) -> None:
+        super().__init__(message)
+        self.timed_out = timed_out
 
 
 class ReadTimeout(NetworkError):

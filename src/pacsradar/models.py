@@ -128,8 +128,9 @@ class ScanStats(_Frozen):
     endpoints_total: int = 0
     endpoints_done: int = 0
     endpoints_open: int = 0
-    endpoints_closed: int = 0
-    endpoints_error: int = 0
+    endpoints_closed: int = 0  # refused (RST)
+    endpoints_filtered: int = 0  # no answer within the connect timeout, or unreachable
+    endpoints_error: int = 0  # open, but could not be (fully) tested
     interrupted: bool = False
 
 

@@ -21,7 +21,7 @@ from pacsradar.alerts import Alert, AlertSink, Delivery, build_alert, dispatch
 from pacsradar.config import ScanOptions
 from pacsradar.engine import Observer
 from pacsradar.errors import PacsradarError, UsageError
-from pacsradar.models import Endpoint, ScanReport, Severity
+from pacsradar.models import ScanReport, Severity
 from pacsradar.store import ScanDiff, Store, StoreObserver
 
 log = logging.getLogger(__name__)
@@ -63,23 +63,12 @@ def default_scan(
     exclude: Sequence[str] = (),
     allow_large: bool = False,
 ) -> ScanReport:
-    """Scan ``targets`` minus ``exclude`` with the library scanner (:func:`pacsradar.scan.run_scan`)."""
-    from pacsradar.scan import run_scan
-    from pacsradar.targets import parse_scope
+    """Scan ``targets`` minus ``exclude`` through a :class:`~pacsradar.session.ScanSession`."""
+    from pacsradar.session import ScanPlan, ScanSession
 
-    scope = parse_scope(list(targets), list(exclude), allow_large=allow_large)
-    ports = options.ports()
-    endpoints = (Endpoint(host=h, port=p) for h, p in scope.endpoints(ports))
-    return asyncio.run(
-        run_scan(
-            endpoints,
-            options,
-            observers,
-            total=scope.endpoint_count(ports),
-            scope=tuple(targets),
-            excluded=scope.is_excluded,
-        )
-    )
+    plan = ScanPlan.build(targets, exclude, options=options, allow_large=allow_large)
+    session = ScanSession(plan, observers=observers, hasher=options.hasher)
+    return session.run(handle_sigint=False)
 
 
 @dataclass
@@ -113,11 +102,14 @@ class Monitor:
         self.targets = tuple(targets)
         self.options = options or ScanOptions()
         self.sinks = tuple(sinks)
+        self.plan_json: str | None = None
         if scan is None:
-            from pacsradar.targets import parse_scope
+            from pacsradar.session import ScanPlan
 
-            # A typo in the scope fails now, not after the first interval.
-            parse_scope(list(targets), list(exclude), allow_large=allow_large)
+            # A typo in the scope fails now, not after the first interval. The plan is stored
+            # with every cycle's scan, as `scan` stores it.
+            plan = ScanPlan.build(targets, exclude, options=self.options, allow_large=allow_large)
+            self.plan_json = plan.to_json()
             scan = functools.partial(default_scan, exclude=tuple(exclude), allow_large=allow_large)
         self.scan = scan
         self.min_severity = min_severity
@@ -129,7 +121,11 @@ class Monitor:
         observer = StoreObserver(
             self.store,
             scope=self.targets,
-            options={"monitor": True, "only": sorted(self.options.only)},
+            options={
+                "monitor": True,
+                "only": sorted(self.options.only),
+                **({"plan": self.plan_json} if self.plan_json else {}),
+            },
         )
         outcome = self.scan(self.targets, self.options, [observer])
         report = _resolve(outcome)

@@ -168,6 +168,26 @@ class Stream:
         except (ConnectionError, OSError) as exc:
             raise PeerClosed(f"connection lost while sending ({type(exc).__name__})") from exc
 
+    async def start_tls(
+        self, ctx: ssl.SSLContext, *, server_hostname: str | None = None, within: float
+    ) -> None:
+        """Upgrade this connection to TLS: the one TLS entry path on an open stream.
+
+        Raises :class:`TlsHandshakeError` (``timed_out`` when it did not finish ``within``
+        seconds), with the :class:`ssl.SSLError` or :class:`OSError` as its ``__cause__``.
+        """
+        try:
+            await asyncio.wait_for(
+                self.writer.start_tls(ctx, server_hostname=server_hostname, ssl_handshake_timeout=within),
+                within + 1.0,
+            )
+        except TimeoutError as exc:
+            raise TlsHandshakeError("TLS handshake did not complete in time", timed_out=True) from exc
+        except ssl.SSLError as exc:
+            raise TlsHandshakeError(f"TLS handshake failed ({exc.reason or 'unknown'})") from exc
+        except (OSError, ConnectionError) as exc:
+            raise TlsHandshakeError("connection lost during the TLS handshake") from exc
+
     async def close(self) -> None:
         with contextlib.suppress(Exception):
             self.writer.close()

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from pacsradar.models import Finding, ScanReport, Severity, TargetResult
+from pacsradar.outcome import could_not_test
 from pacsradar.phi import peer_text
 
 SEVERITY_STYLE = {
@@ -30,51 +32,155 @@ def _sorted(findings: tuple[Finding, ...]) -> list[Finding]:
     return sorted(findings, key=lambda f: (-f.severity.rank, f.endpoint.host, f.endpoint.port, f.check_id))
 
 
-def findings_table(report: ScanReport) -> Table:
+#: Below this width the terminal gets the one-finding-per-entry layout: a five-column table
+#: squeezes the summary to a few characters per line (issue 12 point 6).
+MIN_TABLE_WIDTH = 110
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def _accepted_mark(f: Finding, accepted: Mapping[str, str]) -> str:
+    until = accepted.get(f.dedupe_key)
+    return f"accepted risk until {until}" if until else ""
+
+
+def findings_table(report: ScanReport, accepted: Mapping[str, str] | None = None) -> Table:
+    accepted = accepted or {}
     table = Table(title=f"pacsradar scan {_cell(report.scan_id)}", show_lines=False)
     table.add_column("Severity", no_wrap=True)
     table.add_column("Check", no_wrap=True)
     table.add_column("Endpoint", no_wrap=True)
     table.add_column("Product", max_width=24)
-    table.add_column("Summary", overflow="fold")
+    table.add_column("Summary", overflow="fold", min_width=30)
     for f in _sorted(report.findings):
+        mark = _accepted_mark(f, accepted)
+        severity = f"[{SEVERITY_STYLE[f.severity]}]{f.severity.value}[/]"
         table.add_row(
-            f"[{SEVERITY_STYLE[f.severity]}]{f.severity.value}[/]",
+            severity + ("\n[dim](accepted)[/]" if mark else ""),
             _cell(f.check_id),
             _cell(f.endpoint.label),
             _cell(f.product),
-            _cell(f.summary),
+            _cell(f.summary) + (f" [dim]({_cell(mark)})[/]" if mark else ""),
         )
     return table
 
 
 def errors_table(report: ScanReport) -> Table | None:
-    rows = [r for r in report.results if r.error]
+    rows = could_not_test(report)
     if not rows:
         return None
-    table = Table(title="Could not fully test (not the same as safe)")
-    table.add_column("Endpoint")
-    table.add_column("Reason", overflow="fold")
-    for r in rows:
-        table.add_row(_cell(r.endpoint.label), _cell(r.error))
+    table = Table(title="Could not test (not the same as safe)")
+    table.add_column("Endpoint", no_wrap=True)
+    table.add_column("Reason", overflow="fold", min_width=30)
+    for r, reason in rows:
+        table.add_row(_cell(r.endpoint.label), _cell(reason))
     return table
 
 
-def print_report(report: ScanReport, console: Console) -> None:
-    console.print(findings_table(report))
+def summary_line(report: ScanReport, accepted: Mapping[str, str] | None = None) -> str:
+    """``3 endpoints probed: 1 open, 1 closed, 1 filtered; 1 could not be tested; 2 findings``."""
+    s = report.stats
+    parts = [f"{_plural(s.endpoints_done, 'endpoint')} probed: {s.endpoints_open} open"]
+    parts.append(f"{s.endpoints_closed} closed")
+    parts.append(f"{s.endpoints_filtered} filtered")
+    text = ", ".join(parts)
+    untested = len(could_not_test(report))
+    text += f"; {untested} could not be tested" if untested else ""
+    found = report.findings
+    n_accepted = sum(1 for f in found if (accepted or {}).get(f.dedupe_key))
+    text += f"; {_plural(len(found), 'finding')}"
+    if n_accepted:
+        text += f" ({n_accepted} accepted)"
+    if s.interrupted:
+        text += " (interrupted: partial results)"
+    return text
+
+
+def plain_lines(
+    report: ScanReport, accepted: Mapping[str, str] | None = None, warnings: Sequence[str] = ()
+) -> Iterator[str]:
+    """The report off a terminal: one finding per line, tab-separated, nothing cut.
+
+    ``finding<TAB>host:port<TAB>severity<TAB>check id<TAB>product<TAB>summary[<TAB>accepted ...]``,
+    then ``could-not-test<TAB>host:port<TAB>reason`` lines, then ``# `` comment lines (the scan id
+    in full, warnings, the summary): ``grep``, ``cut -f`` and ``awk -F'\\t'`` work on it.
+    """
+    accepted = accepted or {}
+    yield f"# pacsradar scan {peer_text(report.scan_id, 200)}"
+    for f in _sorted(report.findings):
+        fields = [
+            "finding",
+            f.endpoint.label,
+            f.severity.value,
+            f.check_id,
+            f.product or "-",
+            f.summary or f.title,
+        ]
+        mark = _accepted_mark(f, accepted)
+        if mark:
+            fields.append(mark)
+        yield "\t".join(peer_text(x, 4000) for x in fields)
+    for r, reason in could_not_test(report):
+        yield "\t".join(("could-not-test", peer_text(r.endpoint.label, 300), peer_text(reason, 4000)))
+    for w in warnings:
+        yield f"# warning: {peer_text(w, 1000)}"
+    yield f"# {summary_line(report, accepted)}"
+
+
+def print_report(
+    report: ScanReport,
+    console: Console,
+    *,
+    accepted: Mapping[str, str] | None = None,
+    warnings: Sequence[str] = (),
+    plain: bool | None = None,
+) -> None:
+    """The rich table on a wide terminal; one line per finding when piped or narrow.
+
+    ``accepted`` maps a finding's dedupe key to the expiry date of the accepted risk covering it.
+    """
+    if plain is None:
+        plain = not console.is_terminal
+    if plain or console.width < MIN_TABLE_WIDTH:
+        for line in plain_lines(report, accepted, warnings) if plain else _narrow(report, accepted, warnings):
+            console.print(Text(line), soft_wrap=plain, highlight=False)
+        return
+    console.print(findings_table(report, accepted))
     errs = errors_table(report)
     if errs is not None:
         console.print(errs)
-    s = report.stats
-    console.print(
-        f"{s.endpoints_done} endpoints probed, {s.endpoints_open} answered, "
-        f"{len(report.findings)} findings"
-        + (" [bold yellow](interrupted: partial results)[/]" if s.interrupted else "")
-    )
+    for w in warnings:
+        console.print(Text(f"warning: {w}", style="yellow"))
+    console.print(Text(summary_line(report, accepted)))
+
+
+def _narrow(report: ScanReport, accepted: Mapping[str, str] | None, warnings: Sequence[str]) -> Iterator[str]:
+    """A narrow terminal: each finding as a heading line and its summary, wrapped by rich."""
+    accepted = accepted or {}
+    yield f"pacsradar scan {peer_text(report.scan_id, 200)}"
+    for f in _sorted(report.findings):
+        mark = _accepted_mark(f, accepted)
+        product = f" ({peer_text(f.product, 200)})" if f.product else ""
+        head = f"{f.severity.value.upper()}  {f.check_id}  {f.endpoint.label}{product}"
+        yield head + (f"  [{mark}]" if mark else "")
+        yield f"    {peer_text(f.summary or f.title, 4000)}"
+    untested = could_not_test(report)
+    if untested:
+        yield "Could not test (not the same as safe):"
+        for r, reason in untested:
+            yield f"    {peer_text(r.endpoint.label, 300)}: {peer_text(reason, 4000)}"
+    for w in warnings:
+        yield f"warning: {peer_text(w, 1000)}"
+    yield summary_line(report, accepted)
 
 
 def to_json(report: ScanReport, *, indent: int | None = 2) -> str:
-    return report.model_dump_json(indent=indent)
+    """The scan's JSON document: the same schema as ``report -f json`` (report/jsondoc.py)."""
+    from pacsradar.report.jsondoc import document_json
+
+    return document_json(report, indent=indent)
 
 
 def iter_jsonl(report: ScanReport) -> Iterator[str]:
@@ -84,6 +190,17 @@ def iter_jsonl(report: ScanReport) -> Iterator[str]:
         data["scan_id"] = report.scan_id
         data["dedupe_key"] = f.dedupe_key
         yield json.dumps(data, ensure_ascii=True, sort_keys=True)
+    for r, reason in could_not_test(report):
+        yield json.dumps(
+            {
+                "type": "could_not_test",
+                "scan_id": report.scan_id,
+                "endpoint": json.loads(r.endpoint.model_dump_json()),
+                "reason": peer_text(reason, 4000),
+            },
+            ensure_ascii=True,
+            sort_keys=True,
+        )
     yield json.dumps(
         {
             "type": "summary",

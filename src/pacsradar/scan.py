@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import importlib
 import ipaddress
-import socket
 from collections.abc import Callable, Container, Iterable, Iterator, Sequence
 
 from pacsradar.config import ScanOptions
 from pacsradar.dicom.auditor import DicomAuditor
 from pacsradar.engine import Auditor, Engine, Observer
+from pacsradar.families import FAMILIES
 from pacsradar.models import Endpoint, ScanReport
 
 #: Optional auditors by ``--only`` name: module path and class name. Missing modules are skipped.
 OPTIONAL_AUDITORS: dict[str, tuple[str, str]] = {
-    "web": ("pacsradar.web.auditor", "WebAuditor"),
-    "share": ("pacsradar.files.auditor", "ShareAuditor"),
+    f.name: f.auditor for f in FAMILIES if f.auditor is not None and f.optional
 }
 
 
@@ -38,11 +37,6 @@ def default_auditors(options: ScanOptions) -> list[Auditor]:
 
 def normalise_host(host: str) -> str:
     """Canonical text for an IP literal (so '127.000.0.1' and '::0:1' dedupe); names unchanged."""
-    try:
-        # Fast path, once per endpoint of a sweep: inet_pton takes only dotted-quad IPv4.
-        return socket.inet_ntoa(socket.inet_pton(socket.AF_INET, host))
-    except OSError:
-        pass
     try:
         return str(ipaddress.ip_address(host.strip("[]")))
     except ValueError:

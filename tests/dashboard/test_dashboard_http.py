@@ -144,3 +144,25 @@ def test_short_tokens_are_refused(tmp_path: Path) -> None:
 
     with Store(f"sqlite:///{tmp_path / 'x.db'}") as store, pytest.raises(ValueError, match="at least 16"):
         create_app(store, token="short")
+
+
+@pytest.mark.parametrize("path", ["//evil.example/x", "/\\evil.example/x", "///evil.example"])
+def test_token_redirect_stays_on_the_dashboard(dashboard: Dashboard, path: str) -> None:
+    # Given a login link whose path is a network-path reference to another site
+    # (sent over a raw socket: an HTTP client would resolve and contact "evil.example")
+    import socket
+    from urllib.parse import urlsplit
+
+    where = urlsplit(dashboard.url)
+    request = f"GET {path}?token={TOKEN} HTTP/1.1\r\nHost: {where.netloc}\r\nConnection: close\r\n\r\n"
+    with socket.create_connection((where.hostname or "127.0.0.1", where.port or 80), timeout=10) as sock:
+        sock.sendall(request.encode())
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    # When the dashboard trades the token for a cookie, Then it redirects to a local path only
+    head = answer.split(b"\r\n\r\n", 1)[0].decode("latin-1")
+    assert head.startswith("HTTP/1.1 303")
+    headers = dict(line.split(":", 1) for line in head.split("\r\n")[1:])
+    location = {k.lower(): v.strip() for k, v in headers.items()}["location"]
+    assert location.startswith("/") and not location.startswith("//") and "\\" not in location, head

@@ -56,12 +56,12 @@ def test_fail_on_sets_exit_code(tmp_path: Path) -> None:
             "--no-store",
             "--fail-on",
             "high",
-            "-o",
+            "-f",
             "json",
             cwd=tmp_path,
         )
         passing = run_cli(
-            "scan", "127.0.0.90", "-p", port, "--only", "dicom", "--no-store", "-o", "json", cwd=tmp_path
+            "scan", "127.0.0.90", "-p", port, "--only", "dicom", "--no-store", "-f", "json", cwd=tmp_path
         )
     assert failing.returncode == 1, failing.stderr[-2000:]
     assert passing.returncode == 0, passing.stderr[-2000:]
@@ -86,8 +86,6 @@ def test_ctrl_c_stops_cleanly_and_keeps_partial_results(tmp_path: Path) -> None:
             "--rate",
             "40",
             "--no-store",
-            "-o",
-            "json",
             "--output",
             str(out),
         ],
@@ -110,7 +108,7 @@ def test_ctrl_c_stops_cleanly_and_keeps_partial_results(tmp_path: Path) -> None:
 def test_resume_finishes_a_killed_scan_without_redoing_work(tmp_path: Path) -> None:
     # Given a stored scan that was SIGKILLed part-way through a slow sweep of closed ports
     env = {**ENV, "PACSRADAR_DB": f"sqlite:///{tmp_path / 'f.db'}"}
-    args = ["scan", "127.0.8.0/23", "-p", "9", "--no-default-ports", "--only", "dicom", "-o", "json"]
+    args = ["scan", "127.0.8.0/23", "-p", "9", "--only", "dicom", "-f", "json"]
     proc = subprocess.Popen(
         [sys.executable, "-m", "pacsradar", *args, "--rate", "40"],
         stdout=subprocess.PIPE,
@@ -140,12 +138,7 @@ def test_resume_finishes_a_killed_scan_without_redoing_work(tmp_path: Path) -> N
             "scan",
             "--resume",
             scan_id,
-            "-p",
-            "9",
-            "--no-default-ports",
-            "--only",
-            "dicom",
-            "-o",
+            "-f",
             "json",
         ],
         capture_output=True,
@@ -155,7 +148,8 @@ def test_resume_finishes_a_killed_scan_without_redoing_work(tmp_path: Path) -> N
         timeout=120,
         check=False,
     )
-    # Then it probes only what the killed run had not finished, under the same scan id
+    # Then it probes only what the killed run had not finished, under the same scan id, with
+    # the stored plan (targets, port 9 only, DICOM only, rate 40)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     report = json.loads(resumed.stdout)
     assert report["scan_id"] == scan_id
@@ -164,7 +158,7 @@ def test_resume_finishes_a_killed_scan_without_redoing_work(tmp_path: Path) -> N
 
 def test_every_command_has_working_help(tmp_path: Path) -> None:
     # Given every subcommand, When asked for --help, Then it renders without error
-    for command in ("scan", "demo", "files", "scans", "diff", "monitor", "report", "serve", "risk"):
+    for command in ("scan", "demo", "files", "scans", "diff", "monitor", "report", "serve", "risk", "checks"):
         result = run_cli(command, "--help", cwd=tmp_path)
         assert result.returncode == 0, (command, result.stderr[-1000:])
         assert "Usage" in result.stdout

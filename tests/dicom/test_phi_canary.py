@@ -45,7 +45,7 @@ def test_debug_scan_leaks_no_canary(tmp_path: Path) -> None:
                 cwd=tmp_path,
                 check=False,
             )
-            for args in (["-o", "json", "--output", str(report)], ["-o", "jsonl"], ["-o", "table"])
+            for args in (["-f", "json", "--output", str(report)], ["-f", "jsonl"], ["-f", "table"])
         ]
     # Then the scan really found the exposure (so the canary values were on the wire) ...
     assert all(r.returncode == 0 for r in runs), [r.stderr[-2000:] for r in runs]

@@ -53,7 +53,7 @@ def test_cli_outputs_and_debug_logs_hold_no_canary(tmp_path: Path) -> None:
         proc = _run(
             "files",
             str(corpus),
-            "-o",
+            "-f",
             fmt,
             "--output",
             str(out),
@@ -61,7 +61,7 @@ def test_cli_outputs_and_debug_logs_hold_no_canary(tmp_path: Path) -> None:
             "debug",
             "--no-progress",
         )
-        proc2 = _run("files", str(corpus), "-o", fmt, "--log-level", "debug", "--fail-on", "high")
+        proc2 = _run("files", str(corpus), "-f", fmt, "--log-level", "debug", "--fail-on", "high")
         # Then it succeeded / found what it should (exit 1 for --fail-on high) ...
         assert proc.returncode == 0, proc.stderr[-2000:]
         assert proc2.returncode == 1
@@ -78,7 +78,7 @@ def test_show_paths_is_the_only_way_paths_appear(tmp_path: Path) -> None:
     corpus = tmp_path / "corpus"
     _canary_tree(corpus)
     # When --show-paths is given
-    proc = _run("files", str(corpus), "-o", "json", "--show-paths")
+    proc = _run("files", str(corpus), "-f", "json", "--show-paths")
     # Then the executable's path is listed (the user asked for it), but still no patient value
     assert proc.returncode == 0
     report = json.loads(proc.stdout)
@@ -115,14 +115,15 @@ def test_share_audits_at_debug_level_hold_no_canary(
         assert "SHARE-ANON-DICOM" in text or "FILE-PHI" in text
     assert CANARY not in caplog.text
     # And the CLI run against a share at debug level is clean too
-    proc = _run("files", f"smb://{smbd.host}:{smbd.port}", "-o", "json", "--log-level", "debug")
+    proc = _run("files", f"smb://{smbd.host}:{smbd.port}", "-f", "json", "--log-level", "debug")
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert CANARY.encode() not in proc.stdout + proc.stderr
 
 
 def test_missing_path_is_a_usage_error(tmp_path: Path) -> None:
     # Given a path that does not exist / When the CLI is asked to audit it
-    proc = _run("files", str(tmp_path / "nope"), "-o", "json")
-    # Then it exits with the usage code and names no path
+    proc = _run("files", str(tmp_path / "nope"), "-f", "json")
+    # Then it exits with the usage code, naming the path the user gave, in one line
     assert proc.returncode == 2
-    assert b"nope" not in proc.stderr
+    assert b"no such file or directory" in proc.stderr and b"nope" in proc.stderr
+    assert b"Traceback" not in proc.stderr

@@ -247,7 +247,8 @@ def test_csv_cell(raw: object, cell: str) -> None:
 def test_json_round_trips_the_scan_report(ctx: ReportContext) -> None:
     # Given the lab report / When rendered as JSON and parsed back
     data = json.loads(render("json", ctx))
-    # Then it is the ScanReport plus the exposure figure and accepted risks
+    # Then it is the ScanReport plus its schema version, the exposure figure and accepted risks
+    assert data.pop("schema_version") == 1
     assert data.pop("exposure") == ctx.exposure.model_dump()
     assert len(data.pop("accepted_risks")) == 1
     assert ScanReport.model_validate(data) == ctx.report

@@ -58,8 +58,9 @@ def test_a_sparse_sweep_finds_the_servers_and_tells_closed_from_silent(
     # Then exactly the SCPs are found
     found = sorted((r["endpoint"]["host"], r["endpoint"]["port"]) for r in report["results"])  # type: ignore[attr-defined,index]
     assert found == sorted(SCPS)
-    # And every other endpoint is closed; only the silent ones are "could not test" (errors)
-    assert stats["endpoints_done"] == 128
-    assert stats["endpoints_closed"] == 125
+    # And owned addresses without a listener are closed (RST), every other one filtered (silent)
     owned_closed = 2 * len(CLOSED) + 1  # 198.18.0.41:104 refuses too
-    assert stats["endpoints_error"] == 128 - len(SCPS) - owned_closed
+    assert stats["endpoints_done"] == 128
+    assert stats["endpoints_closed"] == owned_closed
+    assert stats["endpoints_filtered"] == 128 - len(SCPS) - owned_closed
+    assert stats["endpoints_error"] == 0

@@ -34,7 +34,7 @@ def _root(
 
 def _register() -> None:
     # Each subcommand module adds its commands to ``app``; one line per module.
-    for optional in ("scan", "files", "store", "report", "serve"):
+    for optional in ("scan", "files", "store", "report", "serve", "checks"):
         try:
             mod = __import__(f"pacsradar.cli.{optional}", fromlist=["register"])
         except ModuleNotFoundError as exc:

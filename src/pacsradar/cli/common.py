@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import typer
@@ -16,17 +18,38 @@ from rich.progress import (
     TextColumn,
     TimeElapsedColumn,
 )
+from rich.text import Text
 
 from pacsradar.cli.exitcodes import ExitCode
+from pacsradar.errors import UsageError
 from pacsradar.models import ScanReport, Severity, TargetResult
-from pacsradar.render import iter_jsonl, print_report, to_json
+from pacsradar.outcome import could_not_test
+from pacsradar.phi import peer_text
+from pacsradar.render import iter_jsonl, plain_lines, print_report, to_json
 
 OUTPUT_FORMATS = ("table", "json", "jsonl")
+#: File name endings that name an output format (``-o report.json`` needs no ``-f``).
+FORMAT_BY_SUFFIX = {".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl", ".txt": "table", ".text": "table"}
 
 # Options shared by several commands, declared once (typer reads them, never mutates them).
-OPT_FORMAT = typer.Option("table", "--format", "-o", help="table, json or jsonl.")
-OPT_OUTPUT = typer.Option(None, "--output", help="Write the report to this file.")
-OPT_FAIL_ON = typer.Option(None, "--fail-on", help="Exit 1 if a finding is at least this severe.")
+# One convention in every command, as in nmap/nuclei: -o/--output is the file, -f/--format the
+# format. ``--format`` keeps its old spelling; ``-o json`` (the old short form of the format)
+# still works for one release, with a warning.
+OPT_FORMAT = typer.Option(
+    None, "--format", "-f", help="table, json or jsonl (default: from the --output extension, else table)."
+)
+OPT_OUTPUT = typer.Option(
+    None, "--output", "-o", help="Write the report to this file (format from -f or the extension)."
+)
+OPT_FAIL_ON = typer.Option(
+    None,
+    "--fail-on",
+    help="Exit 1 if a finding (not an accepted risk) is at least this severe; exit 4 if anything "
+    "could not be tested.",
+)
+OPT_ALLOW_INCOMPLETE = typer.Option(
+    False, "--allow-incomplete", help="With --fail-on: do not exit 4 when something could not be tested."
+)
 OPT_LINK_KEY = typer.Option(
     None,
     "--link-key",
@@ -91,27 +114,114 @@ class ProgressObserver:
         self.progress.stop()
 
 
-def emit(report: ScanReport, fmt: str, output: Path | None, console: Console) -> None:
-    if fmt not in OUTPUT_FORMATS:
-        raise typer.BadParameter(f"--format must be one of {', '.join(OUTPUT_FORMATS)}")
+class OutputTarget:
+    """Where and how a report is written: checked before any work is done (issue 12 point 5)."""
+
+    def __init__(self, fmt: str, path: Path | None) -> None:
+        self.format = fmt
+        self.path = path
+
+
+def output_target(fmt: str | None, output: Path | None) -> OutputTarget:
+    """Resolve ``-f``/``-o`` into a format and a writable path, or raise :class:`UsageError`.
+
+    A file never silently gets a format the user did not ask for: ``-o r.txt`` is the plain
+    table, ``-o r.json`` JSON, and an unknown ending without ``-f`` is an error.
+    """
+    if output is not None and fmt is None and str(output) in OUTPUT_FORMATS:
+        # The old spelling: ``-o json`` was the format. Honoured, and said so.
+        stderr_console().print(
+            Text(f"warning: -o now names the output file; treating '{output}' as -f {output}", style="yellow")
+        )
+        fmt, output = str(output), None
+    if fmt is not None and fmt not in OUTPUT_FORMATS:
+        raise UsageError(f"--format must be one of {', '.join(OUTPUT_FORMATS)}")
+    if output is not None and fmt is None:
+        fmt = FORMAT_BY_SUFFIX.get(output.suffix.lower())
+        if fmt is None:
+            raise UsageError(
+                f"cannot tell the format of '{peer_text(str(output), 200)}' from its extension; "
+                f"give -f {'|'.join(OUTPUT_FORMATS)} (or name it .json, .jsonl or .txt)"
+            )
+    if output is not None:
+        check_writable(output)
+    return OutputTarget(fmt or "table", output)
+
+
+def check_writable(path: Path) -> None:
+    """Fail now, in one line, if ``path`` cannot be written (before a long scan, not after)."""
+    shown = f"'{peer_text(str(path), 200)}'"
+    parent = path.parent if str(path.parent) else Path(".")
+    if path.is_dir():
+        raise UsageError(f"cannot write the report to {shown}: it is a directory")
+    if not parent.is_dir():
+        where = peer_text(str(parent), 200)
+        raise UsageError(f"cannot write the report to {shown}: directory '{where}' does not exist")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise UsageError(f"cannot write the report to {shown}: permission denied")
+    if not path.exists() and not os.access(parent, os.W_OK | os.X_OK):
+        raise UsageError(f"cannot write the report to {shown}: directory is not writable")
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write a report owner-only: it maps where patient data leaks."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+        fh.write(text)
+
+
+def emit(
+    report: ScanReport,
+    target: OutputTarget,
+    console: Console,
+    *,
+    accepted: Mapping[str, str] | None = None,
+    warnings: Sequence[str] = (),
+) -> None:
+    """Print or write the report in the chosen format (the table: rich on a terminal, lines off)."""
+    fmt = target.format
     if fmt == "table":
-        print_report(report, console)
-        text = None
+        if target.path is None:
+            print_report(report, console, accepted=accepted, warnings=warnings)
+            return
+        text = "\n".join(plain_lines(report, accepted, warnings))
     elif fmt == "json":
         text = to_json(report)
     else:
         text = "\n".join(iter_jsonl(report))
-    if output is not None:
-        # The file gets machine-readable JSON even when the terminal shows a table.
-        output.write_text((text if text is not None else to_json(report)) + "\n", encoding="utf-8")
-    elif text is not None:
+    if target.path is not None:
+        try:
+            write_private(target.path, text + "\n")
+        except OSError as exc:
+            raise UsageError(f"cannot write the report: {exc.strerror or type(exc).__name__}") from None
+        stderr_console().print(Text(f"{fmt} report: {target.path}"), highlight=False)
+    else:
         sys.stdout.write(text + "\n")
+        if fmt == "json" and warnings:
+            for w in warnings:
+                stderr_console().print(Text(f"warning: {w}", style="yellow"))
 
 
-def exit_code(report: ScanReport, fail_on: Severity | None) -> ExitCode:
+def exit_code(
+    report: ScanReport,
+    fail_on: Severity | None,
+    *,
+    accepted: Mapping[str, str] | None = None,
+    allow_incomplete: bool = False,
+    incomplete: bool | None = None,
+) -> ExitCode:
+    """130 interrupted; with ``--fail-on``: 1 for a finding at the threshold that is not an
+    accepted risk, else 4 when anything could not be tested (unless allowed), else 0."""
     if report.stats.interrupted:
         return ExitCode.INTERRUPTED
-    worst = report.worst_severity()
-    if fail_on is not None and worst is not None and worst.rank >= fail_on.rank:
+    if fail_on is None:
+        return ExitCode.OK
+    accepted = accepted or {}
+    counted = [f for f in report.findings if f.dedupe_key not in accepted]
+    if any(f.severity.rank >= fail_on.rank for f in counted):
         return ExitCode.FINDINGS
+    if incomplete is None:
+        incomplete = bool(could_not_test(report))
+    if incomplete and not allow_incomplete:
+        return ExitCode.INCOMPLETE
     return ExitCode.OK

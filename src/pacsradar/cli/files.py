@@ -9,8 +9,10 @@ from pathlib import Path
 import typer
 from rich.console import Console
 from rich.progress import Progress, TaskID, TextColumn, TimeElapsedColumn
+from rich.text import Text
 
 from pacsradar.cli.common import (
+    OPT_ALLOW_INCOMPLETE,
     OPT_FAIL_ON,
     OPT_FORMAT,
     OPT_LINK_KEY,
@@ -19,13 +21,14 @@ from pacsradar.cli.common import (
     OPT_OUTPUT,
     emit,
     exit_code,
+    output_target,
     setup_logging,
     stderr_console,
 )
 from pacsradar.cli.exitcodes import ExitCode
 from pacsradar.errors import PacsradarError, UsageError
 from pacsradar.models import Severity, TargetResult
-from pacsradar.phi import KeyedHasher
+from pacsradar.phi import KeyedHasher, peer_text
 
 
 class FilesProgress:
@@ -77,6 +80,7 @@ def register(app: typer.Typer) -> None:
         output_format: str = OPT_FORMAT,
         output: Path = OPT_OUTPUT,
         fail_on: Severity = OPT_FAIL_ON,
+        allow_incomplete: bool = OPT_ALLOW_INCOMPLETE,
         show_paths: bool = typer.Option(
             False,
             "--show-paths",
@@ -119,9 +123,10 @@ def register(app: typer.Typer) -> None:
                 share_max_depth=share_max_depth,
                 timeout=timeout,
             )
+            out = output_target(output_format, output)
             for target in targets:
                 if "://" not in target and not Path(target).exists() and not Path(target).is_symlink():
-                    raise UsageError("a target path does not exist")
+                    raise UsageError(f"no such file or directory: '{peer_text(target, 200)}'")
         except UsageError as exc:
             err.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False)
             raise typer.Exit(ExitCode.USAGE) from None
@@ -151,8 +156,10 @@ def register(app: typer.Typer) -> None:
             err.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False)
             raise typer.Exit(ExitCode.SCAN_ERROR) from None
         report = make_report(list(targets), results, started, options, interrupted=interrupted)
-        emit(report, output_format, output, Console(highlight=False))
-        raise typer.Exit(exit_code(report, fail_on))
+        emit(report, out, Console(highlight=False))
+        # A file audit is not a stored scan: say so, so its id is not taken to `report`.
+        err.print(Text("file audits are not stored in the findings store (use -o FILE to keep this one)"))
+        raise typer.Exit(exit_code(report, fail_on, allow_incomplete=allow_incomplete))
 
 
 __all__ = ["register"]

@@ -1,116 +1,143 @@
-"""`pacsradar scan` and `pacsradar demo`."""
+"""`pacsradar scan` and `pacsradar demo`: parse, build a ScanPlan, run a ScanSession, render."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import signal
-from collections.abc import Callable
+import tempfile
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
 from pacsradar.cli import scanopts
 from pacsradar.cli.common import (
+    OPT_ALLOW_INCOMPLETE,
     OPT_FAIL_ON,
     OPT_FORMAT,
     OPT_LINK_KEY,
     OPT_LOG_LEVEL,
     OPT_NO_PROGRESS,
     OPT_OUTPUT,
+    OutputTarget,
     ProgressObserver,
     emit,
     exit_code,
+    output_target,
     setup_logging,
     stderr_console,
 )
 from pacsradar.cli.exitcodes import ExitCode
 from pacsradar.cli.scanopts import scan_options
 from pacsradar.config import ScanOptions
-from pacsradar.engine import Engine, Observer
-from pacsradar.errors import StoreError, UsageError
-from pacsradar.models import Endpoint, ScanReport, Severity
-from pacsradar.scan import normalise_host, run_scan
-from pacsradar.targets import load_import, parse_scope
+from pacsradar.errors import PacsradarError, StoreError, UsageError
+from pacsradar.models import ScanReport, Severity
+from pacsradar.render import to_json
+from pacsradar.session import ScanPlan, ScanSession, load_imports
 
 if TYPE_CHECKING:
     from pacsradar.store import Store
 
-def _open_store(db: str | None) -> Store:
-    from pacsradar.store import open_store
+#: Options that shape what a scan touches: with --resume they come from the stored plan, and
+#: giving one as well is refused (the stored plan is restored exactly, never widened).
+PLAN_PARAMETERS: tuple[str, ...] = (
+    "targets",
+    "input_list",
+    "exclude",
+    "import_file",
+    "ports",
+    "extra_ports",
+    "default_ports",
+    "only",
+    "allow_large_scope",
+    "concurrency",
+    "per_host",
+    "rate",
+    "connect_timeout",
+    "read_timeout",
+    "assoc_timeout",
+    "deadline",
+    "max_records",
+    "intrusive",
+    "aet_wordlist",
+    "calling_aet",
+)
 
-    return open_store(db)
+
+def _open_store(db: str | None, *, create: bool = True) -> Store:
+    from pacsradar.cli.store import open_db
+
+    return open_db(db, create=create)
 
 
-def _store_observer(store: Store | None, scope: tuple[str, ...], options: ScanOptions) -> Observer | None:
-    if store is None:
-        return None
-    from pacsradar.store import StoreObserver
-
-    return StoreObserver(
-        store,
-        scope=scope,
-        options={
-            "max_records": options.max_records,
-            "intrusive": options.intrusive,
-            "only": sorted(options.only),
-        },
-    )
+def _error(err: Console, exc: PacsradarError | str) -> None:
+    err.print(Text(f"error: {exc}", style="bold red"), highlight=False)
 
 
-def execute(
-    endpoints: list[Endpoint] | None,
-    options: ScanOptions,
+def accepted_map(store: Store | None, report: ScanReport) -> dict[str, str]:
+    """Dedupe key -> expiry date of the accepted risk covering each finding of ``report``."""
+    if store is None or not report.findings:
+        return {}
+    from pacsradar.store import accepted_for
+
+    now = datetime.now(UTC)
+    risks = store.accepted_risks(active_at=now)
+    out: dict[str, str] = {}
+    for f in report.findings:
+        risk = accepted_for(f, risks, now)
+        if risk is not None:
+            out[f.dedupe_key] = f"{risk.expires_at:%Y-%m-%d}"
+    return out
+
+
+def run_session(
+    session: ScanSession,
     *,
-    scope_iter: object = None,
-    total: int | None,
-    scope_text: tuple[str, ...],
-    observers: list[Observer],
     console: Console,
     progress: bool,
-    scan_id: str | None = None,
-    excluded: Callable[[str], bool] | None = None,
 ) -> ScanReport:
-    """Run the engine with Ctrl-C handling: first SIGINT stops new work, partial results stay."""
+    """Run a session with a progress bar on a terminal; store errors and usage errors propagate."""
     if progress:
-        observers = [ProgressObserver(console), *observers]
-    engines: list[Engine] = []
+        session.observers = (ProgressObserver(console), *session.observers)
+    return session.run()
 
-    async def main() -> ScanReport:
-        loop = asyncio.get_running_loop()
 
-        def hook(engine: Engine) -> None:
-            engines.append(engine)
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.add_signal_handler(signal.SIGINT, engine.stop)
-
-        return await run_scan(
-            endpoints if endpoints is not None else scope_iter,  # type: ignore[arg-type]
-            options,
-            observers,
-            total=total,
-            scope=scope_text,
-            engine_hook=hook,
-            scan_id=scan_id,
-            excluded=excluded,
-        )
-
-    return asyncio.run(main())
+def finish(
+    report: ScanReport,
+    session: ScanSession,
+    target: OutputTarget,
+    *,
+    fail_on: Severity | None,
+    allow_incomplete: bool,
+    count_accepted: bool,
+) -> ExitCode:
+    """Render the report, print warnings, pick the exit code."""
+    accepted = accepted_map(session.store, report)
+    emit(report, target, Console(highlight=False), accepted=accepted, warnings=session.warnings)
+    return exit_code(
+        report,
+        fail_on,
+        accepted={} if count_accepted else accepted,
+        allow_incomplete=allow_incomplete,
+        incomplete=None if not session.unresolved else True,
+    )
 
 
 def register(app: typer.Typer) -> None:
     @app.command()
     def scan(
+        ctx: typer.Context,
         targets: list[str] = typer.Argument(
             None, help="Addresses, CIDRs, ranges (127.0.0.1-40), hostnames, @file."
         ),
+        input_list: list[Path] = scanopts.OPT_INPUT_LIST,
         exclude: list[str] = scanopts.OPT_EXCLUDE,
         import_file: list[Path] = typer.Option(
-            [], "--import", help="nmap XML, masscan, Shodan JSON or host:port list."
+            [], "--import", help="nmap XML (-oX), masscan JSON/list, Shodan JSON or host:port list."
         ),
         ports: str = scanopts.OPT_PORTS,
+        extra_ports: str = scanopts.OPT_EXTRA_PORTS,
         default_ports: bool = scanopts.OPT_DEFAULT_PORTS,
         only: list[str] = scanopts.OPT_ONLY,
         allow_large_scope: bool = scanopts.OPT_ALLOW_LARGE,
@@ -129,6 +156,10 @@ def register(app: typer.Typer) -> None:
         output_format: str = OPT_FORMAT,
         output: Path = OPT_OUTPUT,
         fail_on: Severity = OPT_FAIL_ON,
+        allow_incomplete: bool = OPT_ALLOW_INCOMPLETE,
+        count_accepted: bool = typer.Option(
+            False, "--count-accepted", help="Let accepted risks count for --fail-on too."
+        ),
         db: str = typer.Option(
             None, "--db", envvar="PACSRADAR_DB", help="SQLAlchemy URL of the findings store."
         ),
@@ -136,110 +167,141 @@ def register(app: typer.Typer) -> None:
             True, "--store/--no-store", help="Store results in the findings database."
         ),
         resume: str = typer.Option(
-            None, "--resume", help="Finish a stored scan, skipping its finished endpoints."
+            None,
+            "--resume",
+            help="Finish a stored scan with exactly its stored plan (targets, exclusions, ports, "
+            "limits), skipping its finished endpoints.",
         ),
         log_level: str = OPT_LOG_LEVEL,
         no_progress: bool = OPT_NO_PROGRESS,
         workers: int | None = scanopts.OPT_WORKERS,
         scheduler: str | None = scanopts.OPT_SCHEDULER,
     ) -> None:
-        """Audit DICOM, DICOMweb and PACS web services on the targets you are authorised to scan."""
+        """Audit DICOM, DICOMweb and PACS web services on the targets you are authorised to scan.
+
+        Exit codes: 0 done; 1 a finding at --fail-on; 2 usage error; 3 scan or store error;
+        4 with --fail-on, something could not be tested; 130 interrupted.
+        """
         err = stderr_console()
         try:
             setup_logging(log_level)
             scanopts.check_cluster(workers, scheduler)
-            options = scan_options(
-                ports=ports,
-                only=only,
-                concurrency=concurrency,
-                per_host=per_host,
-                rate=rate,
-                connect_timeout=connect_timeout,
-                read_timeout=read_timeout,
-                assoc_timeout=assoc_timeout,
-                deadline=deadline,
-                max_records=max_records,
-                intrusive=intrusive,
-                aet_wordlist=aet_wordlist,
-                calling_aet=calling_aet,
-                link_key=link_key,
-                default_ports=default_ports,
-            )
-            db_store = _open_store(db) if (store or resume) else None
-            done: frozenset[tuple[str, int]] = frozenset()
+            target = output_target(output_format, output)
             if resume:
-                assert db_store is not None
-                targets = targets or list(db_store.get_scan(resume).scope)
-                done = frozenset((e.host, e.port) for e in db_store.resume(resume))
-            imported = [entry for path in import_file for entry in load_import(path)]
-            if not targets and not imported:
-                raise UsageError("name at least one target or --import file")
-            scope = parse_scope(targets or [], exclude, imported=imported, allow_large=allow_large_scope)
+                given = [
+                    "--" + name.replace("_", "-")
+                    for name in PLAN_PARAMETERS
+                    if getattr(ctx.get_parameter_source(name), "name", "DEFAULT") != "DEFAULT"
+                ]
+                if given:
+                    raise UsageError(
+                        "--resume restores the stored plan exactly; do not give targets or scan "
+                        f"options with it ({', '.join(sorted(given))})"
+                    )
+                db_store = _open_store(db, create=False)
+                session = ScanSession.resume(db_store, resume, link_key=link_key)
+            else:
+                options = scan_options(
+                    ports=ports,
+                    extra_ports=extra_ports,
+                    only=only,
+                    concurrency=concurrency,
+                    per_host=per_host,
+                    rate=rate,
+                    connect_timeout=connect_timeout,
+                    read_timeout=read_timeout,
+                    assoc_timeout=assoc_timeout,
+                    deadline=deadline,
+                    max_records=max_records,
+                    intrusive=intrusive,
+                    aet_wordlist=aet_wordlist,
+                    calling_aet=calling_aet,
+                    link_key=link_key,
+                    default_ports=default_ports,
+                )
+                specs = [*(targets or ()), *(f"@{p}" for p in input_list)]
+                plan = ScanPlan.build(
+                    specs,
+                    exclude,
+                    imports=load_imports(import_file),
+                    options=options,
+                    link_key=link_key,
+                    allow_large=allow_large_scope,
+                )
+                session = ScanSession(plan, store=_open_store(db) if store else None, link_key=link_key)
         except (UsageError, StoreError) as exc:
-            err.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False)
+            _error(err, exc)
             raise typer.Exit(ExitCode.USAGE) from None
-        port_list = options.ports()
-        total = max(0, scope.endpoint_count(port_list) - len(done))
-        endpoints = (
-            Endpoint(host=normalise_host(h), port=p)
-            for h, p in scope.endpoints(port_list)
-            if (normalise_host(h), p) not in done
-        )
-        scope_text = tuple(targets or ())
-        observers = [o for o in (_store_observer(db_store, scope_text, options),) if o is not None]
         try:
             if workers is not None or scheduler is not None:
                 report = scanopts.cluster_scan(
-                    scope,
-                    options,
-                    observers,
+                    session,
                     workers=workers,
                     scheduler=scheduler,
-                    scope_text=scope_text,
-                    scan_id=resume,
-                    done=done,
                     console=err,
                     progress=not no_progress and err.is_terminal,
                 )
             else:
-                report = execute(
-                    None,
-                    options,
-                    scope_iter=endpoints,
-                    total=total,
-                    scope_text=scope_text,
-                    observers=observers,
-                    console=err,
-                    progress=not no_progress and err.is_terminal,
-                    scan_id=resume,
-                    excluded=scope.is_excluded,
-                )
+                report = run_session(session, console=err, progress=not no_progress and err.is_terminal)
+            code = finish(
+                report,
+                session,
+                target,
+                fail_on=fail_on,
+                allow_incomplete=allow_incomplete,
+                count_accepted=count_accepted,
+            )
+        except UsageError as exc:
+            _error(err, exc)
+            raise typer.Exit(ExitCode.USAGE) from None
         except StoreError as exc:
-            err.print(f"[bold red]store error:[/] {exc}", markup=True, highlight=False)
+            err.print(Text(f"store error: {exc}", style="bold red"), highlight=False)
             raise typer.Exit(ExitCode.SCAN_ERROR) from None
         except scanopts.ClusterFailure as exc:
-            err.print(f"[bold red]cluster error:[/] {exc}", markup=True, highlight=False)
+            err.print(Text(f"cluster error: {exc}", style="bold red"), highlight=False)
             raise typer.Exit(ExitCode.SCAN_ERROR) from None
-        emit(report, output_format, output, Console(highlight=False))
-        raise typer.Exit(exit_code(report, fail_on))
+        raise typer.Exit(code)
 
     @app.command()
     def demo(
-        output: Path = typer.Option(Path("pacsradar-demo-report.json"), "--output", help="JSON report path."),
-        html: Path = typer.Option(Path("pacsradar-demo-report.html"), "--html", help="HTML report path."),
+        output: Path = typer.Option(
+            None, "--output", "-o", help="JSON report path (default: in the demo's own directory)."
+        ),
+        html: Path = typer.Option(
+            None, "--html", help="HTML report path (default: in the demo's own directory)."
+        ),
         db: str = typer.Option(
-            None, "--db", envvar="PACSRADAR_DB", help="SQLAlchemy URL of the findings store."
+            None,
+            "--db",
+            help="Store the demo here instead (default: a throwaway store of its own, never "
+            "your findings store).",
         ),
         patients: int = typer.Option(25, help="Synthetic patients in the demo PACS."),
     ) -> None:
-        """Start a deliberately exposed PACS (synthetic patients) on loopback, scan it, store it."""
+        """Start a deliberately exposed PACS (synthetic patients) on loopback, scan it, report it.
+
+        The demo keeps its results out of your findings store: it writes a store of its own in
+        a new directory and prints how to open it (report, serve with --db).
+        """
         from pacsradar.lab.pacs import ExposedPacs
         from pacsradar.lab.synthetic import make_studies
         from pacsradar.report import ReportContext, render
 
         err = stderr_console()
+        try:
+            if patients < 1:
+                raise UsageError("--patients must be at least 1")
+            workdir = Path(tempfile.mkdtemp(prefix="pacsradar-demo-"))
+            json_path = output or workdir / "pacsradar-demo-report.json"
+            html_path = html or workdir / "pacsradar-demo-report.html"
+            for path in (json_path, html_path):
+                output_target("json", path)  # writable? checked before the demo starts
+            db_url = db or f"sqlite:///{workdir / 'demo.db'}"
+            db_store = _open_store(db_url)
+        except (UsageError, StoreError) as exc:
+            _error(err, exc)
+            raise typer.Exit(ExitCode.USAGE) from None
         datasets = make_studies(patients, seed=7)
-        db_store = _open_store(db)
         with ExposedPacs(datasets, host="127.0.0.1", port=0, allow_store=True) as pacs:
             err.print(
                 f"demo PACS (pynetdicom, {pacs.summary.patients} synthetic patients, "
@@ -247,26 +309,21 @@ def register(app: typer.Typer) -> None:
                 f"on 127.0.0.1:{pacs.port}"
             )
             options = ScanOptions(only=frozenset({"dicom"}), dicom_ports=(pacs.port,), web_ports=())
-            scope_text = (f"127.0.0.1:{pacs.port}",)
-            observers = [o for o in (_store_observer(db_store, scope_text, options),) if o is not None]
-            report = execute(
-                [Endpoint(host="127.0.0.1", port=pacs.port)],
-                options,
-                total=1,
-                scope_text=scope_text,
-                observers=observers,
-                console=err,
-                progress=False,
-            )
-        emit(report, "table", None, Console(highlight=False))
-        output.write_text(report.model_dump_json(indent=2) + "\n", encoding="utf-8")
-        html.write_text(render("html", ReportContext.from_store(db_store, report.scan_id)), encoding="utf-8")
-        from sqlalchemy.engine import make_url
+            plan = ScanPlan.build(["127.0.0.1"], options=options).with_ports((pacs.port,))
+            session = ScanSession(plan, store=db_store, store_options={"demo": True})
+            report = session.run()
+        emit(report, OutputTarget("table", None), Console(highlight=False))
+        from pacsradar.cli.common import write_private
 
-        err.print(f"stored in {make_url(db_store.url).render_as_string(hide_password=True)}")
-        err.print(f"JSON report: {output}")
-        err.print(f"HTML report: {html}")
+        write_private(json_path, to_json(report) + "\n")
+        write_private(html_path, render("html", ReportContext.from_store(db_store, report.scan_id)))
+        shown = db_store.display_url
+        err.print(Text(f"demo store (throwaway, not your findings store): {shown}"))
+        err.print(Text(f"JSON report: {json_path}"))
+        err.print(Text(f"HTML report: {html_path}"))
+        err.print(Text(f"open it again: pacsradar report {report.scan_id} --db {shown}"))
+        err.print(Text(f"           or: pacsradar serve --db {shown}"))
         raise typer.Exit(ExitCode.OK)
 
 
-__all__ = ["register"]
+__all__ = ["PLAN_PARAMETERS", "accepted_map", "finish", "register", "run_session"]

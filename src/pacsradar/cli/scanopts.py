@@ -6,6 +6,7 @@ timeouts as `scan` (README "Safety": only what the user named, exclusions win, e
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -21,16 +22,28 @@ from pacsradar.config import (
 )
 from pacsradar.errors import ClusterError as ClusterFailure
 from pacsradar.errors import UsageError
+from pacsradar.families import SCAN_FAMILIES
 from pacsradar.models import ScanReport
 from pacsradar.phi import KeyedHasher
 from pacsradar.targets import parse_ports
 
-ONLY_CHOICES = ("dicom", "web", "share")
+ONLY_CHOICES = SCAN_FAMILIES
 
-OPT_EXCLUDE = typer.Option([], "--exclude", "-x", help="Never scan these (wins over targets).")
-OPT_PORTS = typer.Option(None, "--ports", "-p", help="Extra ports, e.g. 4242,8000-8010.")
+OPT_EXCLUDE = typer.Option([], "--exclude", "-x", help="Never scan these (wins over targets; @file too).")
+OPT_INPUT_LIST = typer.Option(
+    [], "-iL", "--input-list", help="Read targets from FILE, one or more a line (as nmap -iL; same as @FILE)."
+)
+OPT_PORTS = typer.Option(
+    None,
+    "--ports",
+    "-p",
+    help="Exactly these ports, e.g. 4242,8000-8010 (as nmap -p); +4242 adds them to the defaults.",
+)
+OPT_EXTRA_PORTS = typer.Option(None, "--extra-ports", help="Ports to probe in addition to the default sets.")
 OPT_DEFAULT_PORTS = typer.Option(
-    True, "--default-ports/--no-default-ports", help="Also probe the default DICOM/web port sets."
+    None,
+    "--default-ports/--no-default-ports",
+    help="Probe the default DICOM/web/share port sets (default: yes, unless -p names exact ports).",
 )
 OPT_ONLY = typer.Option(None, "--only", help="dicom, web or share (repeatable; default all three).")
 OPT_ALLOW_LARGE = typer.Option(False, "--allow-large-scope", help="Allow more than 65,536 hosts.")
@@ -74,6 +87,29 @@ def parse_only(only: list[str] | None) -> frozenset[str]:
     return chosen
 
 
+def port_sets(
+    ports: str | None, extra_ports: str | None, default_ports: bool | None
+) -> tuple[bool, tuple[int, ...]]:
+    """``(use the default sets, other ports)`` from ``-p``, ``--extra-ports`` and the toggle.
+
+    ``-p`` is the exact list, as in nmap, masscan and nuclei; ``-p +LIST`` and ``--extra-ports``
+    add to the default sets instead.
+    """
+    spec = (ports or "").strip()
+    additive = spec.startswith("+")
+    if additive:
+        spec = spec[1:].strip()
+        if not spec:
+            raise UsageError("-p + needs ports after the '+', e.g. -p +4242")
+    listed = parse_ports(spec) if spec else ()
+    extra = parse_ports(extra_ports) if extra_ports and extra_ports.strip() else ()
+    use_defaults = default_ports if default_ports is not None else (not listed or additive)
+    chosen = tuple(dict.fromkeys((*listed, *extra)))
+    if not use_defaults and not chosen:
+        raise UsageError("--no-default-ports needs -p PORTS")
+    return use_defaults, chosen
+
+
 def scan_options(
     *,
     ports: str | None,
@@ -90,7 +126,8 @@ def scan_options(
     aet_wordlist: Path | None,
     calling_aet: str,
     link_key: str | None,
-    default_ports: bool = True,
+    default_ports: bool | None = None,
+    extra_ports: str | None = None,
 ) -> ScanOptions:
     """The CLI's scan options as a :class:`ScanOptions`; a bad value is a :class:`UsageError`."""
     chosen = parse_only(only)
@@ -111,9 +148,17 @@ def scan_options(
     ):
         if value < 1:
             raise UsageError(f"{name} must be at least 1")
-    extra = parse_ports(ports) if ports else ()
-    if not default_ports and not extra:
-        raise UsageError("--no-default-ports needs --ports")
+    if not math.isfinite(rate) or rate < 0:
+        raise UsageError("--rate must be 0 (unlimited) or a positive number of connections per second")
+    for name, seconds in (
+        ("--connect-timeout", connect_timeout),
+        ("--read-timeout", read_timeout),
+        ("--assoc-timeout", assoc_timeout),
+        ("--deadline", deadline),
+    ):
+        if not math.isfinite(seconds) or seconds <= 0:
+            raise UsageError(f"{name} must be a positive number of seconds")
+    use_defaults, extra = port_sets(ports, extra_ports, default_ports)
     return ScanOptions(
         limits=Limits(
             concurrency=concurrency,
@@ -126,9 +171,9 @@ def scan_options(
         ),
         only=chosen,
         extra_ports=extra,
-        dicom_ports=DEFAULT_DICOM_PORTS if default_ports else (),
-        web_ports=DEFAULT_WEB_PORTS if default_ports else (),
-        share_ports=DEFAULT_SHARE_PORTS if default_ports else (),
+        dicom_ports=DEFAULT_DICOM_PORTS if use_defaults else (),
+        web_ports=DEFAULT_WEB_PORTS if use_defaults else (),
+        share_ports=DEFAULT_SHARE_PORTS if use_defaults else (),
         max_records=max_records,
         intrusive=intrusive,
         aet_wordlist=words,
@@ -144,11 +189,11 @@ def check_cluster(workers: int | None, scheduler: str | None) -> None:
     check_cluster_options(workers, scheduler)
 
 
-def cluster_scan(*args: Any, **kwargs: Any) -> ScanReport:
+def cluster_scan(session: Any, **kwargs: Any) -> ScanReport:
     """A scan on Dask (``pacsradar.distributed``, imported only when a cluster is asked for)."""
     from pacsradar.distributed.frontend import cluster_scan as run
 
-    return run(*args, **kwargs)
+    return run(session, **kwargs)
 
 
 class MonitorClusterOption:
@@ -188,5 +233,6 @@ __all__ = [
     "check_cluster",
     "cluster_scan",
     "parse_only",
+    "port_sets",
     "scan_options",
 ]

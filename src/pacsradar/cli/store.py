@@ -18,6 +18,7 @@ from pacsradar.cli.common import OPT_LINK_KEY
 from pacsradar.cli.exitcodes import ExitCode
 from pacsradar.errors import PacsradarError, UsageError
 from pacsradar.models import Severity
+from pacsradar.phi import peer_text
 from pacsradar.report.safe import safe_json
 
 if TYPE_CHECKING:
@@ -40,10 +41,47 @@ def fail(exc: PacsradarError) -> typer.Exit:
     return typer.Exit(ExitCode.USAGE if isinstance(exc, UsageError) else ExitCode.SCAN_ERROR)
 
 
-def open_db(db: str | None) -> Store:
-    from pacsradar.store import Store
+def open_db(db: str | None, *, create: bool = False) -> Store:
+    """Open the findings store; read-only commands (``create=False``) never create one.
 
-    return Store(db or None)
+    A mistyped ``--db sqlite:////typo/dir/x.db`` is then an error, not a new empty database in a
+    new directory. A missing database driver is one line naming the extra to install.
+    """
+    from pacsradar.store import Store, default_db_url
+
+    url = db or default_db_url()
+    if not create:
+        path = _sqlite_path(url)
+        if path is not None and not path.exists():
+            where = peer_text(str(path), 300)
+            raise UsageError(f"no findings store at '{where}' (nothing stored yet, or a typo in --db)")
+    try:
+        return Store(url)
+    except ModuleNotFoundError as exc:
+        raise UsageError(_missing_driver(url, exc)) from None
+
+
+def _sqlite_path(url: str) -> Path | None:
+    """The file of a ``sqlite:///`` URL, or ``None`` (memory, URI form, another backend)."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return None
+    database = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not database or database == ":memory:":
+        return None
+    if database.startswith("file:"):
+        return None
+    return Path(database).expanduser()
+
+
+def _missing_driver(url: str, exc: ModuleNotFoundError) -> str:
+    if url.startswith(("postgresql", "postgres")):
+        return "PostgreSQL stores need the psycopg driver: pip install 'pacsradar[postgres]'"
+    return f"the database driver for this --db is not installed ({exc.name or 'unknown module'})"
 
 
 def parse_expiry(text: str, now: datetime | None = None) -> datetime:
@@ -62,6 +100,21 @@ def parse_expiry(text: str, now: datetime | None = None) -> datetime:
     if parsed <= now:
         raise UsageError("the expiry is in the past")
     return parsed
+
+
+def known_check_id(check_id: str) -> str:
+    """``check_id`` if the registry knows it (or ``*``); a typo is a usage error, not a no-op."""
+    from pacsradar.registry import all_specs
+
+    wanted = check_id.strip()
+    if wanted == "*":
+        return wanted
+    known = all_specs()
+    if wanted.upper() in known:
+        return wanted.upper()
+    close = sorted(k for k in known if k.split("-")[0] == wanted.upper().split("-")[0])
+    hint = f"; {wanted.upper().split('-')[0]} checks are {', '.join(close)}" if close else ""
+    raise UsageError(f"unknown check id '{peer_text(wanted, 60)}' (see `pacsradar checks`{hint})")
 
 
 def _sev(value: str | None) -> Severity | None:
@@ -89,21 +142,33 @@ def register(app: typer.Typer) -> None:
         if as_json:
             typer.echo(safe_json([s.model_dump(mode="json") for s in found]))
             return
-        table = Table(title=None)
-        for col in ("scan", "started (UTC)", "status", "scope", "endpoints", "findings", "patients"):
-            table.add_column(col)
-        for s in found:
-            c = s.findings
-            table.add_row(
-                Text(s.scan_id),
+        out = Console(highlight=False)
+        columns = ("scan", "started (UTC)", "status", "endpoints", "findings", "patients", "scope")
+        rows = [
+            (
+                s.scan_id,
                 s.started_at.strftime("%Y-%m-%d %H:%M"),
                 s.status.value,
-                Text(", ".join(s.scope)[:60]),
                 f"{s.stats.endpoints_done}/{s.stats.endpoints_total}",
-                f"{c.critical}C {c.high}H {c.medium}M {c.low}L {c.info}I",
+                f"{s.findings.critical}C {s.findings.high}H {s.findings.medium}M {s.findings.low}L "
+                f"{s.findings.info}I",
                 str(s.exposure.patients),
+                ", ".join(s.scope),
             )
-        Console(highlight=False).print(table)
+            for s in found
+        ]
+        if not out.is_terminal:
+            # Piped: one scan per line, ids in full (they are pasted into report/diff/--resume).
+            out.print(Text("\t".join(columns)), soft_wrap=True)
+            for row in rows:
+                out.print(Text("\t".join(peer_text(x, 2000) for x in row)), soft_wrap=True)
+            return
+        table = Table(title=None)
+        for col in columns:
+            table.add_column(col, no_wrap=col != "scope", overflow="fold")
+        for row in rows:
+            table.add_row(*(Text(x) for x in row[:-1]), Text(row[-1][:200]))
+        out.print(table)
 
     @app.command()
     def diff(
@@ -135,12 +200,18 @@ def register(app: typer.Typer) -> None:
                     f"{len(result.regressed)} regressed, {len(result.changed)} changed, "
                     f"{len(result.resolved)} resolved, {len(result.not_retested)} not re-tested, "
                     f"{result.unchanged} unchanged"
-                )
+                ),
+                soft_wrap=True,
             )
-            if result.all_changes():
+            if result.all_changes() and not out.is_terminal:
+                for change in result.all_changes():
+                    f = change.finding
+                    fields = (change.kind.value, f.severity.value, f.check_id, f.endpoint.label, f.title)
+                    out.print(Text("\t".join(peer_text(x, 2000) for x in fields)), soft_wrap=True)
+            elif result.all_changes():
                 table = Table()
                 for col in ("change", "severity", "check", "endpoint", "title"):
-                    table.add_column(col)
+                    table.add_column(col, no_wrap=col != "title", overflow="fold")
                 for change in result.all_changes():
                     f = change.finding
                     table.add_row(
@@ -164,6 +235,7 @@ def register(app: typer.Typer) -> None:
         db: str | None = typer.Option(None, "--db", envvar="PACSRADAR_DB", help=DB_HELP),
         exclude: list[str] = scanopts.OPT_EXCLUDE,
         ports: str = scanopts.OPT_PORTS,
+        extra_ports: str = scanopts.OPT_EXTRA_PORTS,
         default_ports: bool = scanopts.OPT_DEFAULT_PORTS,
         only: list[str] = scanopts.OPT_ONLY,
         allow_large_scope: bool = scanopts.OPT_ALLOW_LARGE,
@@ -232,6 +304,7 @@ def register(app: typer.Typer) -> None:
             threshold = _sev(min_severity) or Severity.LOW
             options = scan_options(
                 ports=ports,
+                extra_ports=extra_ports,
                 only=only,
                 concurrency=concurrency,
                 per_host=per_host,
@@ -247,7 +320,7 @@ def register(app: typer.Typer) -> None:
                 link_key=link_key,
                 default_ports=default_ports,
             )
-            store = open_db(db)
+            store = open_db(db, create=True)
             on_cluster = scanopts.MonitorClusterOption(
                 targets, workers, scheduler, exclude, allow_large_scope
             )
@@ -275,8 +348,7 @@ def register(app: typer.Typer) -> None:
                     Text(
                         f"scan {cycle.report.scan_id}: {len(d.new)} new, {len(d.regressed)} "
                         f"regressed, {len(d.changed)} changed, {len(d.resolved)} resolved; "
-                        f"alert: {'sent' if cycle.alert else 'none'}"
-                        + "".join(f"; {x.sink} failed" for x in cycle.deliveries if not x.ok)
+                        + alert_status(cycle, configured=bool(sinks))
                     )
                 )
 
@@ -299,7 +371,7 @@ def register(app: typer.Typer) -> None:
 
     @risk.command("add")
     def risk_add(
-        check_id: str = typer.Argument(..., help="Check id, e.g. DICOM-NO-TLS (or *)."),
+        check_id: str = typer.Argument(..., help="Check id, e.g. DICOM-PLAINTEXT (or * for every check)."),
         asset: str = typer.Argument(..., help="Host, host:port, or * for every asset."),
         reason: str = typer.Option(..., "--reason", help="Why the risk is accepted."),
         expires: str = typer.Option(..., "--expires", help="2026-12-31, ISO time, or 90d."),
@@ -307,8 +379,9 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Accept a risk until it expires: muted in alerts, marked in reports."""
         try:
+            check_id = known_check_id(check_id)
             when = parse_expiry(expires)
-            with open_db(db) as store:
+            with open_db(db, create=True) as store:
                 r = store.add_accepted_risk(check_id, asset, reason, when)
         except PacsradarError as exc:
             raise fail(exc) from None
@@ -346,6 +419,18 @@ def register(app: typer.Typer) -> None:
         except PacsradarError as exc:
             raise fail(exc) from None
         typer.echo(f"removed accepted risk {risk_id}")
+
+
+def alert_status(cycle: Cycle, *, configured: bool) -> str:
+    """What happened to this cycle's alert, in words (never "sent" when nothing was sent)."""
+    if cycle.alert is None:
+        return "no change to alert on"
+    if not configured:
+        return "no alert sink configured (--webhook, --smtp, --syslog)"
+    sent = [x.sink for x in cycle.deliveries if x.ok]
+    failed = [f"{x.sink} failed: {x.error or 'unknown error'}" for x in cycle.deliveries if not x.ok]
+    parts = [f"alert sent to {', '.join(sent)}"] if sent else []
+    return "; ".join(parts + failed)
 
 
 def _sinks(

@@ -26,7 +26,8 @@ from pacsradar.dashboard.auth import COOKIE, session_matches, session_value, tok
 from pacsradar.errors import StoreError, UsageError
 from pacsradar.models import ScanReport, Severity
 from pacsradar.report.charts import severity_chart, trend_chart
-from pacsradar.report.context import EXTENSIONS, FORMATS, ReportContext, render
+from pacsradar.report.context import EXTENSIONS, FORMATS, ReportContext
+from pacsradar.report.dispatch import render
 from pacsradar.report.exposure import Exposure
 from pacsradar.report.html import make_environment, report_css
 from pacsradar.report.safe import safe_json
@@ -70,6 +71,18 @@ def _env() -> jinja2.Environment:
     return make_environment("pacsradar.dashboard")
 
 
+def local_redirect(path: str) -> str:
+    """A redirect target that stays on this dashboard: one leading ``/``, never ``//host``.
+
+    ``//evil.example/x`` (or ``/\\evil.example``, which browsers read the same way) in a
+    Location header is a network-path reference to another site (RFC 3986 §4.2): an open
+    redirect that would carry a logged-in user away. Anything but a plain local path goes to ``/``.
+    """
+    if not path.startswith("/") or path.startswith(("//", "/\\")) or "\\" in path:
+        return "/"
+    return path
+
+
 def create_app(store: Store, *, token: str) -> FastAPI:
     """The dashboard app over ``store``; every request but ``/static`` must carry ``token``."""
     if len(token) < 16:
@@ -105,7 +118,7 @@ def create_app(store: Store, *, token: str) -> FastAPI:
                 return _denied(request)
             # Trade the token in the URL for a cookie, and drop it from the address bar.
             rest = [(k, v) for k, v in request.query_params.multi_items() if k != "token"]
-            target = path + ("?" + urlencode(rest) if rest else "")
+            target = local_redirect(path) + ("?" + urlencode(rest) if rest else "")
             response: Response = RedirectResponse(target, status_code=303)
             response.set_cookie(COOKIE, session_value(token), httponly=True, samesite="strict", path="/")
             return _secure(response)

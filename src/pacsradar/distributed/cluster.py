@@ -22,7 +22,8 @@ from pacsradar import __version__
 from pacsradar.distributed.plan import ClusterPlan, ShardResult, expand
 from pacsradar.engine import Observer
 from pacsradar.errors import ClusterError
-from pacsradar.models import AttemptStatus, ScanReport, ScanStats, TargetResult
+from pacsradar.models import ScanReport, ScanStats, TargetResult
+from pacsradar.outcome import port_state, untested_reason
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -133,7 +134,7 @@ def run_cluster_scan(
     for obs in observers:
         obs.on_start(plan.scan_id, total)
 
-    counts = {"done": 0, "open": 0, "closed": 0, "error": 0}
+    counts = {"done": 0, "open": 0, "closed": 0, "filtered": 0, "error": 0}
     kept: list[TargetResult] = []
     accepted: set[int] = set()
     shards = iter(range(plan.sharding.count))
@@ -152,14 +153,14 @@ def run_cluster_scan(
         return True
 
     def feed(result: TargetResult) -> None:
+        # The engine's own counting (outcome.py: nmap's port states, "could not test").
         counts["done"] += 1
-        if result.reachable:
-            counts["open"] += 1
-            kept.append(result)
-        else:
-            counts["closed"] += 1
-        if any(a.status is AttemptStatus.ERROR for a in result.attempts):
+        state = port_state(result)
+        counts["closed" if state == "unresolved" else state] += 1
+        if untested_reason(result) is not None:
             counts["error"] += 1
+        if result.reachable:
+            kept.append(result)
         for obs in observers:
             obs.on_result(result)
 
@@ -213,6 +214,7 @@ def run_cluster_scan(
             endpoints_done=counts["done"],
             endpoints_open=counts["open"],
             endpoints_closed=counts["closed"],
+            endpoints_filtered=counts["filtered"],
             endpoints_error=counts["error"],
             interrupted=interrupted,
         ),

@@ -19,11 +19,12 @@ from pacsradar.distributed.plan import ClusterPlan
 from pacsradar.engine import Observer
 from pacsradar.errors import UsageError
 from pacsradar.models import ScanReport
-from pacsradar.targets import Scope
 
 if TYPE_CHECKING:
     from distributed import Client
     from rich.console import Console
+
+    from pacsradar.session import ScanSession
 
 
 def check_cluster_options(workers: int | None, scheduler: str | None) -> None:
@@ -73,22 +74,28 @@ class _Bar:
 
 
 def cluster_scan(
-    scope: Scope,
-    options: ScanOptions,
-    observers: Sequence[Observer],
+    session: ScanSession,
     *,
     workers: int | None,
     scheduler: str | None,
-    scope_text: Sequence[str],
-    scan_id: str | None = None,
-    done: frozenset[tuple[str, int]] = frozenset(),
     console: Console | None = None,
     progress: bool = False,
 ) -> ScanReport:
-    """A whole distributed scan: start or reach the cluster, run, close a LocalCluster."""
-    plan = ClusterPlan.build(scan_id or new_scan_id(), scope, options)
+    """Run a :class:`ScanSession` on Dask: same plan, same store writer, same resume.
+
+    The session stays the one writer: its store observer (plan included, so ``--resume``
+    works as for a local scan) and its observers get every result, here in the client.
+    Hostnames are resolved where they are scanned (on the worker), and every address a name
+    yields is checked against the exclusions there.
+    """
+    session.scan_id = session.scan_id or new_scan_id()
+    plan = ClusterPlan.build(session.scan_id, session.plan.scope(), session.options)
+    session.total = max(0, plan.total - len(session.done))
+    observers = [o for o in (session._store_observer(),) if o is not None]
+    observers.extend(session.observers)
     with open_cluster(workers=workers, scheduler=scheduler) as client:
-        return _run(client, plan, observers, scope_text, done, console if progress else None)
+        shown = console if progress else None
+        return _run(client, plan, observers, session.plan.targets, session.done, shown)
 
 
 def _run(
@@ -122,11 +129,11 @@ class MonitorCluster:
         exclude: Sequence[str] = (),
         allow_large: bool = False,
     ) -> None:
-        from pacsradar.targets import parse_scope
+        from pacsradar.session import ScanPlan
 
         check_cluster_options(workers, scheduler)
         # A typo in the scope fails now, not after the first interval (as without a cluster).
-        parse_scope(list(targets), list(exclude), allow_large=allow_large)
+        ScanPlan.build(targets, exclude, allow_large=allow_large)
         self.workers, self.scheduler = workers, scheduler
         self.exclude, self.allow_large = tuple(exclude), allow_large
         self._stack = contextlib.ExitStack()
@@ -135,15 +142,15 @@ class MonitorCluster:
     def __call__(
         self, targets: Sequence[str], options: ScanOptions, observers: Sequence[Observer]
     ) -> ScanReport:
-        from pacsradar.targets import parse_scope
+        from pacsradar.session import ScanPlan
 
-        scope = parse_scope(list(targets), list(self.exclude), allow_large=self.allow_large)
+        scan_plan = ScanPlan.build(targets, self.exclude, options=options, allow_large=self.allow_large)
         if self._client is None:
             self._client = self._stack.enter_context(
                 open_cluster(workers=self.workers, scheduler=self.scheduler)
             )
-        plan = ClusterPlan.build(new_scan_id(), scope, options)
-        return run_cluster_scan(self._client, plan, observers, scope=tuple(targets))
+        plan = ClusterPlan.build(new_scan_id(), scan_plan.scope(), options)
+        return run_cluster_scan(self._client, plan, observers, scope=scan_plan.targets)
 
     def close(self) -> None:
         self._client = None

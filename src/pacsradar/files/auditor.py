@@ -12,11 +12,15 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from pacsradar.config import ScanOptions
 from pacsradar.engine import AuditContext
 from pacsradar.files.options import FileAuditOptions
-from pacsradar.models import Endpoint, TargetResult
+from pacsradar.models import Attempt, AttemptStatus, Endpoint, TargetResult
+
+if TYPE_CHECKING:
+    from pacsradar.registry import AnyUnit
 
 #: Ports the scan must probe when shares are selected (FTP RFC 959, SMB over TCP MS-SMB2 §2.1).
 SHARE_PORTS: dict[int, str] = {21: "ftp", 445: "smb"}
@@ -46,6 +50,15 @@ class ShareAuditor:
 
         opts = file_options(ctx.options)
         http = _http_service(ctx.prior)
+        unit = _unit(f"share.{'http' if http is not None else SHARE_PORTS[endpoint.port]}")
+        if unit.intrusive and not ctx.options.intrusive:
+            return TargetResult(
+                endpoint=endpoint,
+                reachable=True,
+                attempts=(
+                    Attempt(check=unit.name, status=AttemptStatus.SKIPPED, reason="needs --intrusive"),
+                ),
+            )
         if http is not None:
             return await asyncio.to_thread(
                 audit_http, endpoint.host, endpoint.port, opts, "/", tls=http == "https"
@@ -53,6 +66,12 @@ class ShareAuditor:
         if SHARE_PORTS[endpoint.port] == "ftp":
             return await asyncio.to_thread(audit_ftp, endpoint.host, endpoint.port, opts)
         return await asyncio.to_thread(audit_smb, endpoint.host, endpoint.port, opts)
+
+
+def _unit(name: str) -> AnyUnit:
+    from pacsradar.registry import unit_named
+
+    return unit_named("share", name)
 
 
 def _http_service(prior: Sequence[TargetResult]) -> str | None:

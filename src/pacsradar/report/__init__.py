@@ -14,12 +14,17 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from pacsradar.report.context import FORMATS, ReportContext, render
+    from pacsradar.report.context import FORMATS, ReportContext
+    from pacsradar.report.dispatch import render
 
 __all__ = ["FORMATS", "ReportContext", "render"]
 
 
 def __getattr__(name: str) -> Any:
+    if name == "render":
+        from pacsradar.report.dispatch import render
+
+        return render
     if name in __all__:
         from pacsradar.report import context
 

@@ -1,13 +1,16 @@
-"""What every renderer gets, and the one entry point that picks the renderer."""
+"""What every renderer gets: the report, its trend, accepted risks and first-seen dates.
+
+The entry point that picks a renderer is :func:`pacsradar.report.dispatch.render`: the renderers
+import this module, so this module imports none of them (no import circle).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from pacsradar.errors import UsageError
 from pacsradar.models import Finding, ScanReport, Severity
 from pacsradar.report.exposure import Exposure, exposure_of
 from pacsradar.store.views import AcceptedRisk, SeverityCounts, TrendPoint, accepted_for
@@ -17,7 +20,6 @@ if TYPE_CHECKING:
 
 from pacsradar.report.formats import FORMATS
 
-__all__ = ["EXTENSIONS", "FORMATS", "ReportContext", "render"]
 EXTENSIONS: Mapping[str, str] = {
     "html": "html",
     "sarif": "sarif",
@@ -85,26 +87,4 @@ class ReportContext:
         return self.report.worst_severity()
 
 
-def render(fmt: str, ctx: ReportContext) -> str:
-    """Render ``ctx`` in one of :data:`FORMATS`."""
-    return _renderer(fmt)(ctx)
-
-
-def _renderer(fmt: str) -> Callable[[ReportContext], str]:
-    from pacsradar.report import html, sarif, tabular
-
-    table: dict[str, Callable[[ReportContext], str]] = {
-        "html": html.render_html,
-        "sarif": sarif.render_sarif,
-        "csv": tabular.render_csv,
-        "json": tabular.render_json,
-        "md": tabular.render_markdown,
-        "defectdojo": tabular.render_defectdojo,
-    }
-    try:
-        return table[fmt]
-    except KeyError:
-        raise UsageError(f"unknown report format; choose one of {', '.join(FORMATS)}") from None
-
-
-__all__ = ["EXTENSIONS", "FORMATS", "ReportContext", "render"]
+__all__ = ["EXTENSIONS", "FORMATS", "ReportContext"]

@@ -9,6 +9,7 @@ from typing import Any
 
 from pacsradar.models import Finding, Severity
 from pacsradar.report.context import ReportContext
+from pacsradar.report.jsondoc import document_json
 from pacsradar.report.safe import csv_cell, md, safe_json, safe_url
 
 CSV_COLUMNS: tuple[str, ...] = (
@@ -68,15 +69,8 @@ def render_csv(ctx: ReportContext) -> str:
 
 
 def render_json(ctx: ReportContext) -> str:
-    """The :class:`ScanReport` itself (re-importable), plus the exposure figure."""
-    data = ctx.report.model_dump(mode="json")
-    data["exposure"] = ctx.exposure.model_dump()
-    data["accepted_risks"] = [
-        {"dedupe_key": f.dedupe_key, "reason": r.reason, "expires_at": r.expires_at.isoformat()}
-        for f in ctx.findings
-        if (r := ctx.accepted_for(f)) is not None
-    ]
-    return safe_json(data) + "\n"
+    """The scan's JSON document (:mod:`pacsradar.report.jsondoc`), as ``scan -o json`` writes it."""
+    return document_json(ctx.report, accepted=ctx.accepted, at=ctx.generated_at) + "\n"
 
 
 _SEVERITY_LABEL = {

@@ -12,7 +12,6 @@ certificates are not expected there.
 
 from __future__ import annotations
 
-import asyncio
 import ssl
 import time
 from dataclasses import dataclass
@@ -20,7 +19,7 @@ from typing import Literal
 
 from pacsradar.checks import PS315_ANNEX_B, Check, CheckOutcome, CheckSpec
 from pacsradar.config import Limits
-from pacsradar.errors import ConnectError, ProtocolError, ScanError
+from pacsradar.errors import ConnectError, ProtocolError, ScanError, TlsHandshakeError
 from pacsradar.models import Attempt, Endpoint, Evidence, Finding, Severity
 from pacsradar.net import Net
 from pacsradar.tls.cert import CertFacts, analyse, from_verify_code
@@ -182,13 +181,10 @@ async def _verify_code(net: Net, host: str, port: int, server_name: str | None) 
     ctx.check_hostname = False
     async with net.connect(host, port) as stream:
         try:
-            await asyncio.wait_for(
-                stream.writer.start_tls(ctx, server_hostname=server_name),
-                net.limits.connect_timeout + 1.0,
-            )
-        except ssl.SSLCertVerificationError as exc:
-            return True, int(exc.verify_code)
-        except (ssl.SSLError, OSError, TimeoutError):
+            await stream.start_tls(ctx, server_hostname=server_name, within=net.limits.connect_timeout)
+        except TlsHandshakeError as exc:
+            if isinstance(exc.__cause__, ssl.SSLCertVerificationError):
+                return True, int(exc.__cause__.verify_code)
             return False, None
         finally:
             stream.writer.transport.abort()

@@ -18,7 +18,7 @@ import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
-from pacsradar.errors import ConnectError
+from pacsradar.errors import ConnectError, TlsHandshakeError
 from pacsradar.net import Net
 
 # TLS handshake message types (RFC 8446 §4 / RFC 5246 §7.4)
@@ -180,19 +180,16 @@ async def handshake(
         completed = False
         required: bool | None = None
         try:
-            await asyncio.wait_for(
-                stream.writer.start_tls(
-                    ctx, server_hostname=server_name, ssl_handshake_timeout=limits.connect_timeout
-                ),
-                limits.connect_timeout + 1.0,
-            )
+            await stream.start_tls(ctx, server_hostname=server_name, within=limits.connect_timeout)
             completed = True
-        except TimeoutError:
-            failure = "handshake timed out"
-        except ssl.SSLError as exc:
-            failure = f"handshake failed ({exc.reason or 'unknown'})"
-        except (OSError, ConnectionError):
-            failure = "connection lost during the handshake"
+        except TlsHandshakeError as exc:
+            cause = exc.__cause__
+            if exc.timed_out:
+                failure = "handshake timed out"
+            elif isinstance(cause, ssl.SSLError):
+                failure = f"handshake failed ({cause.reason or 'unknown'})"
+            else:
+                failure = "connection lost during the handshake"
         if not trace.client_hello_sent:
             return Handshake(False, False, None, None, None, False, None, could_not_test=True,
                              failure="local OpenSSL did not send a ClientHello")  # fmt: skip

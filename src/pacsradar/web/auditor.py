@@ -17,9 +17,9 @@ from typing import Literal
 from pacsradar.checks import Check
 from pacsradar.config import TLS_FIRST_PORTS, ScanOptions
 from pacsradar.engine import AuditContext
-from pacsradar.errors import ConnectError, ConnectTimeout, ScanError
+from pacsradar.errors import ConnectError, ConnectTimeout, ScanError, TlsHandshakeError
 from pacsradar.models import Attempt, AttemptStatus, Endpoint, Finding, TargetResult
-from pacsradar.web.client import HttpReply, TlsHandshakeError, WebClient
+from pacsradar.web.client import HttpReply, WebClient
 from pacsradar.web.context import HostBudget, WebContext
 
 log = logging.getLogger(__name__)
@@ -120,6 +120,8 @@ class WebAuditor:
         findings: list[Finding] = []
         try:
             for check in self.checks:
+                if check.intrusive and not ctx.options.intrusive:
+                    continue  # opt-in only (HACKING.md: default checks read, never write)
                 attempt, found = await _run_check(check, wctx, deadline)
                 attempts.append(attempt)
                 findings.extend(found)
@@ -151,6 +153,10 @@ class WebAuditor:
             )  # fmt: skip
             try:
                 reply = await client.request("GET", "/", max_body=_ROOT_BODY, truncate_ok=True)
+            except TlsHandshakeError as exc:
+                await client.aclose()
+                errors.append(exc)
+                continue  # TCP connected: the other scheme may speak here
             except ConnectError as exc:
                 await client.aclose()
                 errors.append(exc)

@@ -25,9 +25,7 @@ import base64
 import contextlib
 import json
 import logging
-import ssl
 import time
-import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -45,8 +43,11 @@ from pacsradar.errors import (
     ReadTimeout,
     ScanError,
     SizeLimitError,
+    TlsHandshakeError,
 )
-from pacsradar.net import Net, Stream, insecure_tls_context
+from pacsradar.net import Net, insecure_tls_context
+from pacsradar.web.decode import _decoder_for, _Identity
+from pacsradar.web.transport import NetBackend, quiet_transport_loggers
 
 log = logging.getLogger(__name__)
 
@@ -55,227 +56,10 @@ MAX_REDIRECTS = 5
 ACCEPT_ENCODING = "identity"
 USER_AGENT = "pacsradar (authorised security audit; read-only)"
 _REDIRECT_CODES = frozenset({301, 302, 303, 307, 308})
-#: Logger names of the HTTP stack. Their DEBUG/INFO records quote URLs (which may carry study
-#: UIDs) and response headers (which may carry anything), so nothing below WARNING leaves them.
-_TRANSPORT_LOGGERS = (
-    "httpx",
-    "httpcore",
-    "httpcore.connection",
-    "httpcore.http11",
-    "httpcore.http2",
-    "httpcore.proxy",
-)
-
-
-class _DropBelowWarning(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        return record.levelno >= logging.WARNING
-
-
-_FILTER = _DropBelowWarning()
-
-
-def quiet_transport_loggers() -> None:
-    """HACKING.md rule 1 (no PHI in logs at any level) applied to httpx/httpcore. Idempotent."""
-    for name in _TRANSPORT_LOGGERS:
-        logger = logging.getLogger(name)
-        if _FILTER not in logger.filters:
-            logger.addFilter(_FILTER)
 
 
 class NotHttpError(ProtocolError):
     """The peer answered, but not with HTTP."""
-
-
-class TlsHandshakeError(ProtocolError):
-    """TCP connected but the TLS handshake failed (not TLS, or nothing we can negotiate)."""
-
-
-_TLS_FAILED = "TLS handshake failed"
-
-
-# --------------------------------------------------------------------------------------------
-# httpcore network backend over pacsradar.net.Net
-
-
-class _NetStream(httpcore.AsyncNetworkStream):
-    def __init__(self, stream: Stream, stack: contextlib.AsyncExitStack, limits: Limits) -> None:
-        self._stream = stream
-        self._stack = stack
-        self._limits = limits
-        self._head = b""  # first bytes of the reply, to tell a non-HTTP banner early
-
-    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:  # noqa: ASYNC109
-        try:
-            data = await asyncio.wait_for(
-                self._stream.reader.read(max_bytes), timeout or self._limits.read_timeout
-            )
-        except TimeoutError as exc:
-            raise httpcore.ReadTimeout("read timed out") from exc
-        except (OSError, ssl.SSLError, ConnectionError) as exc:
-            raise httpcore.ReadError("connection lost while reading") from exc
-        if len(self._head) < 5 and data:
-            # h11 only parses a status line once the whole head arrived; a banner such as
-            # "SSH-2.0-..." would otherwise sit there until the read timeout.
-            self._head = (self._head + data).lstrip(b"\r\n")[:5]
-            if self._head and not b"HTTP/".startswith(self._head[:5]):
-                raise httpcore.RemoteProtocolError("illegal status line (not HTTP)")
-        return data
-
-    async def write(self, buffer: bytes, timeout: float | None = None) -> None:  # noqa: ASYNC109
-        if not buffer:
-            return
-        try:
-            self._stream.writer.write(buffer)
-            await asyncio.wait_for(self._stream.writer.drain(), timeout or self._limits.read_timeout)
-        except TimeoutError as exc:
-            raise httpcore.WriteTimeout("write timed out") from exc
-        except (OSError, ssl.SSLError, ConnectionError) as exc:
-            raise httpcore.WriteError("connection lost while writing") from exc
-
-    async def aclose(self) -> None:
-        await self._stack.aclose()
-
-    async def start_tls(
-        self,
-        ssl_context: ssl.SSLContext,
-        server_hostname: str | None = None,
-        timeout: float | None = None,  # noqa: ASYNC109 - httpcore's interface
-    ) -> httpcore.AsyncNetworkStream:
-        handshake = timeout or self._limits.connect_timeout
-        try:
-            await asyncio.wait_for(
-                self._stream.writer.start_tls(
-                    ssl_context,
-                    server_hostname=server_hostname,
-                    ssl_handshake_timeout=handshake,
-                ),
-                handshake + 1.0,
-            )
-        except TimeoutError as exc:
-            raise httpcore.ConnectTimeout(f"{_TLS_FAILED}: timed out") from exc
-        except (OSError, ssl.SSLError, ConnectionError) as exc:
-            raise httpcore.ConnectError(_TLS_FAILED) from exc
-        return self
-
-    def get_extra_info(self, info: str) -> Any:
-        writer = self._stream.writer
-        if info == "ssl_object":
-            return writer.get_extra_info("ssl_object")
-        if info == "client_addr":
-            return writer.get_extra_info("sockname")
-        if info == "server_addr":
-            return writer.get_extra_info("peername")
-        if info == "socket":
-            return writer.get_extra_info("socket")
-        if info == "is_readable":
-            return self._stream.reader.at_eof()
-        return None
-
-
-class NetBackend(httpcore.AsyncNetworkBackend):
-    """Opens httpcore connections through :class:`Net` (rate, per-host and connect limits)."""
-
-    def __init__(self, net: Net) -> None:
-        self._net = net
-
-    async def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,  # noqa: ASYNC109 - httpcore's interface
-        local_address: str | None = None,
-        socket_options: Any = None,
-    ) -> httpcore.AsyncNetworkStream:
-        stack = contextlib.AsyncExitStack()
-        try:
-            stream = await stack.enter_async_context(self._net.connect(host, port))
-        except ConnectTimeout as exc:
-            await stack.aclose()
-            raise httpcore.ConnectTimeout("connect timed out") from exc
-        except ConnectError as exc:
-            await stack.aclose()
-            raise httpcore.ConnectError("connect failed") from exc
-        except BaseException:
-            await stack.aclose()
-            raise
-        return _NetStream(stream, stack, self._net.limits)
-
-    async def connect_unix_socket(
-        self,
-        path: str,
-        timeout: float | None = None,  # noqa: ASYNC109 - httpcore's interface
-        socket_options: Any = None,
-    ) -> httpcore.AsyncNetworkStream:
-        raise httpcore.ConnectError("unix sockets are not scanned")
-
-    async def sleep(self, seconds: float) -> None:
-        await asyncio.sleep(seconds)
-
-
-# --------------------------------------------------------------------------------------------
-# bounded, decompression-bomb-safe body decoding
-
-
-class _Decoder:
-    def feed(self, data: bytes, room: int) -> bytes:
-        raise NotImplementedError
-
-    def finish(self, room: int) -> bytes:
-        return b""
-
-
-class _Identity(_Decoder):
-    def feed(self, data: bytes, room: int) -> bytes:
-        return data
-
-
-class _Zlib(_Decoder):
-    """Decodes with ``max_length`` so one small chunk cannot inflate to gigabytes in memory."""
-
-    def __init__(self, wbits: int, *, raw_fallback: bool = False) -> None:
-        self._obj = zlib.decompressobj(wbits)
-        self._raw_fallback = raw_fallback
-        self._started = False
-
-    def feed(self, data: bytes, room: int) -> bytes:
-        room = max(room, 1)  # max_length=0 would mean "unbounded" to zlib
-        try:
-            out = self._obj.decompress(data, room)
-        except zlib.error as exc:
-            if self._raw_fallback and not self._started:
-                # "deflate" is meant to be zlib-wrapped (RFC 9110 §8.4.1.2) but some servers
-                # send raw deflate; retry once as raw.
-                self._obj = zlib.decompressobj(-zlib.MAX_WBITS)
-                self._raw_fallback = False
-                return self.feed(data, room)
-            raise ProtocolError("malformed compressed body") from exc
-        self._started = True
-        if self._obj.unconsumed_tail:
-            raise SizeLimitError("decompressed body exceeds the size bound")
-        return out
-
-    def finish(self, room: int) -> bytes:
-        try:
-            out = self._obj.flush(max(room, 1))
-        except zlib.error as exc:
-            raise ProtocolError("malformed compressed body") from exc
-        return out
-
-
-def _decoder_for(encoding: str) -> _Decoder:
-    codings = [c.strip().lower() for c in encoding.split(",") if c.strip()]
-    codings = [c for c in codings if c != "identity"]
-    if not codings:
-        return _Identity()
-    if len(codings) > 1:
-        raise ProtocolError("stacked content codings are not decoded")
-    coding = codings[0]
-    if coding in ("gzip", "x-gzip"):
-        return _Zlib(16 + zlib.MAX_WBITS)
-    if coding == "deflate":
-        return _Zlib(zlib.MAX_WBITS, raw_fallback=True)
-    raise ProtocolError("unsupported content coding")
 
 
 # --------------------------------------------------------------------------------------------
@@ -526,13 +310,11 @@ class WebClient:
     async def _send(self, request: httpx.Request) -> httpx.Response:
         try:
             return await self._client.send(request, stream=True, follow_redirects=False)
+        except TlsHandshakeError:
+            raise  # typed by Stream.start_tls, under httpx
         except httpx.ConnectTimeout as exc:
-            if str(exc).startswith(_TLS_FAILED):  # our own message, set by _NetStream
-                raise TlsHandshakeError("TLS handshake did not complete in time") from exc
             raise ConnectTimeout("connect did not complete in time") from exc
         except httpx.ConnectError as exc:
-            if str(exc).startswith(_TLS_FAILED):
-                raise TlsHandshakeError("TLS handshake failed") from exc
             raise ConnectError("connection refused or unreachable") from exc
         except httpx.TimeoutException as exc:
             raise ReadTimeout("no complete HTTP response head in time") from exc

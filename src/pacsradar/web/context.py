@@ -1,10 +1,13 @@
-"""Per-endpoint state shared by the web checks, which run in a fixed order (see auditor.py)."""
+"""Per-endpoint state shared by the web checks, which run in a fixed order (see auditor.py).
+
+The facts the checks share (fingerprint, QIDO counts) are frozen dataclasses from
+:mod:`pacsradar.web.facts`; the context holds them, it never imports the checks.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from pacsradar.config import ScanOptions
 from pacsradar.errors import ScanError
@@ -12,10 +15,7 @@ from pacsradar.models import Endpoint
 from pacsradar.net import Net
 from pacsradar.phi import peer_text
 from pacsradar.web.client import HttpReply, WebClient
-
-if TYPE_CHECKING:
-    from pacsradar.web.fingerprint import FingerprintResult
-    from pacsradar.web.qido import QidoResult
+from pacsradar.web.facts import FingerprintResult, QidoResult
 
 
 @dataclass

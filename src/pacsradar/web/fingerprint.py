@@ -8,9 +8,7 @@ once a product is identified, for its plugins), capped by ``max_probes``.
 
 from __future__ import annotations
 
-import dataclasses
 import re
-from dataclasses import dataclass
 from typing import Any
 
 from pacsradar.checks import Check, CheckOutcome, CheckSpec
@@ -20,10 +18,10 @@ from pacsradar.phi import peer_text
 from pacsradar.web.client import HttpReply
 from pacsradar.web.context import WebContext
 from pacsradar.web.data import Probe, Signature, fingerprint_table
+from pacsradar.web.facts import GENERIC_DICOMWEB, VERSION_OK, FingerprintResult
 from pacsradar.web.html import Page, parse_page
 from pacsradar.web.refs import ACCESS
 
-_VERSION_OK = re.compile(r"^[0-9][0-9A-Za-z.+~_-]{0,31}$")
 _AE_OK = re.compile(r"^[A-Za-z0-9_\-. ]{1,16}$")  # PS3.5 Table 6.2-1 AE VR, minus '\\' and URL metas
 
 SERVICE_EXPOSED = CheckSpec(
@@ -47,24 +45,6 @@ SERVICE_EXPOSED = CheckSpec(
 )
 
 SPECS: tuple[CheckSpec, ...] = (SERVICE_EXPOSED,)
-
-
-@dataclass(frozen=True)
-class FingerprintResult:
-    """sslyze-style typed result. Every string in it is ours or passed through ``peer_text``."""
-
-    product: str | None
-    version: str | None
-    components: tuple[str, ...]
-    confidence: str | None
-    auth_required: bool
-    login_form: bool
-    server: str | None
-    probes: int
-    probe_errors: int
-    matched: tuple[str, ...]
-    #: dcm4chee-arc AE titles, only to build its DICOMweb paths; never reported
-    aets: tuple[str, ...] = ()
 
 
 class _Parsed:
@@ -138,7 +118,7 @@ def _version(sig: Signature, parsed: _Parsed) -> str | None:
     if not isinstance(raw, str):
         return None
     text = peer_text(raw, 32)
-    return text if _VERSION_OK.match(text) else None
+    return text if VERSION_OK.match(text) else None
 
 
 def _aets(parsed: _Parsed) -> tuple[str, ...]:
@@ -216,22 +196,14 @@ async def identify(ctx: WebContext) -> FingerprintResult:
 
 def learn_version(ctx: WebContext, raw: object) -> None:
     """A version read later (e.g. /system behind a login) completes the fingerprint."""
-    fp = ctx.fingerprint
-    if fp is None or fp.version is not None or not isinstance(raw, str):
-        return
-    text = peer_text(raw, 32)
-    if _VERSION_OK.match(text):
-        ctx.fingerprint = dataclasses.replace(fp, version=text)
-
-
-GENERIC_DICOMWEB = "DICOMweb (generic)"
+    if ctx.fingerprint is not None:
+        ctx.fingerprint = ctx.fingerprint.with_version(raw)
 
 
 def learn_dicomweb(ctx: WebContext) -> None:
     """A DICOMweb answer on an otherwise unidentified service names it (PS3.18)."""
-    fp = ctx.fingerprint
-    if fp is not None and fp.product is None:
-        ctx.fingerprint = dataclasses.replace(fp, product=GENERIC_DICOMWEB, confidence="verified")
+    if ctx.fingerprint is not None:
+        ctx.fingerprint = ctx.fingerprint.as_dicomweb()
 
 
 async def _run(ctx: WebContext) -> CheckOutcome:

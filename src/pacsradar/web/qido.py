@@ -8,8 +8,7 @@ the context: WEB-UNAUTH-PHI and the WADO/STOW checks reuse it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 from pacsradar.checks import Check, CheckOutcome, CheckSpec, skipped
 from pacsradar.errors import ProtocolError, ScanError
@@ -17,6 +16,7 @@ from pacsradar.models import Evidence, Severity
 from pacsradar.web.client import HttpReply
 from pacsradar.web.context import WebContext
 from pacsradar.web.data import fingerprint_table
+from pacsradar.web.facts import QidoResult
 from pacsradar.web.fingerprint import learn_dicomweb
 from pacsradar.web.refs import ACCESS, CWE_306, PS318
 
@@ -59,38 +59,6 @@ UNAUTH_QIDO = CheckSpec(
 )
 
 SPECS: tuple[CheckSpec, ...] = (UNAUTH_QIDO,)
-
-QidoStatus = Literal["open", "auth", "absent"]
-
-
-@dataclass(frozen=True)
-class QidoResult:
-    status: QidoStatus
-    #: our own path template ("/dicom-web", "/dcm4chee-arc/aets/{aet}/rs"); None when absent
-    base_template: str | None = None
-    studies: int = 0
-    instances: int | None = None
-    patients: int | None = None
-    pages: int = 0
-    truncated: bool = False
-    year_min: int | None = None
-    year_max: int | None = None
-    bases_tried: int = 0
-    #: memory only, for the WADO probe; never reported (field(repr=False) keeps it out of logs)
-    base: str | None = field(default=None, repr=False)
-    sample_study_uid: str | None = field(default=None, repr=False)
-
-    def evidence(self) -> Evidence:
-        return {
-            "studies": self.studies,
-            "instances": self.instances,
-            "patients": self.patients,
-            "pages": self.pages,
-            "truncated": self.truncated,
-            "study_year_min": self.year_min,
-            "study_year_max": self.year_max,
-            "path": self.base_template,
-        }
 
 
 def candidate_bases(ctx: WebContext) -> list[tuple[str, str]]:

@@ -112,4 +112,9 @@ async def run(ctx: DicomContext) -> CheckOutcome:
     return CheckOutcome(details=details, findings=(finding,))
 
 
-CHECK: Check[DicomContext] = Check(name="dicom.retrieve", specs=SPECS, run=run)
+CHECK: Check[DicomContext] = Check(
+    name="dicom.retrieve",
+    specs=SPECS,
+    run=run,
+    intrusive_step="one C-MOVE of a random, non-existent study to a random, unregistered destination AE",
+)

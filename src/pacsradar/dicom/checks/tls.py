@@ -7,8 +7,10 @@ import importlib
 from pacsradar.checks import Check, CheckOutcome, skipped
 from pacsradar.dicom.context import DicomContext
 from pacsradar.models import AttemptStatus
+from pacsradar.tls.audit import SPECS as TLS_SPECS
 
-SPECS = ()
+#: Reported through the shared TLS audit; listed here so the registry knows DICOM-TLS reports them.
+SPECS = TLS_SPECS
 
 
 async def run(ctx: DicomContext) -> CheckOutcome:

@@ -1,0 +1,65 @@
+"""What a result means for the user: nmap's port states and "could not test".
+
+* **Port states as nmap names them** (nmap book, "Port Scanning Basics"): *open* (the TCP
+  handshake completed), *closed* (the host answered with a reset: connection refused), *filtered*
+  (no answer within the connect timeout, or an ICMP unreachable). A closed or filtered port
+  never counts as "answered".
+* **Could not test** is for a service that answered TCP and then not its protocol (a read
+  timeout, a reset mid-association, a check that failed): such an endpoint is neither clean nor
+  vulnerable, and every output says so (README: "Could not test never reads as safe").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Final, Literal
+
+from pacsradar.models import AttemptStatus, ScanReport, TargetResult
+
+__all__ = ["PORT_STATES", "PortState", "could_not_test", "port_state", "untested_reason"]
+
+PortState = Literal["open", "closed", "filtered", "unresolved"]
+PORT_STATES: Final[tuple[PortState, ...]] = ("open", "closed", "filtered", "unresolved")
+
+# Our own messages (net.py, engine.py), matched on their start; never a peer's text.
+_FILTERED_PREFIXES: Final = ("connect did not complete",)
+_FILTERED_ERRNO_TEXT: Final = ("no route to host", "network is unreachable", "host is unreachable")
+_UNRESOLVED: Final = ("name did not resolve", "excluded after name resolution")
+
+
+def port_state(result: TargetResult) -> PortState:
+    """The nmap state of the result's TCP port."""
+    if result.reachable:
+        return "open"
+    error = (result.error or "").lower()
+    if not error:
+        reasons = [a.reason.lower() for a in result.attempts if a.reason]
+        error = reasons[0] if reasons else ""
+    if error.startswith(_UNRESOLVED):
+        return "unresolved"
+    if error.startswith(_FILTERED_PREFIXES) or any(t in error for t in _FILTERED_ERRNO_TEXT):
+        return "filtered"
+    return "closed"
+
+
+def untested_reason(result: TargetResult) -> str | None:
+    """Why an open endpoint could not be (fully) tested, or ``None`` if it was."""
+    if not result.reachable:
+        return None
+    if result.error:
+        return result.error
+    failed = next((a for a in result.attempts if a.status is AttemptStatus.ERROR), None)
+    if failed is not None:
+        return f"{failed.check}: {failed.reason or 'error'}"
+    return None
+
+
+def could_not_test(results: ScanReport | Iterable[TargetResult]) -> list[tuple[TargetResult, str]]:
+    """Open endpoints that could not be fully tested, with the reason, in report order."""
+    items = results.results if isinstance(results, ScanReport) else results
+    out: list[tuple[TargetResult, str]] = []
+    for result in items:
+        reason = untested_reason(result)
+        if reason is not None:
+            out.append((result, reason))
+    return out

@@ -1,0 +1,33 @@
+"""The one entry point that picks a renderer for a format name."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from pacsradar.errors import UsageError
+from pacsradar.report import html, sarif, tabular
+from pacsradar.report.context import ReportContext
+from pacsradar.report.formats import FORMATS
+
+
+def render(fmt: str, ctx: ReportContext) -> str:
+    """Render ``ctx`` in one of :data:`FORMATS`."""
+    return _renderer(fmt)(ctx)
+
+
+def _renderer(fmt: str) -> Callable[[ReportContext], str]:
+    table: dict[str, Callable[[ReportContext], str]] = {
+        "html": html.render_html,
+        "sarif": sarif.render_sarif,
+        "csv": tabular.render_csv,
+        "json": tabular.render_json,
+        "md": tabular.render_markdown,
+        "defectdojo": tabular.render_defectdojo,
+    }
+    try:
+        return table[fmt]
+    except KeyError:
+        raise UsageError(f"unknown report format; choose one of {', '.join(FORMATS)}") from None
+
+
+__all__ = ["render"]

@@ -1,0 +1,147 @@
+"""The one JSON document of a scan, written by ``scan -o json``, ``files -o json``, ``demo`` and
+``report -f json`` alike, and described by ``schemas/pacsradar-report.schema.json``.
+
+It is the :class:`~pacsradar.models.ScanReport` (so it can be re-imported, see
+:func:`load_document`) plus three keys: ``schema_version``, ``exposure`` (the headline figure,
+:func:`~pacsradar.report.exposure.exposure_of`) and ``accepted_risks`` (the findings an owner
+accepted; a scan run without the store knows none). ``schema_version`` changes when a key is
+removed, renamed or changes meaning; new optional keys keep it.
+
+Like every JSON pacsradar writes, ``<``, ``>`` and ``&`` are ``\\u`` escapes (:func:`safe_json`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pacsradar.errors import UsageError
+from pacsradar.models import Finding, ScanReport
+from pacsradar.report.exposure import Exposure, exposure_of
+from pacsradar.report.safe import safe_json
+
+if TYPE_CHECKING:
+    from pacsradar.store.views import AcceptedRisk
+
+SCHEMA_VERSION = 1
+SCHEMA_PATH = Path(__file__).parent / "schemas" / "pacsradar-report.schema.json"
+SCHEMA_ID = f"urn:pacsradar:report:{SCHEMA_VERSION}"
+#: The keys the document adds to the ScanReport.
+ENVELOPE_KEYS: tuple[str, ...] = ("schema_version", "exposure", "accepted_risks")
+
+
+def _worst_first(findings: Sequence[Finding]) -> list[Finding]:
+    return sorted(findings, key=lambda f: (-f.severity.rank, f.endpoint.host, f.endpoint.port, f.check_id))
+
+
+def scan_document(
+    report: ScanReport, *, accepted: Sequence[AcceptedRisk] = (), at: datetime | None = None
+) -> dict[str, Any]:
+    """The document as a dict: ``schema_version`` first, then the report, then the figures."""
+    data: dict[str, Any] = {"schema_version": SCHEMA_VERSION, **report.model_dump(mode="json")}
+    data["exposure"] = exposure_of(report.findings).model_dump()
+    risks: list[dict[str, Any]] = []
+    if accepted:
+        from pacsradar.store.views import accepted_for
+
+        now = at or datetime.now(UTC)
+        known = tuple(accepted)
+        for f in _worst_first(report.findings):
+            risk = accepted_for(f, known, now)
+            if risk is not None:
+                risks.append(
+                    {
+                        "dedupe_key": f.dedupe_key,
+                        "reason": risk.reason,
+                        "expires_at": risk.expires_at.isoformat(),
+                    }
+                )
+    data["accepted_risks"] = risks
+    return data
+
+
+def document_json(
+    report: ScanReport,
+    *,
+    accepted: Sequence[AcceptedRisk] = (),
+    at: datetime | None = None,
+    indent: int | None = 2,
+) -> str:
+    """The document as text (no trailing newline)."""
+    return safe_json(scan_document(report, accepted=accepted, at=at), indent=indent)
+
+
+def load_document(text: str) -> ScanReport:
+    """The :class:`ScanReport` inside a document (or a bare ScanReport, as written before 1)."""
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise UsageError("the report is not valid JSON") from exc
+    if not isinstance(data, dict):
+        raise UsageError("the report is not a JSON object")
+    version = data.get("schema_version", SCHEMA_VERSION)
+    if version != SCHEMA_VERSION:
+        raise UsageError(f"unsupported report schema_version (this pacsradar reads {SCHEMA_VERSION})")
+    for key in ENVELOPE_KEYS:
+        data.pop(key, None)
+    return ScanReport.model_validate(data)
+
+
+def schema() -> dict[str, Any]:
+    """The JSON Schema (2020-12) of the document, built from the models it serialises."""
+    base = ScanReport.model_json_schema(mode="serialization", ref_template="#/$defs/{model}")
+    defs: dict[str, Any] = dict(base.pop("$defs", {}))
+    defs["Exposure"] = Exposure.model_json_schema(mode="serialization")
+    defs["AcceptedRiskEntry"] = {
+        "type": "object",
+        "title": "AcceptedRiskEntry",
+        "description": "A finding of this scan that its owner accepted, until expires_at.",
+        "properties": {
+            "dedupe_key": {"type": "string"},
+            "reason": {"type": "string"},
+            "expires_at": {"type": "string", "format": "date-time"},
+        },
+        "required": ["dedupe_key", "reason", "expires_at"],
+        "additionalProperties": False,
+    }
+    properties = {
+        "schema_version": {"const": SCHEMA_VERSION, "description": "Version of this document's shape."},
+        **base.pop("properties"),
+        "exposure": {"$ref": "#/$defs/Exposure"},
+        "accepted_risks": {"type": "array", "items": {"$ref": "#/$defs/AcceptedRiskEntry"}},
+    }
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": SCHEMA_ID,
+        "title": "pacsradar scan report",
+        "description": (
+            "What `pacsradar scan -o json`, `files -o json` and `report -f json` write: the scan"
+            " report (counts, keywords and keyed hashes only, never a PHI value) plus its exposure"
+            " figure and accepted risks."
+        ),
+        "type": "object",
+        "properties": properties,
+        "required": ["schema_version", *base.pop("required", []), "exposure", "accepted_risks"],
+        "additionalProperties": False,
+        "$defs": dict(sorted(defs.items())),
+    }
+
+
+def schema_text() -> str:
+    """The schema file's exact content (``python -m pacsradar.docs`` writes it)."""
+    return json.dumps(schema(), indent=2, ensure_ascii=True) + "\n"
+
+
+__all__ = [
+    "ENVELOPE_KEYS",
+    "SCHEMA_PATH",
+    "SCHEMA_VERSION",
+    "document_json",
+    "load_document",
+    "scan_document",
+    "schema",
+    "schema_text",
+]
