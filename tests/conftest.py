@@ -6,6 +6,8 @@ when the binary itself is absent, never because a peer misbehaves.
 
 from __future__ import annotations
 
+import gc
+import logging
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -36,6 +38,47 @@ from pacsradar.lab.synthetic import LabSummary, make_studies, summarise
 def _quiet_pynetdicom() -> None:
     # pynetdicom logs whole identifiers at INFO; tests must not capture PHI-like data either.
     silence_pynetdicom()
+
+
+#: What asyncio logs when a task or future was left behind: each one is a bug of ours (issue 11).
+ASYNCIO_NOISE = (
+    "Task exception was never retrieved",
+    "Future exception was never retrieved",
+    "Task was destroyed but it is pending",
+    "Exception in callback",
+    "Unhandled error in exception handler",
+    "Fatal error on SSL transport",
+    "Fatal error on transport",
+    "Error on reading from the event loop self pipe",
+)
+
+
+class _AsyncioNoise(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.seen: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if any(message.startswith(noise) for noise in ASYNCIO_NOISE):
+            self.seen.append(message.splitlines()[0][:300])
+
+
+@pytest.fixture(autouse=True)
+def _no_asyncio_noise() -> Iterator[None]:
+    """Fail a test when the asyncio logger reports an unretrieved task exception, a pending
+    task destroyed, or an exception in a callback: every task must be awaited or cancelled."""
+    handler = _AsyncioNoise()
+    logger = logging.getLogger("asyncio")
+    logger.addHandler(handler)
+    try:
+        yield
+        # Abandoned tasks and futures report when they are collected: collect them now.
+        gc.collect()
+    finally:
+        logger.removeHandler(handler)
+    if handler.seen:
+        pytest.fail("asyncio reported:\n" + "\n".join(dict.fromkeys(handler.seen)), pytrace=False)
 
 
 @pytest.fixture

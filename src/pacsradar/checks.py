@@ -8,7 +8,9 @@ registry line and its tests.
 
 from __future__ import annotations
 
+import logging
 import time
+import traceback
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
@@ -39,8 +41,12 @@ __all__ = [
     "Reference",
     "Unit",
     "cwe",
+    "internal_error",
+    "log_internal",
     "skipped",
 ]
+
+log = logging.getLogger(__name__)
 
 # Shared references, cited by many checks.
 PS315_ANNEX_B = Reference(
@@ -150,6 +156,23 @@ class CheckOutcome:
     reason: str | None = None
 
 
+def internal_error(exc: BaseException) -> str:
+    """The reason of an error attempt for an unexpected exception: its type only.
+
+    The message of an unexpected exception may quote what a peer sent (a header, an AE title,
+    a file name), so it never reaches a finding, a report or the store; the traceback goes to
+    the debug log only (HACKING.md rule 1).
+    """
+    return f"internal error: {type(exc).__name__}"
+
+
+def log_internal(logger: logging.Logger, what: str, exc: BaseException) -> None:
+    """At debug level only: where ``exc`` was raised (frames, never the exception's message)."""
+    if logger.isEnabledFor(logging.DEBUG):
+        frames = "".join(traceback.format_tb(exc.__traceback__))
+        logger.debug("%s raised %s\n%s", what, type(exc).__name__, frames.rstrip())
+
+
 def skipped(reason: str, **details: int | str | bool | None) -> CheckOutcome:
     return CheckOutcome(details=dict(details), status=AttemptStatus.SKIPPED, reason=reason)
 
@@ -178,27 +201,37 @@ class Check(Generic[CtxT]):
     intrusive_step: str | None = None
 
     async def attempt(self, ctx: CtxT) -> tuple[Attempt, tuple[Finding, ...]]:
-        """Run the check and wrap the result in an envelope; a ScanError becomes an error attempt."""
+        """Run the check and wrap the result in an envelope.
+
+        A :class:`ScanError` (its message is ours) becomes an error attempt with that message;
+        any other exception (a bug, or a peer that broke an assumption) becomes an error attempt
+        ``internal error: <type>``, so one check never costs the endpoint's other checks.
+        """
         start = time.monotonic()
         try:
             outcome = await self.run(ctx)
         except ScanError as exc:
+            reason = f"{type(exc).__name__}: {exc}"
+        except Exception as exc:
+            log_internal(log, f"check {self.name}", exc)
+            reason = internal_error(exc)
+        else:
             return (
                 Attempt(
                     check=self.name,
-                    status=AttemptStatus.ERROR,
-                    reason=f"{type(exc).__name__}: {exc}",
+                    status=outcome.status,
+                    reason=outcome.reason,
                     duration_ms=(time.monotonic() - start) * 1000,
+                    details=dict(outcome.details),
                 ),
-                (),
+                outcome.findings,
             )
         return (
             Attempt(
                 check=self.name,
-                status=outcome.status,
-                reason=outcome.reason,
+                status=AttemptStatus.ERROR,
+                reason=reason,
                 duration_ms=(time.monotonic() - start) * 1000,
-                details=dict(outcome.details),
             ),
-            outcome.findings,
+            (),
         )

@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 from pacsradar import __version__
+from pacsradar.checks import internal_error, log_internal
 from pacsradar.config import ScanOptions
 from pacsradar.errors import ConnectError, ConnectTimeout, ScanError
 from pacsradar.models import (
@@ -44,6 +45,9 @@ class AuditContext:
     options: ScanOptions
     net: Net
     prior: list[TargetResult] = field(default_factory=list)
+    #: ``time.monotonic()`` at which the endpoint's ``--deadline`` ends. The engine cancels
+    #: coroutines there; work in a thread must watch this itself (a thread cannot be cancelled).
+    deadline: float | None = None
 
 
 class Auditor(Protocol):
@@ -73,6 +77,21 @@ class NullObserver:
 
     def on_finish(self, report: ScanReport) -> None:
         return None
+
+
+def _internal_result(endpoint: Endpoint, check: str, exc: BaseException) -> TargetResult:
+    """The envelope of a unit of work that raised unexpectedly: an error attempt, never a crash.
+
+    Reachable, so the endpoint stays in the report, and with an error attempt, so the store
+    never reads "could not test" as "fixed".
+    """
+    reason = internal_error(exc)
+    return TargetResult(
+        endpoint=endpoint,
+        reachable=True,
+        attempts=(Attempt(check=check, status=AttemptStatus.ERROR, reason=reason),),
+        error=reason,
+    )
 
 
 def merge_results(endpoint: Endpoint, parts: Sequence[TargetResult], elapsed: float) -> TargetResult:
@@ -144,10 +163,41 @@ class Engine:
         # Endpoints of one host audited at once; each holds at most two connections at a time.
         self.hosts = HostLimiter(options.limits.per_host)
         self._stop = asyncio.Event()
+        self._workers: list[asyncio.Task[None]] = []
+        #: endpoints finished so far (their records went to the observers)
+        self.done = 0
+        #: observers that raised ("Class.hook (ExcType)"): each is dropped at its first failure
+        self.failed_observers: list[str] = []
+        self._live_observers = list(self.observers)
 
     def stop(self) -> None:
         """Ask the engine to finish the endpoints in flight and start no new one."""
         self._stop.set()
+
+    def interrupt(self) -> None:
+        """Ctrl-C: start no new endpoint and cancel those in flight (their sockets close).
+
+        Finished endpoints were already handed to the observers; the report keeps them and is
+        marked interrupted. Safe to call from a signal handler on the loop, and more than once.
+        """
+        self._stop.set()
+        for task in self._workers:
+            task.cancel()
+
+    def _notify(self, method: str, *args: object) -> None:
+        """Call one observer hook on every observer; one that raises is dropped, visibly."""
+        for obs in tuple(self._live_observers):
+            try:
+                getattr(obs, method)(*args)
+            except Exception as exc:
+                name = type(obs).__name__
+                log.error(
+                    "observer %s failed in %s (%s); it gets no further results",
+                    name, method, type(exc).__name__,
+                )  # fmt: skip
+                log_internal(log, f"observer {name}.{method}", exc)
+                self._live_observers.remove(obs)
+                self.failed_observers.append(f"{name}.{method} ({type(exc).__name__})")
 
     async def _resolve(self, endpoint: Endpoint) -> Endpoint | str:
         """Resolve a hostname target; every address it yields must pass the exclusions again."""
@@ -155,10 +205,8 @@ class Engine:
             return endpoint
         loop = asyncio.get_running_loop()
         try:
-            infos = await asyncio.wait_for(
-                loop.getaddrinfo(endpoint.host, endpoint.port, type=socket.SOCK_STREAM),
-                self.options.limits.connect_timeout,
-            )
+            async with asyncio.timeout(self.options.limits.connect_timeout):
+                infos = await loop.getaddrinfo(endpoint.host, endpoint.port, type=socket.SOCK_STREAM)
         except (OSError, TimeoutError):
             return "name did not resolve"
         addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
@@ -170,13 +218,20 @@ class Engine:
 
     async def audit_endpoint(self, endpoint: Endpoint) -> TargetResult:
         start = time.monotonic()
-        resolved = await self._resolve(endpoint)
+        try:
+            resolved = await self._resolve(endpoint)
+        except Exception as exc:
+            log_internal(log, "name resolution", exc)
+            return _internal_result(endpoint, "engine.resolve", exc)
         if isinstance(resolved, str):
             return TargetResult(endpoint=endpoint, reachable=False, error=resolved)
         endpoint = resolved
         parts: list[TargetResult] = []
         host, port = endpoint.host, endpoint.port
-        first = next((a for a in self.auditors if a.wants(endpoint, parts, self.options)), None)
+        try:
+            first = next((a for a in self.auditors if a.wants(endpoint, parts, self.options)), None)
+        except Exception:
+            first = None  # a bug in wants(): the loop below reports it as that auditor's part
         if first is not None and getattr(first, "gate", False):
             # The TCP gate: a closed or silent endpoint (nearly all of a sweep) costs one
             # connect and one small result, never an auditor, a check or a stream.
@@ -190,11 +245,21 @@ class Engine:
         try:
             async with asyncio.timeout(deadline):
                 for auditor in self.auditors:
-                    if not auditor.wants(endpoint, parts, self.options):
-                        continue
-                    ctx = AuditContext(options=self.options, net=self.net, prior=parts)
-                    parts.append(await auditor.audit(endpoint, ctx))
-                    self.net.discard(host, port)  # a gate socket the auditor did not take
+                    try:
+                        if not auditor.wants(endpoint, parts, self.options):
+                            continue
+                        ctx = AuditContext(
+                            options=self.options, net=self.net, prior=parts, deadline=start + deadline
+                        )
+                        parts.append(await auditor.audit(endpoint, ctx))
+                        self.net.discard(host, port)  # a gate socket the auditor did not take
+                    except ScanError:
+                        raise  # ours, with a message we wrote: handled below
+                    except Exception as exc:
+                        # A bug in one auditor (discovery included) costs that auditor's part
+                        # of this endpoint, never the other auditors or the scan.
+                        log_internal(log, f"auditor {auditor.name}", exc)
+                        parts.append(_internal_result(endpoint, f"{auditor.name}.audit", exc))
         except TimeoutError:
             # Connects are bounded by the (shorter) connect timeout, so an endpoint that ran
             # out of time had answered: it is reported as reachable with an error, never dropped.
@@ -235,8 +300,7 @@ class Engine:
         scope: Sequence[str] = (),
     ) -> ScanReport:
         started = datetime.now(UTC)
-        for obs in self.observers:
-            obs.on_start(self.scan_id, total)
+        self._notify("on_start", self.scan_id, total)
         iterator: Iterator[Endpoint] = iter(endpoints)
         kept: list[TargetResult] = []
         counts = {"done": 0, "open": 0, "closed": 0, "filtered": 0, "error": 0}
@@ -247,8 +311,13 @@ class Engine:
                 if endpoint is None:
                     return
                 async with self.hosts.slot(endpoint.host):
-                    result = await self.audit_endpoint(endpoint)
+                    try:
+                        result = await self.audit_endpoint(endpoint)
+                    except Exception as exc:  # the last line of the envelope: never lose a worker
+                        log_internal(log, "endpoint audit", exc)
+                        result = _internal_result(endpoint, "engine", exc)
                 counts["done"] += 1
+                self.done += 1
                 # nmap's states (outcome.py); "error" counts open endpoints that could not be
                 # tested, never silent or refused ports.
                 state = port_state(result)
@@ -257,23 +326,27 @@ class Engine:
                     counts["error"] += 1
                 if result.reachable or self.keep_closed:
                     kept.append(result)
-                for obs in self.observers:
-                    obs.on_result(result)
+                self._notify("on_result", result)
 
         n_workers = size_concurrency(self.options.limits)
         if total is not None:
             n_workers = max(1, min(n_workers, total))
         tasks = [asyncio.create_task(worker()) for _ in range(n_workers)]
+        self._workers = tasks
         interrupted = False
         try:
-            await asyncio.gather(*tasks)
+            # return_exceptions: a cancelled worker (interrupt()) is a result, not a raise.
+            await asyncio.gather(*tasks, return_exceptions=True)
         except asyncio.CancelledError:
-            # Ctrl-C: keep what we have; in-flight endpoints are dropped, not half-reported.
+            # Our own task was cancelled: keep what we have; in-flight endpoints are dropped,
+            # not half-reported, and every worker is awaited so no task outlives the scan.
             interrupted = True
             for t in tasks:
                 t.cancel()
             with contextlib.suppress(BaseException):
                 await asyncio.gather(*tasks, return_exceptions=True)
+        finally:
+            self._workers = []
         interrupted = interrupted or self._stop.is_set()
         report = ScanReport(
             scan_id=self.scan_id,
@@ -297,8 +370,7 @@ class Engine:
             ),
             results=tuple(sorted(kept, key=lambda r: (r.endpoint.host, r.endpoint.port))),
         )
-        for obs in self.observers:
-            obs.on_finish(report)
+        self._notify("on_finish", report)
         return report
 
 

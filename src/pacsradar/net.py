@@ -177,10 +177,12 @@ class Stream:
         seconds), with the :class:`ssl.SSLError` or :class:`OSError` as its ``__cause__``.
         """
         try:
-            await asyncio.wait_for(
-                self.writer.start_tls(ctx, server_hostname=server_hostname, ssl_handshake_timeout=within),
-                within + 1.0,
-            )
+            # asyncio.timeout, not wait_for: no inner task whose SSLError could go unretrieved
+            # when this one is cancelled (Ctrl-C, the deadline).
+            async with asyncio.timeout(within + 1.0):
+                await self.writer.start_tls(
+                    ctx, server_hostname=server_hostname, ssl_handshake_timeout=within
+                )
         except TimeoutError as exc:
             raise TlsHandshakeError("TLS handshake did not complete in time", timed_out=True) from exc
         except ssl.SSLError as exc:
@@ -189,9 +191,13 @@ class Stream:
             raise TlsHandshakeError("connection lost during the TLS handshake") from exc
 
     async def close(self) -> None:
+        # asyncio.timeout, not wait_for: on 3.11 a wait_for that is itself cancelled (Ctrl-C,
+        # the deadline) leaves its inner wait_closed task's SSLError unretrieved ("Task
+        # exception was never retrieved"); no task is created here.
         with contextlib.suppress(Exception):
             self.writer.close()
-            await asyncio.wait_for(self.writer.wait_closed(), 1.0)
+            async with asyncio.timeout(1.0):
+                await self.writer.wait_closed()
 
 
 class ByteStream(Protocol):
@@ -429,22 +435,22 @@ class Net:
             await self._rate.acquire()
             self.connections_opened += 1
         try:
-            if sock is not None:
-                opening = asyncio.open_connection(
-                    sock=sock,
-                    ssl=tls,
-                    server_hostname=(server_hostname or host) if tls else None,
-                    limit=64 * 1024,
-                )
-            else:
-                opening = asyncio.open_connection(
-                    host,
-                    port,
-                    ssl=tls,
-                    server_hostname=server_hostname if tls else None,
-                    limit=64 * 1024,
-                )
-            reader, writer = await asyncio.wait_for(opening, self.limits.connect_timeout)
+            async with asyncio.timeout(self.limits.connect_timeout):
+                if sock is not None:
+                    reader, writer = await asyncio.open_connection(
+                        sock=sock,
+                        ssl=tls,
+                        server_hostname=(server_hostname or host) if tls else None,
+                        limit=64 * 1024,
+                    )
+                else:
+                    reader, writer = await asyncio.open_connection(
+                        host,
+                        port,
+                        ssl=tls,
+                        server_hostname=server_hostname if tls else None,
+                        limit=64 * 1024,
+                    )
         except TimeoutError as exc:
             raise ConnectTimeout(f"connect did not complete within {self.limits.connect_timeout:g}s") from exc
         except ssl.SSLError as exc:

@@ -143,9 +143,15 @@ def print_report(
     """
     if plain is None:
         plain = not console.is_terminal
-    if plain or console.width < MIN_TABLE_WIDTH:
-        for line in plain_lines(report, accepted, warnings) if plain else _narrow(report, accepted, warnings):
-            console.print(Text(line), soft_wrap=plain, highlight=False)
+    if plain:
+        # Straight to the file: rich would expand the tabs and wrap at its assumed 80 columns.
+        for line in plain_lines(report, accepted, warnings):
+            console.file.write(line + "\n")
+        console.file.flush()
+        return
+    if console.width < MIN_TABLE_WIDTH:
+        for line in _narrow(report, accepted, warnings):
+            console.print(Text(line), highlight=False)
         return
     console.print(findings_table(report, accepted))
     errs = errors_table(report)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -105,6 +106,21 @@ def test_ctrl_c_stops_cleanly_and_keeps_partial_results(tmp_path: Path) -> None:
     assert 0 < report["stats"]["endpoints_done"] < 1024
 
 
+
+def _wait_for_stored_results(db: Path, proc: subprocess.Popen[bytes], timeout: float = 90.0) -> None:
+    """Poll the scan's SQLite store (read-only) until it holds a finished endpoint."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end and proc.poll() is None:
+        if db.exists():
+            try:
+                with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1) as conn:
+                    if conn.execute("SELECT count(*) FROM scan_results").fetchone()[0] > 0:
+                        time.sleep(1)  # a batch or two more, so the resume has something to skip
+                        return
+            except sqlite3.Error:
+                pass  # not migrated yet, or locked by the writer
+        time.sleep(0.25)
+
 def test_resume_finishes_a_killed_scan_without_redoing_work(tmp_path: Path) -> None:
     # Given a stored scan that was SIGKILLed part-way through a slow sweep of closed ports
     env = {**ENV, "PACSRADAR_DB": f"sqlite:///{tmp_path / 'f.db'}"}
@@ -116,7 +132,8 @@ def test_resume_finishes_a_killed_scan_without_redoing_work(tmp_path: Path) -> N
         env=env,
         cwd=tmp_path,
     )
-    time.sleep(8)  # start-up plus a few batches of stored results
+    # (killed once the store holds some finished endpoints: a busy machine starts slower)
+    _wait_for_stored_results(tmp_path / "f.db", proc)
     proc.kill()
     proc.communicate(timeout=30)
     scans = subprocess.run(

@@ -31,7 +31,7 @@ def test_missing_boolean_and_foreign_counts_are_zero() -> None:
     ]
     # Then they count as 0 (the service still counts as exposing)
     assert exposure_of(findings) == Exposure(services=1)
-    assert exposure_of([]).sentence == "0 patients, 0 studies, 0 images exposed across 0 services"
+    assert exposure_of([]).sentence == "No patient data proven exposed (see the findings for what is open)"
     assert Exposure(patients=1, studies=1, images=1, services=1).sentence == (
         "1 patient, 1 study, 1 image exposed across 1 service"
     )

@@ -251,6 +251,7 @@ def test_json_round_trips_the_scan_report(ctx: ReportContext) -> None:
     assert data.pop("schema_version") == 1
     assert data.pop("exposure") == ctx.exposure.model_dump()
     assert len(data.pop("accepted_risks")) == 1
+    assert isinstance(data.pop("could_not_test"), list)
     assert ScanReport.model_validate(data) == ctx.report
 
 
@@ -349,3 +350,28 @@ def test_defectdojo_generic_findings_import(ctx: ReportContext) -> None:
     assert "<script>" not in rendered
     assert "<img" not in rendered
     assert "&lt;script&gt;" in rendered
+
+
+def test_every_report_lists_what_could_not_be_tested() -> None:
+    # Given a scan in which one open endpoint never answered its protocol
+    from pacsradar.models import Attempt, AttemptStatus, Endpoint, TargetResult
+
+    silent = TargetResult(
+        endpoint=Endpoint(host="192.0.2.77", port=104),
+        reachable=True,
+        attempts=(Attempt(check="dicom.service", status=AttemptStatus.ERROR, reason="no answer within 2s"),),
+    )
+    ctx = ReportContext(report=S.report("untested", [silent]))
+    # When it is rendered in every format that has room for it
+    html, md_text = render("html", ctx), render("md", ctx)
+    doc, sarif = json.loads(render("json", ctx)), json.loads(render("sarif", ctx))
+    # Then each names the endpoint and the reason, apart from the findings
+    assert "Could not test" in html and "192.0.2.77:104" in html and "no answer within 2s" in html
+    assert "## Could not test" in md_text and "192.0.2.77:104" in md_text
+    endpoint = {"host": "192.0.2.77", "port": 104, "protocol": "unknown"}
+    assert doc["could_not_test"] == [{"endpoint": endpoint, "reason": "dicom.service: no answer within 2s"}]
+    notes = sarif["runs"][0]["invocations"][0]["toolExecutionNotifications"]
+    assert "192.0.2.77:104" in notes[0]["message"]["text"]
+    assert list(jsonschema.Draft4Validator(sarif_schema()).iter_errors(sarif)) == []
+    # And the headline does not claim "0 services" beside an open service
+    assert "exposed across 0 services" not in html

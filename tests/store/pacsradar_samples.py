@@ -39,9 +39,9 @@ HASHER = KeyedHasher(b"k" * 32)
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 
 DICOM_PHI = "DICOM-QUERY-PHI"
-DICOM_ANON = "DICOM-ASSOC-ANON"
+DICOM_ANON = "DICOM-ANY-AE"
 WEB_PHI = "WEB-UNAUTH-PHI"
-TLS = "DICOM-NO-TLS"
+TLS = "DICOM-PLAINTEXT"
 
 
 def finding(

@@ -7,6 +7,7 @@ resolvers (HACKING.md rule 4).
 from __future__ import annotations
 
 import pickle
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -158,3 +159,46 @@ async def test_rfc6761_invalid_names_never_reach_a_resolver() -> None:
 
     # Then it answers "does not resolve" without asking DNS
     assert await system_resolver("no-such-host.invalid") == []
+
+
+_OPTIONS: dict[str, tuple[dict[str, object], Callable[[ScanPlan], object], object]] = {
+    # option: (how the user gave it, what the restored plan says, expected)
+    "exclusions": ({"exclusions": ["127.0.4.2"]}, lambda p: p.exclusions, ("127.0.4.2",)),
+    "ports": ({}, lambda p: p.ports(), (11112, 4242)),
+    "only": ({}, lambda p: p.families, ("dicom",)),
+    "imports": ({"imports": [("127.0.6.1", 104)]}, lambda p: p.imports, (("127.0.6.1", 104),)),
+    "limits": ({}, lambda p: (p.limits.connect_timeout, p.limits.rate), (0.5, 0)),
+    "link key id": ({"link_key": "k"}, lambda p: p.link_key_id, link_key_id("k")),
+    "allow large": ({"allow_large": True}, lambda p: p.allow_large, True),
+}
+
+
+@pytest.mark.parametrize("option", sorted(_OPTIONS))
+def test_every_plan_option_survives_the_store(tmp_path: Path, option: str) -> None:
+    # Given a scan run with one option set, stored as it runs
+    from pacsradar.store import Store
+
+    given, read, expected = _OPTIONS[option]
+    plan = _plan(targets=["127.0.4.1"], **given)
+    with Store(f"sqlite:///{tmp_path / 's.db'}") as store:
+        key = "k" if "link_key" in given else None
+        report = ScanSession(plan, store=store, auditors=[], link_key=key).run(handle_sigint=False)
+        # When the scan is reopened for --resume
+        restored = ScanSession.resume(store, report.scan_id, link_key=key, auditors=[])
+    # Then the restored plan is the stored one, with that option as given
+    assert restored.plan == plan
+    assert read(restored.plan) == expected
+
+
+def test_resume_needs_the_same_link_key(tmp_path: Path) -> None:
+    from pacsradar.store import Store
+
+    plan = _plan(targets=["127.0.4.1"], link_key="right")
+    with Store(f"sqlite:///{tmp_path / 's.db'}") as store:
+        first = ScanSession(plan, store=store, auditors=[], link_key="right")
+        scan_id = first.run(handle_sigint=False).scan_id
+        with pytest.raises(PlanError, match="give the same key"):
+            ScanSession.resume(store, scan_id)
+        with pytest.raises(PlanError, match="not the key"):
+            ScanSession.resume(store, scan_id, link_key="wrong")
+        assert ScanSession.resume(store, scan_id, link_key="right").plan == plan

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import os
+import signal
 import sys
-from collections.abc import Mapping, Sequence
+import threading
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from pathlib import Path
+from typing import Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -26,6 +31,8 @@ from pacsradar.models import ScanReport, Severity, TargetResult
 from pacsradar.outcome import could_not_test
 from pacsradar.phi import peer_text
 from pacsradar.render import iter_jsonl, plain_lines, print_report, to_json
+
+T = TypeVar("T")
 
 OUTPUT_FORMATS = ("table", "json", "jsonl")
 #: File name endings that name an output format (``-o report.json`` needs no ``-f``).
@@ -62,6 +69,90 @@ OPT_NO_PROGRESS = typer.Option(False, "--no-progress", help="No progress bar.")
 
 def stderr_console() -> Console:
     return Console(stderr=True)
+
+
+def print_error(console: Console, label: str, message: object) -> None:
+    """``label: message`` in red on ``console``, the message printed as plain text.
+
+    Error text often quotes what the user typed or imported (a target, a file name, a line of
+    an import file): rich markup in it (``[/]``, ``[link=...]``) must neither raise a
+    MarkupError nor reach the terminal as styling or an OSC-8 hyperlink.
+    """
+    # Control characters (terminal escapes) are shown as escapes, surrogates as \udcXX.
+    text = "".join(
+        ch if ch.isprintable() else ch.encode("unicode_escape", "backslashreplace").decode("ascii")
+        for ch in str(message)[:2000]
+    )
+    console.print(Text.assemble((f"{label}:", "bold red"), " ", text), highlight=False, emoji=False)
+
+
+class _Interrupt:
+    """SIGINT handler: the first stops the scan (one line), the second exits at once."""
+
+    def __init__(self, console: Console, interrupt: Callable[[], int]) -> None:
+        self.console = console
+        self.interrupt = interrupt
+        self.count = 0
+
+    def __call__(self) -> None:
+        self.count += 1
+        if self.count > 1:
+            # The user asked twice: no cleanup beyond flushing what was printed.
+            with contextlib.suppress(Exception):
+                sys.stdout.flush()
+                sys.stderr.flush()
+            os._exit(int(ExitCode.INTERRUPTED))
+        done = self.interrupt()
+        self.console.print(
+            f"stopping: finishing {done} endpoints' records… (Ctrl-C again to quit at once)",
+            markup=False,
+            highlight=False,
+        )
+
+
+def run_interruptible(
+    main: Callable[[], Coroutine[Any, Any, T]], console: Console, interrupt: Callable[[], int]
+) -> tuple[T, bool]:
+    """Run ``main()`` on a new loop with Ctrl-C handling; returns its result and whether the
+    user interrupted it. ``interrupt()`` cancels the work and returns the finished endpoints.
+
+    Like :func:`asyncio.run`, except that after a Ctrl-C it does not wait for worker threads
+    (a blocking share client still inside its own time bound): the loop closes without joining
+    them, so the report is written at once.
+    """
+    loop = asyncio.new_event_loop()
+    handler = _Interrupt(console, interrupt)
+    with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+        loop.add_signal_handler(signal.SIGINT, handler)
+    try:
+        task = loop.create_task(main())
+        try:
+            result = loop.run_until_complete(task)
+        finally:
+            pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
+            for t in pending:
+                t.cancel()
+            if pending:
+                loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            if not handler.count:
+                loop.run_until_complete(loop.shutdown_default_executor())
+    finally:
+        with contextlib.suppress(Exception):
+            loop.remove_signal_handler(signal.SIGINT)
+        loop.close()
+    return result, handler.count > 0
+
+
+def exit_interrupted() -> None:
+    """After a Ctrl-C, once the report is written: exit 130 now, even if a worker thread (a
+    blocking share read, bounded but not cancellable) is still running."""
+    if threading.active_count() > 1:
+        with contextlib.suppress(Exception):
+            sys.stdout.flush()
+            sys.stderr.flush()
+        os._exit(int(ExitCode.INTERRUPTED))
+    raise typer.Exit(ExitCode.INTERRUPTED)
 
 
 def setup_logging(level: str) -> None:

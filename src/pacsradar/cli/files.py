@@ -22,6 +22,7 @@ from pacsradar.cli.common import (
     emit,
     exit_code,
     output_target,
+    print_error,
     setup_logging,
     stderr_console,
 )
@@ -128,7 +129,7 @@ def register(app: typer.Typer) -> None:
                 if "://" not in target and not Path(target).exists() and not Path(target).is_symlink():
                     raise UsageError(f"no such file or directory: '{peer_text(target, 200)}'")
         except UsageError as exc:
-            err.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False)
+            print_error(err, "error", exc)
             raise typer.Exit(ExitCode.USAGE) from None
 
         started = datetime.now(UTC)
@@ -150,10 +151,10 @@ def register(app: typer.Typer) -> None:
         except KeyboardInterrupt:
             interrupted = True
         except UsageError as exc:
-            err.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False)
+            print_error(err, "error", exc)
             raise typer.Exit(ExitCode.USAGE) from None
         except PacsradarError as exc:
-            err.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False)
+            print_error(err, "error", exc)
             raise typer.Exit(ExitCode.SCAN_ERROR) from None
         report = make_report(list(targets), results, started, options, interrupted=interrupted)
         emit(report, out, Console(highlight=False))

@@ -2,23 +2,30 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
 from rich.text import Text
 
+from pacsradar.cli.common import check_writable, write_private
 from pacsradar.cli.store import DB_HELP, fail, open_db
-from pacsradar.errors import PacsradarError, UsageError
+from pacsradar.errors import PacsradarError, StoreError, UsageError
+from pacsradar.phi import peer_text
+
+if TYPE_CHECKING:
+    from pacsradar.store import Store
 
 
-def write_private(path: Path, text: str) -> None:
-    """Write a report owner-only: it maps where patient data leaks."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-        fh.write(text)
+def known_scan(store: Store, scan_id: str) -> None:
+    """A scan id that is not stored is a usage error (exit 2) naming it, not a store failure."""
+    try:
+        store.get_scan(scan_id)
+    except StoreError:
+        raise UsageError(
+            f"no stored scan '{peer_text(scan_id, 80)}' in {store.display_url} (see `pacsradar scans`)"
+        ) from None
 
 
 def register(app: typer.Typer) -> None:
@@ -40,7 +47,11 @@ def register(app: typer.Typer) -> None:
         try:
             if fmt not in FORMATS:
                 raise UsageError(f"unknown format; choose one of {', '.join(FORMATS)}")
+            if output is not None:
+                check_writable(output)
             with open_db(db) as store:
+                if scan is not None:
+                    known_scan(store, scan)
                 text = render(fmt, ReportContext.from_store(store, scan))
         except PacsradarError as exc:
             raise fail(exc) from None
@@ -51,4 +62,4 @@ def register(app: typer.Typer) -> None:
         Console(stderr=True, highlight=False).print(Text(f"{fmt} report: {output}"))
 
 
-__all__ = ["register", "write_private"]
+__all__ = ["known_scan", "register", "write_private"]

@@ -24,7 +24,10 @@ from pacsradar.cli.common import (
     ProgressObserver,
     emit,
     exit_code,
+    exit_interrupted,
     output_target,
+    print_error,
+    run_interruptible,
     setup_logging,
     stderr_console,
 )
@@ -91,16 +94,33 @@ def accepted_map(store: Store | None, report: ScanReport) -> dict[str, str]:
     return out
 
 
+#: scan ids the user stopped with Ctrl-C in this process (their exit is :func:`exit_interrupted`)
+INTERRUPTED_BY_USER: set[str] = set()
+#: scan ids whose store (or another observer) failed: the report is still written, exit 3
+OBSERVER_FAILED: set[str] = set()
+
+
 def run_session(
     session: ScanSession,
     *,
     console: Console,
     progress: bool,
 ) -> ScanReport:
-    """Run a session with a progress bar on a terminal; store errors and usage errors propagate."""
+    """Run a session with a progress bar on a terminal; store errors and usage errors propagate.
+
+    Ctrl-C (:func:`run_interruptible`): the first cancels the endpoints in flight and keeps the
+    finished ones, the second exits at once. An observer that failed (the store) is printed;
+    the scan went on without it and :func:`finish` exits 3.
+    """
     if progress:
         session.observers = (ProgressObserver(console), *session.observers)
-    return session.run()
+    report, interrupted = run_interruptible(session.run_async, console, session.interrupt)
+    for failed in session.failed_observers:
+        print_error(console, "error", f"{failed}: later results were not passed to it")
+        OBSERVER_FAILED.add(report.scan_id)
+    if interrupted:
+        INTERRUPTED_BY_USER.add(report.scan_id)
+    return report
 
 
 def finish(
@@ -115,6 +135,10 @@ def finish(
     """Render the report, print warnings, pick the exit code."""
     accepted = accepted_map(session.store, report)
     emit(report, target, Console(highlight=False), accepted=accepted, warnings=session.warnings)
+    if report.scan_id in INTERRUPTED_BY_USER:
+        exit_interrupted()
+    if report.scan_id in OBSERVER_FAILED:
+        return ExitCode.SCAN_ERROR
     return exit_code(
         report,
         fail_on,

@@ -159,9 +159,9 @@ def register(app: typer.Typer) -> None:
         ]
         if not out.is_terminal:
             # Piped: one scan per line, ids in full (they are pasted into report/diff/--resume).
-            out.print(Text("\t".join(columns)), soft_wrap=True)
+            out.file.write("\t".join(columns) + "\n")
             for row in rows:
-                out.print(Text("\t".join(peer_text(x, 2000) for x in row)), soft_wrap=True)
+                out.file.write("\t".join(peer_text(x, 2000) for x in row) + "\n")
             return
         table = Table(title=None)
         for col in columns:
@@ -207,7 +207,7 @@ def register(app: typer.Typer) -> None:
                 for change in result.all_changes():
                     f = change.finding
                     fields = (change.kind.value, f.severity.value, f.check_id, f.endpoint.label, f.title)
-                    out.print(Text("\t".join(peer_text(x, 2000) for x in fields)), soft_wrap=True)
+                    out.file.write("\t".join(peer_text(x, 2000) for x in fields) + "\n")
             elif result.all_changes():
                 table = Table()
                 for col in ("change", "severity", "check", "endpoint", "title"):
@@ -423,10 +423,10 @@ def register(app: typer.Typer) -> None:
 
 def alert_status(cycle: Cycle, *, configured: bool) -> str:
     """What happened to this cycle's alert, in words (never "sent" when nothing was sent)."""
-    if cycle.alert is None:
-        return "no change to alert on"
     if not configured:
         return "no alert sink configured (--webhook, --smtp, --syslog)"
+    if cycle.alert is None:
+        return "nothing to alert on"
     sent = [x.sink for x in cycle.deliveries if x.ok]
     failed = [f"{x.sink} failed: {x.error or 'unknown error'}" for x in cycle.deliveries if not x.ok]
     parts = [f"alert sent to {', '.join(sent)}"] if sent else []

@@ -32,6 +32,9 @@ IMPLICIT_VR_LE = "1.2.840.10008.1.2"  # PS3.5 §10.1, the default transfer synta
 OUR_MAX_PDU = 65536
 #: Bound on a whole reassembled DIMSE message (command + data set). C-FIND identifiers are tiny.
 MAX_MESSAGE_BYTES = 1024 * 1024
+#: Seconds of silence after our A-ASSOCIATE-RQ before the line-based nudge. A slower DICOM peer
+#: only costs a second, clean association (see ``DicomContext.association``), never an answer.
+NUDGE_AFTER = 0.5
 
 
 class AssociationKind(StrEnum):
@@ -141,6 +144,8 @@ class DicomClient:
         self._contexts: dict[int, str] = {}
         self._message_ids = itertools.count(1)
         self._released = False
+        #: the peer ended the association (A-ABORT or A-RELEASE-RQ): nothing more to send
+        self._peer_left = False
 
     # -- association -----------------------------------------------------------------------
     async def associate(
@@ -182,18 +187,20 @@ class DicomClient:
         return self.assoc
 
     async def _association_reply(self) -> ul.RawPdu:
-        """Wait for the answer to our A-ASSOCIATE-RQ, nudging a line-based peer half-way.
+        """Wait for the answer to our A-ASSOCIATE-RQ, nudging a line-based peer early.
 
         Our RQ holds no CR LF, so a line-based server (an HTTP server on a DICOM port) waits for
         the end of a request line and says nothing. A DICOM server answers an RQ in
-        milliseconds; one still silent half-way through ``assoc_timeout`` gets a blank line, and
+        milliseconds; one still silent after :data:`NUDGE_AFTER` seconds (or half of
+        ``assoc_timeout`` if that is shorter) gets a blank line, and
         an HTTP status line then tells what it is (nmap-style service detection, no extra
         connection). A DICOM server that was only slow still answers the RQ it read first; that
         association carries our stray bytes, so the caller must not use it for DIMSE
         (:attr:`nudged`; :meth:`DicomContext.association` opens a clean one).
         """
         total = self.assoc_timeout
-        first = total / 2 if self.nudge else total
+        # The nudge comes early, the patience stays: the whole wait is still ``assoc_timeout``.
+        first = min(total / 2, NUDGE_AFTER) if self.nudge else total
         try:
             return await ul.read_pdu(self.stream, self.max_pdu_bytes, header_timeout=first)
         except ReadTimeout as exc:
@@ -256,9 +263,14 @@ class DicomClient:
         while True:
             pdu = await ul.read_pdu(self.stream, self.max_pdu_bytes)
             if pdu.pdu_type == ul.PDU_ABORT:
+                # PS3.8 §9.3.8: the association is over. Nothing is released (no A-RELEASE-RQ
+                # waiting a read timeout on a peer that already left, as Orthanc does after
+                # refusing a C-FIND), and the stream is closed by its owner.
+                self._released = self._peer_left = True
                 source, reason = ul.decode_abort(pdu)
                 raise PeerAborted(f"peer aborted the association (source {source}, reason {reason})")
             if pdu.pdu_type == ul.PDU_RELEASE_RQ:
+                self._released = self._peer_left = True
                 await self.stream.write(ul.encode_release_rp())
                 raise ProtocolError("peer released the association in the middle of an operation")
             if pdu.pdu_type != ul.PDU_P_DATA_TF:
@@ -340,6 +352,8 @@ class DicomClient:
 
     async def abort(self) -> None:
         self._released = True
+        if self._peer_left:
+            return
         with contextlib.suppress(Exception):  # the peer may be gone already
             await self.stream.write(ul.encode_abort())
 

@@ -126,9 +126,15 @@ class DicomContext:
                     continue  # closes this connection without a release: it is not clean
                 try:
                     yield client
-                finally:
+                except BaseException:
+                    # Cancelled (Ctrl-C, deadline) or failed mid-operation: A-ABORT (PS3.8
+                    # §7.3) without waiting for an answer, never an A-RELEASE handshake that
+                    # could wait a read timeout on a peer that is not listening.
                     if accepted:
-                        await client.release()
+                        await client.abort()
+                    raise
+                if accepted:
+                    await client.release()
                 return
 
     async def open_session(

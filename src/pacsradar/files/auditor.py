@@ -60,8 +60,14 @@ class ShareAuditor:
                 ),
             )
         if http is not None:
+            # The thread watches the endpoint's deadline itself (the engine cannot cancel it),
+            # ending a little before it so that its partial result is still reported.
+            deadline = None
+            if ctx.deadline is not None:
+                margin = min(1.0, 0.05 * ctx.options.limits.target_deadline)
+                deadline = ctx.deadline - margin
             return await asyncio.to_thread(
-                audit_http, endpoint.host, endpoint.port, opts, "/", tls=http == "https"
+                audit_http, endpoint.host, endpoint.port, opts, "/", tls=http == "https", deadline=deadline
             )
         if SHARE_PORTS[endpoint.port] == "ftp":
             return await asyncio.to_thread(audit_ftp, endpoint.host, endpoint.port, opts)

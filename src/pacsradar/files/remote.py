@@ -180,11 +180,18 @@ def audit_smb(
 
 
 def audit_http(
-    host: str, port: int, options: FileAuditOptions, path: str = "/", *, tls: bool = False
+    host: str,
+    port: int,
+    options: FileAuditOptions,
+    path: str = "/",
+    *,
+    tls: bool = False,
+    deadline: float | None = None,
 ) -> TargetResult:
+    """``deadline`` (``time.monotonic()``) bounds the whole walk in wall-clock time."""
     started, t0 = datetime.now(UTC), time.monotonic()
     endpoint = Endpoint(host=host, port=port, protocol="https" if tls else "http")
-    client = HttpClient(host, port, tls=tls, timeout=options.timeout)
+    client = HttpClient(host, port, tls=tls, timeout=options.timeout, deadline=deadline)
     base = path if path.endswith("/") else path + "/"
     try:
         listing = client.is_listing(base)

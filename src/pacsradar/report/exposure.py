@@ -33,6 +33,10 @@ class Exposure(BaseModel):
 
     @property
     def sentence(self) -> str:
+        if self.services == 0:
+            # Not "0 patients ... exposed across 0 services" beside a high-severity service:
+            # no check proved patient data readable, which is not the same as no risk.
+            return "No patient data proven exposed (see the findings for what is open)"
         return (
             f"{self.patients:,} {_plural(self.patients, 'patient')}, "
             f"{self.studies:,} {_plural(self.studies, 'study', 'studies')}, "

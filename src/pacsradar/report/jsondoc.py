@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from pacsradar.errors import UsageError
 from pacsradar.models import Finding, ScanReport
+from pacsradar.outcome import could_not_test
 from pacsradar.report.exposure import Exposure, exposure_of
 from pacsradar.report.safe import safe_json
 
@@ -30,7 +31,7 @@ SCHEMA_VERSION = 1
 SCHEMA_PATH = Path(__file__).parent / "schemas" / "pacsradar-report.schema.json"
 SCHEMA_ID = f"urn:pacsradar:report:{SCHEMA_VERSION}"
 #: The keys the document adds to the ScanReport.
-ENVELOPE_KEYS: tuple[str, ...] = ("schema_version", "exposure", "accepted_risks")
+ENVELOPE_KEYS: tuple[str, ...] = ("schema_version", "exposure", "accepted_risks", "could_not_test")
 
 
 def _worst_first(findings: Sequence[Finding]) -> list[Finding]:
@@ -60,6 +61,11 @@ def scan_document(
                     }
                 )
     data["accepted_risks"] = risks
+    # Open endpoints that could not be (fully) tested: never to be read as clean (outcome.py).
+    data["could_not_test"] = [
+        {"endpoint": r.endpoint.model_dump(mode="json"), "reason": reason}
+        for r, reason in could_not_test(report)
+    ]
     return data
 
 
@@ -107,11 +113,20 @@ def schema() -> dict[str, Any]:
         "required": ["dedupe_key", "reason", "expires_at"],
         "additionalProperties": False,
     }
+    defs["UntestedEntry"] = {
+        "type": "object",
+        "title": "UntestedEntry",
+        "description": "An open endpoint that could not be (fully) tested, and why: not the same as safe.",
+        "properties": {"endpoint": {"$ref": "#/$defs/Endpoint"}, "reason": {"type": "string"}},
+        "required": ["endpoint", "reason"],
+        "additionalProperties": False,
+    }
     properties = {
         "schema_version": {"const": SCHEMA_VERSION, "description": "Version of this document's shape."},
         **base.pop("properties"),
         "exposure": {"$ref": "#/$defs/Exposure"},
         "accepted_risks": {"type": "array", "items": {"$ref": "#/$defs/AcceptedRiskEntry"}},
+        "could_not_test": {"type": "array", "items": {"$ref": "#/$defs/UntestedEntry"}},
     }
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",

@@ -16,6 +16,7 @@ from urllib.parse import quote
 
 from pacsradar import __version__
 from pacsradar.models import Finding, Severity
+from pacsradar.outcome import could_not_test
 from pacsradar.report.context import ReportContext
 from pacsradar.report.safe import safe_json, safe_url
 
@@ -139,6 +140,18 @@ def build_sarif(ctx: ReportContext) -> dict[str, Any]:
     }
     if report.finished_at:
         invocation["endTimeUtc"] = _utc(report.finished_at)
+    # SARIF 2.1.0 §3.20.21: problems the tool met while running. An endpoint that could not be
+    # tested is one, so a SARIF consumer does not read its missing results as "clean".
+    untested = could_not_test(report)
+    if untested:
+        invocation["toolExecutionNotifications"] = [
+            {
+                "level": "warning",
+                "message": {"text": f"could not test {r.endpoint.label}: {reason}"},
+                "descriptor": {"id": "could-not-test"},
+            }
+            for r, reason in untested
+        ]
     return {
         "$schema": SARIF_SCHEMA_URI,
         "version": SARIF_VERSION,

@@ -8,6 +8,7 @@ import json
 from typing import Any
 
 from pacsradar.models import Finding, Severity
+from pacsradar.outcome import could_not_test
 from pacsradar.report.context import ReportContext
 from pacsradar.report.jsondoc import document_json
 from pacsradar.report.safe import csv_cell, md, safe_json, safe_url
@@ -85,6 +86,7 @@ _SEVERITY_LABEL = {
 def render_markdown(ctx: ReportContext) -> str:
     r = ctx.report
     counts = ctx.severity_counts
+    untested = could_not_test(r)
     lines = [
         f"# pacsradar report: scan {md(r.scan_id)}",
         "",
@@ -93,8 +95,9 @@ def render_markdown(ctx: ReportContext) -> str:
         f"- Scope: {md(', '.join(r.scope) or 'n/a')}",
         f"- Started: {r.started_at.isoformat()}; finished: "
         f"{r.finished_at.isoformat() if r.finished_at else 'not finished'}",
-        f"- Endpoints: {r.stats.endpoints_done} audited, {r.stats.endpoints_open} open, "
-        f"{r.stats.endpoints_error} with errors" + (" (interrupted)" if r.stats.interrupted else ""),
+        f"- Endpoints: {r.stats.endpoints_done} audited: {r.stats.endpoints_open} open, "
+        f"{r.stats.endpoints_closed} closed, {r.stats.endpoints_filtered} filtered; "
+        f"{len(untested)} could not be tested" + (" (interrupted)" if r.stats.interrupted else ""),
         "- Findings: "
         + ", ".join(f"{counts.get(s)} {s.value}" for s in sorted(Severity, key=lambda s: -s.rank)),
         "",
@@ -128,6 +131,10 @@ def render_markdown(ctx: ReportContext) -> str:
         lines += ["", "## Remediation", ""]
         for f in ctx.findings:
             lines.append(f"- **{md(f.check_id)}** on {md(f.endpoint.label)}: {md(f.remediation or 'n/a')}")
+    if untested:
+        lines += ["", "## Could not test (not the same as safe)", ""]
+        lines += ["| Endpoint | Reason |", "| --- | --- |"]
+        lines += [f"| {md(res.endpoint.label)} | {md(reason)} |" for res, reason in untested]
     lines.append("")
     return "\n".join(lines)
 

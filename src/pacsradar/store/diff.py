@@ -43,17 +43,22 @@ class DiffMixin(QueriesMixin):
             by_scan = self._findings_by_scan(s, [x for x in (base, head) if x])
             before = {f.dedupe_key: f for f in by_scan.get(base or "", [])} if base else {}
             after = {f.dedupe_key: f for f in by_scan.get(head, [])}
-            coverage = {
-                (h, p, pr): clean
-                for h, p, pr, clean in s.execute(
-                    select(
-                        ScanResultRow.host,
-                        ScanResultRow.port,
-                        ScanResultRow.protocol,
-                        ScanResultRow.clean,
-                    ).where(ScanResultRow.scan_id == head)
-                )
-            }
+            coverage: dict[tuple[str, int, str], bool] = {}
+            # README: a refused connection resolves. A refused port has no protocol of its
+            # own ("unknown"), so it covers every protocol that ran on that host and port.
+            closed_ports: dict[tuple[str, int], bool] = {}
+            for h, p, pr, clean, reachable in s.execute(
+                select(
+                    ScanResultRow.host,
+                    ScanResultRow.port,
+                    ScanResultRow.protocol,
+                    ScanResultRow.clean,
+                    ScanResultRow.reachable,
+                ).where(ScanResultRow.scan_id == head)
+            ):
+                coverage[(h, p, pr)] = clean
+                if not reachable:
+                    closed_ports[(h, p)] = clean
             added = [k for k in after if k not in before]
             earlier: set[str] = set()
             if added:
@@ -88,7 +93,10 @@ class DiffMixin(QueriesMixin):
                     unchanged += 1
                 continue
             ep = f.endpoint
-            if coverage.get((ep.host, ep.port, ep.protocol)):
+            covered = coverage.get((ep.host, ep.port, ep.protocol))
+            if covered is None:
+                covered = closed_ports.get((ep.host, ep.port))
+            if covered:
                 resolved.append(FindingChange(kind=ChangeKind.RESOLVED, dedupe_key=k, before=f))
             else:
                 not_retested.append(FindingChange(kind=ChangeKind.NOT_RETESTED, dedupe_key=k, before=f))

@@ -165,6 +165,7 @@ class IngestMixin(StoreBase):
         keys: dict[tuple[str, int, str], TargetResult] = {
             (r.endpoint.host, r.endpoint.port, r.endpoint.protocol): r for r in results
         }
+        by_port = {(r.endpoint.host, r.endpoint.port): r for r in results}
         hosts = sorted({h for h, _, _ in keys})
         with self._tx() as s:
             if s.get(ScanRow, scan_id) is None:
@@ -212,7 +213,8 @@ class IngestMixin(StoreBase):
                     )
                 ).all()
                 for frow in stale:
-                    r = keys.get((frow.host, frow.port, frow.protocol))
+                    # A refused port has no protocol ("unknown"); it re-tests whatever ran there.
+                    r = keys.get((frow.host, frow.port, frow.protocol)) or by_port.get((frow.host, frow.port))
                     if r is None or frow.last_seen > r.started_at or frow.last_scan_id == scan_id:
                         continue
                     if not _is_clean(r):
@@ -363,17 +365,33 @@ class IngestMixin(StoreBase):
                 )
                 or 0
             )
+            # "error" is could-not-test: open endpoints with a failed attempt. A silent port's
+            # connect timeout is "filtered" (outcome.py), counted from our own error text.
             errored = (
                 s.scalar(
                     select(func.count(func.distinct(AttemptRow.result_id)))
                     .join(ScanResultRow, ScanResultRow.id == AttemptRow.result_id)
                     .where(
                         ScanResultRow.scan_id == row.id,
+                        ScanResultRow.reachable.is_(True),
                         AttemptRow.status == AttemptStatus.ERROR.value,
                     )
                 )
                 or 0
             )
+            filtered = (
+                s.scalar(
+                    select(func.count())
+                    .select_from(ScanResultRow)
+                    .where(
+                        ScanResultRow.scan_id == row.id,
+                        ScanResultRow.reachable.is_(False),
+                        ScanResultRow.error.like("connect did not complete%"),
+                    )
+                )
+                or 0
+            )
+            filtered = max(filtered, report.stats.endpoints_filtered)
             # Counted from what is stored (a resumed scan's report only covers its second
             # half), but never below what the report says (an imported engine report omits
             # the closed endpoints it did not keep).
@@ -385,7 +403,8 @@ class IngestMixin(StoreBase):
                 endpoints_total=total,
                 endpoints_done=done,
                 endpoints_open=max(reachable, rs.endpoints_open),
-                endpoints_closed=max(done - reachable, rs.endpoints_closed),
+                endpoints_closed=max(done - reachable - filtered, rs.endpoints_closed),
+                endpoints_filtered=filtered,
                 endpoints_error=max(errored, rs.endpoints_error),
                 interrupted=rs.interrupted,
             ).model_dump()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import re
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Final
 
@@ -47,16 +47,23 @@ def load_import(path: Path, *, max_bytes: int = MAX_IMPORT_BYTES) -> list[Import
     """
     text = _read_bounded(path, max_bytes, gunzip=True)
     head = text.lstrip()
+    parser: Callable[[str], list[ImportEntry]]
     if head.startswith("<"):
-        entries = _from_nmap_xml(text)
+        fmt, parser = "nmap XML (-oX)", _from_nmap_xml
     elif _JSON_ARRAY.match(head):  # not "[" alone: a plain list may start with "[::1]:104"
-        entries = _from_masscan_json(text)
+        fmt, parser = "masscan JSON (-oJ)", _from_masscan_json
     elif head.startswith("{"):
-        entries = _from_json_lines(text)
+        fmt, parser = "JSON lines (Shodan or masscan)", _from_json_lines
     elif _looks_like_masscan_list(text):
-        entries = _from_masscan_list(text)
+        fmt, parser = "masscan list (-oL)", _from_masscan_list
     else:
-        entries = _from_plain_list(text)
+        fmt, parser = "host[:port] list", _from_plain_list
+    try:
+        entries = parser(text)
+    except TargetError as exc:
+        # Say which format was tried: a file that is not what its user thought it was
+        # (an HTML page saved as .xml, a CSV) is then recognisable from the message.
+        raise TargetError(f"read as {fmt}: {exc}") from None
     return list(dict.fromkeys(entries))
 
 

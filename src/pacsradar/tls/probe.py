@@ -229,7 +229,8 @@ async def handshake(
 
 async def _alert_follows(reader: asyncio.StreamReader, wait: float) -> bool:
     try:
-        data = await asyncio.wait_for(reader.read(1), wait)
+        async with asyncio.timeout(wait):
+            data = await reader.read(1)
     except TimeoutError:
         return False
     except ssl.SSLError:

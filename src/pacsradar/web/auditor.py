@@ -12,15 +12,19 @@ import asyncio
 import logging
 import time
 from collections.abc import Sequence
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from pacsradar.checks import Check
+from pacsradar.checks import Check, internal_error, log_internal
 from pacsradar.config import TLS_FIRST_PORTS, ScanOptions
 from pacsradar.engine import AuditContext
 from pacsradar.errors import ConnectError, ConnectTimeout, ScanError, TlsHandshakeError
 from pacsradar.models import Attempt, AttemptStatus, Endpoint, Finding, TargetResult
-from pacsradar.web.client import HttpReply, WebClient
-from pacsradar.web.context import HostBudget, WebContext
+
+if TYPE_CHECKING:
+    # The web stack (httpx, h11, ...) is imported on the first endpoint that needs it, not
+    # with the auditor: a scan whose web ports are all closed never pays for it.
+    from pacsradar.web.client import HttpReply, WebClient
+    from pacsradar.web.context import HostBudget, WebContext
 
 log = logging.getLogger(__name__)
 
@@ -37,16 +41,22 @@ class WebAuditor:
     gate = True
 
     def __init__(self, checks: Sequence[Check[WebContext]] | None = None) -> None:
-        if checks is None:
+        self._checks = tuple(checks) if checks is not None else None
+        self._budgets: dict[str, HostBudget] = {}
+
+    @property
+    def checks(self) -> tuple[Check[WebContext], ...]:
+        if self._checks is None:
             from pacsradar.registry import web_checks
 
-            checks = web_checks()
-        self.checks = tuple(checks)
-        self._budgets: dict[str, HostBudget] = {}
+            self._checks = web_checks()
+        return self._checks
 
     def wants(self, endpoint: Endpoint, prior: Sequence[TargetResult], options: ScanOptions) -> bool:
         if "web" not in options.only:
             return False
+        if any(not p.reachable for p in prior):
+            return False  # the DICOM auditor's TCP connect failed a moment ago: so would ours
         if any(p.service in ("http", "https") for p in prior):
             return True
         if any(p.service in _DICOM_SERVICES for p in prior):
@@ -56,6 +66,8 @@ class WebAuditor:
         return endpoint.port in options.web_ports or endpoint.port in options.extra_ports
 
     def _budget_for(self, host: str) -> HostBudget:
+        from pacsradar.web.context import HostBudget
+
         return self._budgets.setdefault(host, HostBudget())
 
     async def audit(self, endpoint: Endpoint, ctx: AuditContext) -> TargetResult:
@@ -66,6 +78,8 @@ class WebAuditor:
         margin = min(2.0, 0.1 * limits.target_deadline)
         deadline = start + max(0.5, left - margin)
         host, port = endpoint.host, endpoint.port
+
+        from pacsradar.web.context import WebContext
 
         client, first, failure = await self._discover(endpoint, ctx, deadline)
         if client is None or first is None:
@@ -142,6 +156,8 @@ class WebAuditor:
         self, endpoint: Endpoint, ctx: AuditContext, deadline: float
     ) -> tuple[WebClient | None, HttpReply | None, ScanError | None]:
         """Find the scheme that speaks HTTP here. Returns the open client and the root reply."""
+        from pacsradar.web.client import WebClient
+
         tls_first = endpoint.port in TLS_FIRST_PORTS or endpoint.protocol == "https"
         schemes = ("https", "http") if tls_first else ("http", "https")
         errors: list[ScanError] = []
@@ -195,8 +211,8 @@ async def _run_check(
         reason = "check did not finish within the web audit time budget"
     except Exception as exc:
         # Only the exception type: messages of unexpected errors may quote peer data.
-        log.warning("web check %s failed unexpectedly (%s)", check.name, type(exc).__name__)
-        reason = f"internal error ({type(exc).__name__})"
+        log_internal(log, f"web check {check.name}", exc)
+        reason = internal_error(exc)
     return Attempt(
         check=check.name,
         status=AttemptStatus.ERROR,

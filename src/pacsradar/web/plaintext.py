@@ -1,7 +1,10 @@
-"""WEB-PLAINTEXT: patient data or logins over HTTP without TLS, or HTTP not redirected to HTTPS.
+"""WEB-PLAINTEXT: patient data, logins or a PACS product over HTTP without TLS.
 
 Judged from what the earlier checks saw on this endpoint: PHI served anonymously, a login
-prompt, a working login. HIPAA §164.312(e)(1) and PS3.15 Annex B expect transport security.
+prompt, a working login, a fingerprinted medical imaging product or a DICOMweb service.
+HIPAA §164.312(e)(1) and PS3.15 Annex B expect transport security for those. A plain web
+server with none of them (a file listing, a default page) is not a finding: the service row
+(WEB-SERVICE-EXPOSED) already records that it answers (issue 12 point 13).
 """
 
 from __future__ import annotations
@@ -48,14 +51,18 @@ async def _run(ctx: WebContext) -> CheckOutcome:
     }
     if redirects_to_https:
         return CheckOutcome(details=details)
+    dicomweb = ctx.qido is not None and ctx.qido.status != "absent"
+    details["dicomweb"] = dicomweb
     if ctx.phi_exposed or ctx.credential is not None:
         severity, why = Severity.HIGH, "patient data is served over plain HTTP"
     elif ctx.auth_seen:
         severity, why = Severity.HIGH, "passwords would cross the network in clear text"
-    elif ctx.product is not None:
+    elif ctx.product is not None or dicomweb:
         severity, why = Severity.MEDIUM, "a medical imaging service answers over plain HTTP"
     else:
-        severity, why = Severity.LOW, "HTTP without a redirect to HTTPS"
+        # No PHI, no login, no PACS product, no DICOMweb: nothing that needs transport
+        # security was seen, so no finding (the attempt's details still say "tls": false).
+        return CheckOutcome(details=details)
     finding = PLAINTEXT.finding(
         ctx.endpoint,
         summary=f"No TLS and no redirect to HTTPS: {why}",

@@ -7,9 +7,13 @@ names) nor follows redirects on its own.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import re
+import socket
 import ssl
+import threading
+import time
 from html import unescape
 from urllib.parse import unquote, urljoin, urlsplit
 
@@ -28,30 +32,84 @@ def _insecure_context() -> ssl.SSLContext:
     return ctx
 
 
+#: Largest single read of a body: the time budget is checked between reads.
+_READ_CHUNK = 64 * 1024
+
+
+def _drop(socks: list[socket.socket]) -> None:
+    """Watchdog: end a blocked read at once (shutdown wakes a recv in another thread)."""
+    for sock in socks:
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
+
+
 class HttpClient:
-    def __init__(self, host: str, port: int, *, tls: bool, timeout: float) -> None:
+    def __init__(
+        self, host: str, port: int, *, tls: bool, timeout: float, deadline: float | None = None
+    ) -> None:
         self.host = host
         self.port = port
         self.tls = tls
         self.timeout = timeout
+        #: ``time.monotonic()`` by which every request must be over (the scan's ``--deadline``).
+        #: Per-read timeouts alone do not bound a peer that trickles a byte per timeout.
+        self.deadline = deadline
         self.server = ""
 
+    def _left(self) -> float:
+        if self.deadline is None:
+            return self.timeout
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise ShareError("HTTP listing ran out of its time budget")
+        return left
+
     def _request(self, path: str, headers: dict[str, str], limit: int) -> tuple[int, dict[str, str], bytes]:
+        left = self._left()
+        timeout = min(self.timeout, left)
         conn: http.client.HTTPConnection
         if self.tls:
             conn = http.client.HTTPSConnection(
-                self.host, self.port, timeout=self.timeout, context=_insecure_context()
+                self.host, self.port, timeout=timeout, context=_insecure_context()
             )
         else:
-            conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
+            conn = http.client.HTTPConnection(self.host, self.port, timeout=timeout)
+        # Status line and headers are read line by line inside http.client: only a watchdog
+        # bounds them in wall-clock time (a peer can send one header byte per timeout).
+        # The socket is kept here: http.client drops ``conn.sock`` once a response that ends
+        # with the connection (no length) is under way, but our reads still go through it.
+        socks: list[socket.socket] = []
+        watchdog = threading.Timer(left, _drop, (socks,)) if self.deadline is not None else None
+        if watchdog is not None:
+            watchdog.daemon = True
+            watchdog.start()
         try:
+            conn.connect()
+            if conn.sock is not None:
+                socks.append(conn.sock)
             conn.request("GET", path, headers={"User-Agent": "pacsradar", **headers})
             resp = conn.getresponse()
-            body = resp.read(limit)
-            return resp.status, {k.lower(): v for k, v in resp.getheaders()}, body
-        except (OSError, http.client.HTTPException) as exc:
+            body = bytearray()
+            while len(body) < limit:
+                # Small reads against the remaining budget, never one blocking read(limit).
+                timeout = min(self.timeout, self._left())
+                for sock in socks:
+                    sock.settimeout(timeout)
+                data = resp.read1(min(_READ_CHUNK, limit - len(body)))
+                if not data:
+                    break
+                body += data
+            if self.deadline is not None and time.monotonic() >= self.deadline:
+                # The watchdog cut the body short: never take a partial listing for a whole one.
+                raise ShareError("HTTP listing ran out of its time budget")
+            return resp.status, {k.lower(): v for k, v in resp.getheaders()}, bytes(body)
+        except (OSError, http.client.HTTPException, ValueError) as exc:
+            if self.deadline is not None and time.monotonic() >= self.deadline:
+                raise ShareError("HTTP listing ran out of its time budget") from exc
             raise ShareError(f"HTTP request failed ({type(exc).__name__})") from exc
         finally:
+            if watchdog is not None:
+                watchdog.cancel()
             conn.close()
 
     def is_listing(self, path: str) -> bool:

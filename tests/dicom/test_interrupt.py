@@ -1,0 +1,83 @@
+"""Ctrl-C stops at once (issue 11, point 4), against peers that never answer.
+
+The scan runs as a subprocess (a real SIGINT, the real signal handler); peers live on
+127.0.0.0/8. The assertions are on completion: the scan must end long before the
+association timeout (30 s) it would otherwise wait out, so the bound is that timeout.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from lab.hostile import Silent, ThreadedServer, run_in_thread
+from lab.ports import free_port
+from pacsradar.lab.pacs import ExposedPacs
+from pacsradar.lab.synthetic import make_studies
+
+ENV = {**os.environ, "NO_COLOR": "1", "COLUMNS": "200"}
+ASSOC_TIMEOUT = 30.0
+
+
+def _wait_for(predicate: object, limit: float = 60.0) -> None:
+    end = time.monotonic() + limit
+    while time.monotonic() < end:
+        if predicate():  # type: ignore[operator]
+            return
+        time.sleep(0.05)
+    raise AssertionError("the scan never reached the silent peers")
+
+
+@pytest.mark.parametrize("presses", [1, 2])
+def test_ctrl_c_ends_a_scan_of_silent_peers_at_once_and_keeps_finished_records(
+    tmp_path: Path, presses: int
+) -> None:
+    # Given three peers that accept and never answer, and one exposed PACS, on loopback
+    port = free_port("127.0.0.120")
+    with contextlib.ExitStack() as stack:
+        silent: list[ThreadedServer] = [
+            stack.enter_context(run_in_thread(Silent(host=f"127.0.0.{121 + i}", port=port))) for i in range(3)
+        ]
+        stack.enter_context(ExposedPacs(make_studies(2, seed=3), host="127.0.0.120", port=port))
+        out, db = tmp_path / "report.json", tmp_path / "f.db"
+        # When a scan with a long association timeout is under way
+        proc = stack.enter_context(subprocess.Popen(
+            [sys.executable, "-m", "pacsradar", "scan", "127.0.0.120-123", "-p", str(port),
+             "--no-default-ports", "--only", "dicom", "--assoc-timeout", str(ASSOC_TIMEOUT),
+             "--db", f"sqlite:///{db}", "--output", str(out)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV, cwd=tmp_path,
+        ))  # fmt: skip
+        stack.callback(lambda: proc.poll() is None and proc.kill())
+        _wait_for(lambda: all(s.server.connections for s in silent))
+        time.sleep(1.0)  # the PACS answers in milliseconds: let its record be finished
+        # And the user presses Ctrl-C (once, or twice)
+        for _ in range(presses):
+            proc.send_signal(signal.SIGINT)
+            time.sleep(0.05)
+        _, stderr = proc.communicate(timeout=ASSOC_TIMEOUT)
+    # Then it exits 130 without waiting for the silent peers, with one line and no traceback
+    assert proc.returncode == 130, stderr[-2000:]
+    assert "Traceback" not in stderr
+    assert stderr.count("stopping: finishing") == 1, stderr[-2000:]
+    if presses == 1:
+        # And the finished endpoint is in the report and the store, the others are not
+        report = json.loads(out.read_text())
+        assert report["stats"]["interrupted"] is True
+        hosts = {r["endpoint"]["host"] for r in report["results"]}
+        assert hosts <= {"127.0.0.120"}
+        assert "stopping: finishing 1 endpoints' records" in stderr, stderr[-2000:]
+        assert hosts == {"127.0.0.120"}
+        scans = subprocess.run(
+            [sys.executable, "-m", "pacsradar", "scans", "--db", f"sqlite:///{db}", "--json"],
+            capture_output=True, text=True, env=ENV, cwd=tmp_path, timeout=60, check=False,
+        )  # fmt: skip
+        assert scans.returncode == 0, scans.stderr[-2000:]
+        assert json.loads(scans.stdout)[0]["scan_id"] == report["scan_id"]
