@@ -153,7 +153,7 @@ def row(run: Run, floor: float | None = None, base: Run | None = None) -> str:
 
 
 def scan_argv(net: SparseNet | None, *args: str) -> list[str]:
-    argv = [PY, "-m", "pacsradar", "scan", *args, "-o", "json", "--no-progress"]
+    argv = [PY, "-m", "pacsradar", "scan", *args, "-f", "json", "--no-progress"]
     return net.argv(net.scan_ns, argv) if net is not None else argv
 
 

@@ -228,6 +228,7 @@ class Engine:
         endpoint = resolved
         parts: list[TargetResult] = []
         host, port = endpoint.host, endpoint.port
+        gated = False
         try:
             first = next((a for a in self.auditors if a.wants(endpoint, parts, self.options)), None)
         except Exception:
@@ -237,6 +238,7 @@ class Engine:
             # connect and one small result, never an auditor, a check or a stream.
             try:
                 self.net.adopt(host, port, await self.net.probe(host, port))
+                gated = True
             except ConnectTimeout as exc:
                 return _unreachable(endpoint, str(exc), start, timed_out=True)
             except ConnectError as exc:
@@ -290,7 +292,15 @@ class Engine:
             )
         finally:
             self.net.discard(host, port)
-        return merge_results(endpoint, parts, (time.monotonic() - start) * 1000)
+        merged = merge_results(endpoint, parts, (time.monotonic() - start) * 1000)
+        if gated and not merged.reachable:
+            # The gate saw the port open; an audit that could not connect again (a server whose
+            # accept queue overflowed, one that closed meanwhile) is "open, could not test",
+            # never "closed": a closed port would resolve stored findings.
+            merged = merged.model_copy(
+                update={"reachable": True, "error": merged.error or "the audit could not connect again"}
+            )
+        return merged
 
     async def run(
         self,

@@ -6,11 +6,13 @@ only) and stopped in ``finally``. Traffic: 127.0.0.0/8 only.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -77,7 +79,7 @@ def external_cluster(tmp_path: Path) -> Iterator[str]:
 
 def _scan_args(port: int, db: Path) -> list[str]:
     return ["scan", "127.15.0.0/26", "-p", str(port), "--no-default-ports", "--only", "dicom",
-            "--rate", "0", "--db", f"sqlite:///{db}", "-o", "json"]
+            "--rate", "0", "--db", f"sqlite:///{db}", "-f", "json"]
 
 
 def test_scan_with_workers_finds_the_scp_and_is_stored_like_any_scan(tmp_path: Path) -> None:
@@ -128,3 +130,42 @@ def test_workers_and_scheduler_together_are_a_usage_error(tmp_path: Path) -> Non
                      "tcp://127.0.0.1:1", cwd=tmp_path)
     assert result.returncode == 2
     assert "--workers" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_ctrl_c_cancels_the_cluster_keeps_what_finished_and_exits_130(tmp_path: Path) -> None:
+    # Given a slow (rate-limited) scan on a LocalCluster of 2, storing as it goes
+    db = tmp_path / "c.db"
+    argv = [sys.executable, "-m", "pacsradar", "scan", "127.15.16.0/21", "-p", "104", "--only", "dicom",
+            "--rate", "200", "--workers", "2", "--db", f"sqlite:///{db}", "-f", "json"]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=ENV, cwd=tmp_path,
+                            start_new_session=True)
+    try:
+        # When Ctrl-C reaches the whole process group once some endpoints are stored
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None:
+            if db.exists() and _stored(db) > 0:
+                break
+            time.sleep(0.2)
+        os.killpg(proc.pid, signal.SIGINT)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+    # Then it exits 130 without a traceback, and the report and store keep what was finished
+    assert proc.returncode == 130, err.decode()[-2000:]
+    assert b"Traceback" not in err
+    report = json.loads(out)
+    assert report["stats"]["interrupted"] is True
+    assert 0 < report["stats"]["endpoints_done"] < 2048
+    assert _stored(db) >= report["stats"]["endpoints_done"] - 256  # closed rows are batched
+
+
+def _stored(db: Path) -> int:
+    import sqlite3
+
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1)) as conn:
+            return int(conn.execute("select count(*) from scan_results").fetchone()[0])
+    except sqlite3.Error:
+        return 0

@@ -39,7 +39,7 @@ def sparse() -> SparseNet:
 def _scan(net: SparseNet, *extra: str) -> dict[str, object]:
     argv = [sys.executable, "-m", "pacsradar", "scan", "198.18.0.0/26", "-p", "104,11112",
             "--no-default-ports", "--only", "dicom", "--connect-timeout", "1", "--no-store",
-            "-o", "json", *extra]
+            "-f", "json", *extra]
     done = subprocess.run(net.argv(net.scan_ns, argv), capture_output=True, text=True, timeout=180,
                           env={**os.environ, "NO_COLOR": "1"}, check=False)
     assert done.returncode == 0, done.stderr[-2000:]

@@ -140,6 +140,7 @@ def run_cluster_scan(
     shards = iter(range(plan.sharding.count))
     in_flight = max(4, 2 * n_threads)
     t0 = time.monotonic()
+    alive: list[float] = [float(n_proc), t0 + 1.0]  # workers alive, next time to ask
 
     def submit(ac: Any) -> bool:
         shard = next(shards, None)
@@ -184,14 +185,16 @@ def run_cluster_scan(
                 raise KeyboardInterrupt
             submit(ac)
             if progress is not None:
-                elapsed = max(1e-6, time.monotonic() - t0)
+                now = time.monotonic()
+                if now >= alive[1]:  # ask the scheduler at most once a second
+                    alive[:] = [_workers(client)[0], now + 1.0]
                 progress(
                     ClusterStatus(
                         done=counts["done"],
                         total=total,
                         found=counts["open"],
-                        rate=counts["done"] / elapsed,
-                        workers=_workers(client)[0],
+                        rate=counts["done"] / max(1e-6, now - t0),
+                        workers=int(alive[0]),
                     )
                 )
     except KeyboardInterrupt:

@@ -13,6 +13,7 @@ small tuple per closed or silent endpoint.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -116,10 +117,16 @@ def compact(result: TargetResult) -> Compact | None:
     return (ep.host, ep.port, result.error, None, None)
 
 
+@functools.lru_cache(maxsize=256)
+def _error_attempt(check: str, reason: str | None) -> tuple[Attempt, ...]:
+    # Frozen and shared: a sweep's timeouts all carry the same few (check, reason) pairs.
+    return (Attempt(check=check, status=AttemptStatus.ERROR, reason=reason),)
+
+
 def expand(item: Compact, worker: str | None = None) -> TargetResult:
     """The client's side of :func:`compact`: the same record the local engine produces."""
     host, port, error, check, reason = item
-    attempts = (Attempt(check=check, status=AttemptStatus.ERROR, reason=reason),) if check else ()
+    attempts = _error_attempt(check, reason) if check else ()
     return TargetResult(
         endpoint=Endpoint(host=host, port=port),
         reachable=False,
