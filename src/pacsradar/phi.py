@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import os
 import secrets
 import unicodedata
 import warnings
@@ -32,6 +33,15 @@ class KeyedHasher:
         data = value.encode("utf-8", "surrogateescape") if isinstance(value, str) else value
         return hmac.new(self._key, data, hashlib.sha256).hexdigest()[:16]
 
+    def patient(self, patient_id: str | bytes, issuer: str | bytes | None = None) -> str:
+        """One patient's key: PatientID, qualified by IssuerOfPatientID when the peer sent one
+        (PS3.3 C.7.1.1: the same ID from two issuers is two patients). Backslash separates them:
+        it cannot occur in an LO value (PS3.5 Table 6.2-1)."""
+        pid = patient_id.encode("utf-8", "surrogateescape") if isinstance(patient_id, str) else patient_id
+        if issuer:
+            pid += b"\\" + (issuer.encode("utf-8", "surrogateescape") if isinstance(issuer, str) else issuer)
+        return self.digest(pid)
+
     def __repr__(self) -> str:  # never show the key
         return "KeyedHasher(<key hidden>)"
 
@@ -51,6 +61,19 @@ def peer_text(value: object, limit: int = MAX_PEER_TEXT) -> str:
     if len(cleaned) > limit:
         cleaned = cleaned[: limit - 1] + "\N{HORIZONTAL ELLIPSIS}"
     return cleaned
+
+
+def shown_path(path: str | bytes) -> str:
+    """A file name as printable text for ``--show-paths``: valid UTF-8 stays as it is, every
+    byte that is not UTF-8 becomes ``\\xNN`` and every control character (a newline, a terminal
+    escape) ``\\xNN`` too, so any output (JSON, a table, the store) can carry it unchanged."""
+    raw = path if isinstance(path, bytes) else os.fsencode(path)
+    text = raw.decode("utf-8", "backslashreplace")
+    return "".join(ch if unicodedata.category(ch)[0] != "C" else _escaped(ch) for ch in text)
+
+
+def _escaped(ch: str) -> str:
+    return f"\\x{ord(ch):02x}" if ord(ch) < 256 else f"\\u{ord(ch):04x}"
 
 
 @contextmanager

@@ -143,7 +143,10 @@ def register(app: typer.Typer) -> None:
             typer.echo(safe_json([s.model_dump(mode="json") for s in found]))
             return
         out = Console(highlight=False)
-        columns = ("scan", "started (UTC)", "status", "endpoints", "findings", "patients", "scope")
+        columns = (
+            "scan", "started (UTC)", "status", "endpoints", "findings",
+            "distinct patients", "per-service patients", "scope",
+        )  # fmt: skip
         rows = [
             (
                 s.scan_id,
@@ -152,7 +155,8 @@ def register(app: typer.Typer) -> None:
                 f"{s.stats.endpoints_done}/{s.stats.endpoints_total}",
                 f"{s.findings.critical}C {s.findings.high}H {s.findings.medium}M {s.findings.low}L "
                 f"{s.findings.info}I",
-                str(s.exposure.patients),
+                ("≥ " if s.exposure.lower_bound else "") + f"{s.exposure.patients:,}",
+                f"{s.exposure.service_patients:,} ({s.exposure.services} services)",
                 ", ".join(s.scope),
             )
             for s in found

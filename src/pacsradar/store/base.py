@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -18,6 +19,11 @@ from pathlib import Path
 from typing import Any, Self
 
 import platformdirs
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not POSIX: SQLite migrations rely on the retries
+    fcntl = None  # type: ignore[assignment]
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
@@ -35,7 +41,12 @@ from pacsradar.store.schema import (
 
 ENV_DB = "PACSRADAR_DB"
 MIGRATIONS = Path(__file__).parent / "migrations"
+#: The newest Alembic revision under ``migrations/versions`` (tests/store/test_store_migrations.py
+#: checks that it is Alembic's head). A store already at it is opened without importing Alembic.
+SCHEMA_REVISION = "0001"
 _PG_MIGRATION_LOCK = 0x70616373  # "pacs": one migrator at a time on a shared PostgreSQL
+#: Attempts at a migration that lost a race ("database is locked", a table made meanwhile).
+_MIGRATION_ATTEMPTS = 5
 
 
 def default_db_path() -> Path:
@@ -122,6 +133,29 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def _transactional_ddl_engine(url: str) -> Engine:
+    """A SQLite engine whose transactions really cover DDL, for migrations.
+
+    Python's sqlite3 driver commits before every CREATE/ALTER on its own, so a migration killed
+    part-way would leave tables without Alembic's version row: a store no later run could open.
+    With the driver's implicit transactions off and an explicit ``BEGIN IMMEDIATE`` (SQLAlchemy's
+    documented pysqlite recipe), the whole upgrade, version row included, commits at once or not
+    at all, and a second migrator waits for the write lock instead of racing.
+    """
+    engine = create_engine(url, connect_args={"timeout": 30})
+
+    def _connect(dbapi_connection: Any, record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        _sqlite_pragmas(dbapi_connection, record)
+
+    def _begin(conn: Any) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    event.listen(engine, "connect", _connect)
+    event.listen(engine, "begin", _begin)
+    return engine
+
+
 class StoreBase:
     """Engine, sessions and migrations. Use :class:`pacsradar.store.core.Store`."""
 
@@ -152,21 +186,68 @@ class StoreBase:
         """The URL with any password hidden, for messages."""
         return make_url(self.url).render_as_string(hide_password=True)
 
+    def schema_revision(self) -> str | None:
+        """The Alembic revision the database is at; ``None`` for a new (or foreign) database."""
+        try:
+            with self.engine.connect() as conn:
+                row = conn.execute(text("SELECT version_num FROM alembic_version")).first()
+        except SQLAlchemyError:
+            return None  # no version table yet (its own connection: PostgreSQL aborts the tx)
+        return str(row[0]) if row is not None else None
+
     def migrate(self) -> None:
-        """Bring the schema to the newest Alembic revision (idempotent)."""
+        """Bring the schema to the newest Alembic revision (idempotent, safe under concurrency).
+
+        Opening a store that is already current costs one query and no Alembic import. Several
+        scans opening a new database at once take turns: an advisory lock on PostgreSQL, a lock
+        file beside a SQLite database; the later ones find it current. A migration that still
+        loses a race (SQLite "database is locked") is retried.
+        """
+        if self.schema_revision() == SCHEMA_REVISION:
+            return
+        for attempt in range(_MIGRATION_ATTEMPTS):
+            try:
+                with self._migration_lock():
+                    if self.schema_revision() == SCHEMA_REVISION:
+                        return
+                    self._upgrade()
+                return
+            except SQLAlchemyError as exc:
+                if attempt + 1 == _MIGRATION_ATTEMPTS:
+                    raise StoreError(f"could not migrate the store ({type(exc).__name__})") from exc
+                time.sleep(0.1 * 2**attempt)
+
+    @contextmanager
+    def _migration_lock(self) -> Iterator[None]:
+        """Cross-process lock for SQLite migrations: ``flock`` on ``<db>.migrate.lock``."""
+        database = make_url(self.url).database if self.backend == "sqlite" else None
+        if not database or database == ":memory:" or database.startswith("file:") or fcntl is None:
+            yield  # PostgreSQL: the advisory lock in _upgrade; memory: one process
+            return
+        lock_path = Path(database).expanduser().with_name(Path(database).name + ".migrate.lock")
+        fd = os.open(lock_path, os.O_CREAT | os.O_RDWR, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # releases the lock
+
+    def _upgrade(self) -> None:
         from alembic import command
         from alembic.config import Config
 
         cfg = Config()
         cfg.set_main_option("script_location", str(MIGRATIONS))
+        engine = _transactional_ddl_engine(self.url) if self.backend == "sqlite" else self.engine
         try:
-            with self.engine.begin() as conn:
+            with engine.begin() as conn:
                 if conn.dialect.name == "postgresql":
                     conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_MIGRATION_LOCK})
                 cfg.attributes["connection"] = conn
                 command.upgrade(cfg, "head")
-        except SQLAlchemyError as exc:
-            raise StoreError(f"could not migrate the store ({type(exc).__name__})") from exc
+        finally:
+            if engine is not self.engine:
+                engine.dispose()
 
     def close(self) -> None:
         self.engine.dispose()

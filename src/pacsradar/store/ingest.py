@@ -145,7 +145,7 @@ class IngestMixin(StoreBase):
                         port=f.endpoint.port,
                         protocol=f.endpoint.protocol,
                         summary=_t(f.summary),
-                        evidence=_tj(dict(f.evidence)),
+                        evidence=_tj(_with_holdings(f)),
                         remediation=_t(f.remediation),
                         references=_tj([r.model_dump() for r in f.references]),
                         cwe=_to(f.cwe),
@@ -440,6 +440,18 @@ class IngestMixin(StoreBase):
             if row is None:
                 raise StoreError("no such scan")
             s.delete(row)
+
+
+#: Occurrence evidence key under which an exposure finding's keyed hashes are kept (never
+#: values): the scan's distinct headline is recomputed from them (report/exposure.py).
+HOLDINGS_KEY = "_holdings"
+
+
+def _with_holdings(f: Finding) -> dict[str, Any]:
+    evidence: dict[str, Any] = dict(f.evidence)
+    if f.holdings is not None:
+        evidence[HOLDINGS_KEY] = f.holdings.model_dump(mode="json")
+    return evidence
 
 
 def _insert_many(s: Session, table: Table, rows: list[dict[str, Any]]) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+import time
 import warnings
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,6 +35,9 @@ _VERSION_NAMES = {0x0300: "SSLv3", 0x0301: "TLSv1.0", 0x0302: "TLSv1.1", 0x0303:
 #: Offered by the weak-cipher probe: no encryption, export grade, anonymous, RC4, DES, 3DES.
 WEAK_CIPHERS = "NULL:eNULL:aNULL:EXP:LOW:RC4:DES:3DES:MD5:@SECLEVEL=0"
 ALL_CIPHERS = "ALL:COMPLEMENTOFALL:@SECLEVEL=0"
+#: Least time given to a TLS 1.3 server to reject our empty client certificate with an alert,
+#: however fast its handshake was (a busy server's alert can trail its Finished).
+ALERT_WAIT_FLOOR = 0.25
 
 
 class LocalRefusal(Exception):
@@ -179,6 +183,7 @@ async def handshake(
         failure: str | None = None
         completed = False
         required: bool | None = None
+        started = time.monotonic()
         try:
             await stream.start_tls(ctx, server_hostname=server_name, within=limits.connect_timeout)
             completed = True
@@ -199,8 +204,12 @@ async def handshake(
                 required = True
             else:
                 # TLS 1.3: the server judges our (empty) certificate after its Finished and
-                # answers with an alert (RFC 8446 §4.4.2.4); give it a moment to do so.
-                required = await _alert_follows(stream.reader, alert_wait)
+                # answers with an alert (RFC 8446 §4.4.2.4); give it a moment to do so. The
+                # alert is one round trip behind the handshake, so the moment scales with the
+                # handshake's own time (a WAN peer gets longer), up to ``alert_wait``.
+                took = time.monotonic() - started
+                wait = min(alert_wait, max(ALERT_WAIT_FLOOR, 4 * took))
+                required = await _alert_follows(stream.reader, wait)
         elif completed:
             required = False
         # No graceful TLS shutdown: a single-threaded peer (storescp) would wait on it.
