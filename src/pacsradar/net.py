@@ -119,10 +119,12 @@ class Stream:
         """
         try:
             # asyncio.timeout, not wait_for: no inner task whose SSLError could go unretrieved
-            # when this one is cancelled (Ctrl-C, the deadline).
-            async with asyncio.timeout(within + 1.0):
+            # when this one is cancelled (Ctrl-C, the deadline). Our bound fires first (a
+            # TimeoutError: timed_out); asyncio's own handshake timeout, a ConnectionAbortedError
+            # that reads like a reset, is only the backstop.
+            async with asyncio.timeout(within):
                 await self.writer.start_tls(
-                    ctx, server_hostname=server_hostname, ssl_handshake_timeout=within
+                    ctx, server_hostname=server_hostname, ssl_handshake_timeout=within + 1.0
                 )
         except TimeoutError as exc:
             raise TlsHandshakeError("TLS handshake did not complete in time", timed_out=True) from exc
