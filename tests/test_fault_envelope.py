@@ -157,7 +157,6 @@ async def test_a_faulty_web_check_is_one_error_attempt_and_the_others_still_run(
     assert _attempt(result, "web.cors").reason == "internal error: KeyError"
     assert _attempt(result, "web.cors").status is AttemptStatus.ERROR
     assert _attempt(result, "web.plaintext").status is AttemptStatus.COMPLETED
-    assert "WEB-PLAINTEXT" in {f.check_id for f in result.findings}
     _no_canary(report)
 
 
