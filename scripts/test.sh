@@ -35,6 +35,12 @@ fi
 
 python3 -m pip install -q --disable-pip-version-check -e '.[dev]' 2>&1 | grep -v "^WARNING: Location" || true
 
+# The Node.js DICOM peer (dcmjs-dimse, pinned by tests/lab/node/package-lock.json) lives in a
+# test-owned directory; without node/npm its tests are skipped.
+if command -v npm >/dev/null 2>&1; then
+  npm ci --prefix tests/lab/node --no-audit --no-fund --loglevel=error >/dev/null || echo "npm ci failed: dcmjs-dimse tests will be skipped" >&2
+fi
+
 echo "== ruff"; ruff check src tests bench
 echo "== mypy"; mypy
 echo "== pytest"; python3 -m pytest -q "$@"

@@ -22,6 +22,7 @@ from pacsradar.models import (
     Endpoint,
     EvidenceValue,
     Finding,
+    Holdings,
     Reference,
     Severity,
 )
@@ -125,6 +126,7 @@ class CheckSpec:
         evidence: Mapping[str, EvidenceValue] | None = None,
         product: str | None = None,
         severity: Severity | None = None,
+        holdings: Holdings | None = None,
     ) -> Finding:
         return Finding(
             check_id=self.id,
@@ -137,6 +139,7 @@ class CheckSpec:
             references=self.references,
             cwe=self.cwe,
             product=product,
+            holdings=holdings,
         )
 
 

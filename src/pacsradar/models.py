@@ -79,6 +79,21 @@ class Reference(_Frozen):
     url: str | None = None
 
 
+class Holdings(_Frozen):
+    """Keyed hashes (never values) of what one exposure finding proved reachable.
+
+    They let the estate headline count distinct patients and studies across services and
+    hosts (:mod:`pacsradar.report.exposure`). Per-scan random keys make them meaningless
+    outside the scan (``--link-key`` links scans). ``study_images`` runs parallel to
+    ``studies``: the images the service reported for that study, -1 where it did not say.
+    """
+
+    patients: tuple[str, ...] = ()
+    studies: tuple[str, ...] = ()
+    study_images: tuple[int, ...] = ()
+    truncated: bool = False
+
+
 class Finding(_Frozen):
     check_id: str
     title: str
@@ -90,6 +105,9 @@ class Finding(_Frozen):
     references: tuple[Reference, ...] = ()
     cwe: str | None = None
     product: str | None = None
+    #: exposure findings only; kept out of every serialised finding (reports carry counts),
+    #: persisted per scan by the store for the estate headline
+    holdings: Holdings | None = Field(default=None, exclude=True, repr=False)
 
     @property
     def dedupe_key(self) -> str:
@@ -120,6 +138,8 @@ class TargetResult(_Frozen):
     error: str | None = None
     started_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
     duration_ms: float = 0.0
+    #: The Dask worker that produced this result (``--workers`` / ``--scheduler``); None locally.
+    worker: str | None = None
 
 
 class ScanStats(_Frozen):

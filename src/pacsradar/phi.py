@@ -33,6 +33,15 @@ class KeyedHasher:
         data = value.encode("utf-8", "surrogateescape") if isinstance(value, str) else value
         return hmac.new(self._key, data, hashlib.sha256).hexdigest()[:16]
 
+    def patient(self, patient_id: str | bytes, issuer: str | bytes | None = None) -> str:
+        """One patient's key: PatientID, qualified by IssuerOfPatientID when the peer sent one
+        (PS3.3 C.7.1.1: the same ID from two issuers is two patients). Backslash separates them:
+        it cannot occur in an LO value (PS3.5 Table 6.2-1)."""
+        pid = patient_id.encode("utf-8", "surrogateescape") if isinstance(patient_id, str) else patient_id
+        if issuer:
+            pid += b"\\" + (issuer.encode("utf-8", "surrogateescape") if isinstance(issuer, str) else issuer)
+        return self.digest(pid)
+
     def __repr__(self) -> str:  # never show the key
         return "KeyedHasher(<key hidden>)"
 

@@ -98,6 +98,19 @@ def summary_line(report: ScanReport, accepted: Mapping[str, str] | None = None) 
     return text
 
 
+def estate_lines(report: ScanReport) -> list[str]:
+    """The estate headline (distinct across the scan) and the per-service figure, labelled."""
+    from pacsradar.report.exposure import exposure_of
+
+    exposure = exposure_of(report.findings)
+    if not exposure.services:
+        return []
+    lines = [f"Estate (distinct across the scan): {exposure.sentence}"]
+    if exposure.services > 1:
+        lines.append(exposure.per_service_sentence)
+    return lines
+
+
 def plain_lines(
     report: ScanReport, accepted: Mapping[str, str] | None = None, warnings: Sequence[str] = ()
 ) -> Iterator[str]:
@@ -126,6 +139,8 @@ def plain_lines(
         yield "\t".join(("could-not-test", peer_text(r.endpoint.label, 300), peer_text(reason, 4000)))
     for w in warnings:
         yield f"# warning: {peer_text(w, 1000)}"
+    for line in estate_lines(report):
+        yield f"# {line}"
     yield f"# {summary_line(report, accepted)}"
 
 
@@ -159,6 +174,8 @@ def print_report(
         console.print(errs)
     for w in warnings:
         console.print(Text(f"warning: {w}", style="yellow"))
+    for line in estate_lines(report):
+        console.print(Text(line))
     console.print(Text(summary_line(report, accepted)))
 
 
@@ -179,6 +196,7 @@ def _narrow(report: ScanReport, accepted: Mapping[str, str] | None, warnings: Se
             yield f"    {peer_text(r.endpoint.label, 300)}: {peer_text(reason, 4000)}"
     for w in warnings:
         yield f"warning: {peer_text(w, 1000)}"
+    yield from estate_lines(report)
     yield summary_line(report, accepted)
 
 
@@ -189,12 +207,15 @@ def to_json(report: ScanReport, *, indent: int | None = 2) -> str:
     return document_json(report, indent=indent)
 
 
-def iter_jsonl(report: ScanReport) -> Iterator[str]:
-    """One line per finding, then one summary line: easy to feed a SIEM."""
+def iter_jsonl(report: ScanReport, accepted: Mapping[str, str] | None = None) -> Iterator[str]:
+    """One line per finding, then could-not-test lines, then one summary line: easy to feed a
+    SIEM. A finding covered by an accepted risk carries ``accepted_until``."""
     for f in _sorted(report.findings):
         data = json.loads(f.model_dump_json())
         data["scan_id"] = report.scan_id
         data["dedupe_key"] = f.dedupe_key
+        if accepted and f.dedupe_key in accepted:
+            data["accepted_until"] = accepted[f.dedupe_key]
         yield json.dumps(data, ensure_ascii=True, sort_keys=True)
     for r, reason in could_not_test(report):
         yield json.dumps(
@@ -212,9 +233,16 @@ def iter_jsonl(report: ScanReport) -> Iterator[str]:
             "type": "summary",
             "scan_id": report.scan_id,
             **json.loads(report.stats.model_dump_json()),
+            "exposure": _exposure(report),
         },
         sort_keys=True,
     )
+
+
+def _exposure(report: ScanReport) -> dict[str, object]:
+    from pacsradar.report.exposure import exposure_of
+
+    return exposure_of(report.findings).model_dump(mode="json")
 
 
 def result_jsonl(result: TargetResult) -> str:

@@ -61,7 +61,7 @@ def test_overview_shows_exposure_and_trend(page: Any, dashboard: Dashboard, arti
     # Then the token is gone from the address bar, and the overview is rendered
     assert page.url == f"{dashboard.url}/"
     assert page.inner_text("#headline") == (
-        "125 patients, 350 studies, 52,000 images exposed across 2 services"
+        "at least 125 distinct patients, 350 studies, 52,000 images exposed across 2 services"
     )
     assert page.locator("#trend svg polyline").count() == 2
     assert page.locator("#trend circle").count() == 4
@@ -130,7 +130,7 @@ def test_html_report_is_self_contained(page: Any, tmp_path: Path, artifacts: Pat
     page.goto(html.as_uri())
     # Then the headline and charts render, nothing else was fetched, no script ran
     assert page.inner_text("#headline") == (
-        "120 patients, 340 studies, 51,234 images exposed across 2 services"
+        "at least 120 distinct patients, 340 studies, 51,234 images exposed across 2 services"
     )
     assert page.locator("svg.chart g.bar").count() == 5
     assert page.locator("tr.finding").count() == 5

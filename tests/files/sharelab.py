@@ -17,8 +17,10 @@ import shutil
 import signal
 import socket
 import subprocess
+import tarfile
 import tempfile
 import time
+import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,10 +78,13 @@ class ShareTree:
     root: Path
     dicom: Corpus
     text_files: int
+    #: The study written twice into exports/, as a ZIP and as a tar.gz.
+    exports: Corpus
 
 
 def populate(root: Path) -> ShareTree:
-    """dicom/: 2 patients x 2 studies x 3 instances (+1 text file, nested dirs); docs/: text only."""
+    """dicom/: 2 patients x 2 studies x 3 instances (+1 text file, nested dirs); docs/: text only;
+    exports/: 1 patient x 2 studies x 2 instances, as a ZIP and as a tar.gz."""
     template = make_template("CT")
     names = [f"{CANARY}^ALICE", f"{CANARY}^BOB"]
     ids = [f"{CANARY}01", f"{CANARY}02"]
@@ -95,11 +100,30 @@ def populate(root: Path) -> ShareTree:
     (root / "docs" / f"{CANARY}_notes.txt").write_text("hello\n" * 100)
     (root / "docs" / "sub").mkdir()
     (root / "docs" / "sub" / "more.txt").write_text("x" * 300)
+    # exports/: the same kind of study as a ZIP and as a tar.gz (member names carry the canary)
+    exports = write_corpus(
+        root.parent / "staging",
+        template,
+        # Study UIDs of their own (study_values numbers studies per patient index).
+        (
+            {**v, "StudyInstanceUID": v["StudyInstanceUID"] + ".9"}
+            for v in study_values(1, 2, 2, names=[f"{CANARY}^CAROL"], ids=[f"{CANARY}03"], first_year=1999)
+        ),
+        name="{PatientName}_{n:03d}.dcm",
+    )
+    (root / "exports").mkdir()
+    with zipfile.ZipFile(root / "exports" / f"{CANARY}_study.zip", "w", zipfile.ZIP_DEFLATED) as zf:
+        for path in exports.paths:
+            zf.write(path, f"DICOM/{path.name}")
+    with tarfile.open(root / "exports" / f"{CANARY}_study.tar.gz", "w:gz") as tf:
+        for path in exports.paths:
+            tf.add(path, f"study/{path.name}")
+    shutil.rmtree(root.parent / "staging")
     for dirpath, _dirnames, filenames in os.walk(root):
         os.chmod(dirpath, 0o755)  # noqa: S103 - servers read as ftp/nobody
         for f in filenames:
             os.chmod(os.path.join(dirpath, f), 0o644)
-    return ShareTree(root=root, dicom=corpus, text_files=1)
+    return ShareTree(root=root, dicom=corpus, text_files=1, exports=exports)
 
 
 @pytest.fixture(scope="session")

@@ -40,6 +40,9 @@ FIELDS = (
     "preamble",
     "dicomdir",
     "partial",
+    "truncated",
+    "raw",
+    "acr_nema",
     "phi_tags",
     "private_tags",
     "patient",
@@ -66,6 +69,10 @@ COUNTS = (
     "identity_removed",
     "deid_method",
     "partial_headers",
+    "truncated_files",
+    "raw_datasets",
+    "acr_nema_files",
+    "archives_unopened",
     "pydicom_fallback",
     "zero_preambles",
     "no_preambles",
@@ -199,13 +206,17 @@ def test_compiled_and_source_walkers_agree_on_every_prefix_of_every_corpus(sourc
 def test_compiled_and_source_walkers_agree_on_corrupted_headers(source: types.ModuleType) -> None:
     # Given a few thousand deterministic corruptions of the corpora
     reasons = set()
+    cut = 0
     for data, size, final in _mutants(_seeds(), 4000, seed=20261123):
         # When both walkers parse them / Then they agree, and neither raises
         ours = header.parse(data, size, final=final)
         assert _fields(ours) == _fields(source.parse(data, size, final=final))
         reasons.add(ours.reason)
-    # And the corruptions reached the walkers' error paths, not only the signature check
-    assert {"length-past-end", "bad-vr", "truncated", "no-dicom-signature"} <= reasons
+        cut += ours.truncated
+    # And the corruptions reached the walkers' error paths, not only the signature check, and
+    # the cut files (a length past the end) were counted up to the cut
+    assert {"bad-vr", "no-dicom-signature"} <= reasons
+    assert cut > 0
 
 
 def _counts(module: types.ModuleType, paths: list[str], show_paths: bool) -> tuple[object, list[object]]:
@@ -241,13 +252,15 @@ def test_compiled_and_source_readers_agree_on_the_malformed_corpus(
         # Then the counts and the files handed back to Python are the same
         assert ours == reference
     counts, slow = ours
-    # And the common files were counted in the reader; the five good ones and the big-endian one
-    assert isinstance(counts, dict) and counts["dicom_files"] == 5 + 1
+    # And the common files were counted in the reader; the five good ones, the three cut inside
+    # their header (counted up to the cut) and the big-endian one
+    assert isinstance(counts, dict) and counts["dicom_files"] == 5 + 3 + 1
+    assert counts["truncated_files"] == 3
     assert counts["pydicom_fallback"] == 1
     assert counts["skipped"] == {"empty": 1, "vanished": 1, "fifo": 1, "special": 1}
-    # while three non-zero preambles (PE, TIFF, vendor) and, with paths shown, the five malformed
+    # while three non-zero preambles (PE, TIFF, vendor) and, with paths shown, the two malformed
     # files went back to Python, which classifies preambles and lists paths
-    assert len(slow) == 3 + 5
+    assert len(slow) == 3 + 2
 
 
 def test_compiled_and_source_walkers_list_the_same_tree(tmp_path: Path, source: types.ModuleType) -> None:

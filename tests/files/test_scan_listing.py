@@ -35,9 +35,11 @@ def test_scan_walks_an_autoindex_listing_found_on_a_web_port(nginx: Server, shar
     # Then the listing is walked read-only and the DICOM files are counted exactly
     assert "SHARE-ANON-DICOM" in found, sorted(found)
     evidence = found["SHARE-ANON-DICOM"]
-    assert evidence["instances"] == share_tree.dicom.files
-    assert evidence["patients"] == share_tree.dicom.patients
-    assert evidence["studies"] == share_tree.dicom.studies
+    # (dicom/ plus exports/, whose study is there twice: as a ZIP and as a tar.gz)
+    assert evidence["instances"] == share_tree.dicom.files + 2 * share_tree.exports.files
+    assert evidence["archive_instances"] == 2 * share_tree.exports.files
+    assert evidence["patients"] == share_tree.dicom.patients + share_tree.exports.patients
+    assert evidence["studies"] == share_tree.dicom.studies + share_tree.exports.studies
 
 
 def test_without_the_share_auditor_the_listing_is_not_walked(nginx: Server) -> None:

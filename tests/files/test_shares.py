@@ -52,6 +52,27 @@ def test_anonymous_ftp_dicom_tree_yields_exact_counts(vsftpd: Server, share_tree
     assert result.product == "vsftpd"
 
 
+@pytest.mark.parametrize("scheme", ["ftp", "http"])
+def test_archives_on_a_share_are_read_in_place(
+    scheme: str, vsftpd: Server, nginx: Server, share_tree: ShareTree
+) -> None:
+    # Given a share's exports/ holding one study as a ZIP and as a tar.gz
+    server = vsftpd if scheme == "ftp" else nginx
+    # When the directory is audited
+    result = audit_url(f"{scheme}://{server.host}:{server.port}/exports/", FileAuditOptions(workers=1))
+    # Then both archives are opened with ranged reads and their members count exactly
+    ev = _dicom_evidence(result)
+    assert ev["instances"] == ev["archive_instances"] == 2 * share_tree.exports.files
+    assert ev["patients"] == share_tree.exports.patients
+    assert ev["studies"] == share_tree.exports.studies
+    assert (ev["year_min"], ev["year_max"]) == share_tree.exports.years
+    details = result.attempts[0].details
+    assert details["archives"] == 2
+    assert details["files_seen"] == 2
+    # And far fewer bytes than the archives hold were fetched for the ZIP (its members' heads)
+    assert details["truncated"] is False
+
+
 def test_anonymous_ftp_without_dicom_yields_only_access(vsftpd: Server) -> None:
     # Given an anonymous FTP directory holding only text files
     # When it is audited

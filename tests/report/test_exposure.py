@@ -1,14 +1,65 @@
-"""The headline figure counts what the evidence proves, never more."""
+"""The headline counts distinct patients, studies and images across the scan, never more (issue 16)."""
 
 from __future__ import annotations
 
 import pacsradar_samples as S
 
+from pacsradar.models import Holdings
 from pacsradar.report.exposure import Exposure, exposure_of
 
 
-def test_counts_are_summed_over_hosts_and_maxed_within_a_host() -> None:
-    # Given one host exposing the same archive on DICOM and web, and a second host
+def _holding(patients: range, studies: range, images_each: int) -> Holdings:
+    return Holdings(
+        patients=tuple(f"p{i}" for i in patients),
+        studies=tuple(f"s{i}" for i in studies),
+        study_images=tuple(images_each for _ in studies),
+    )
+
+
+def test_the_same_patients_on_four_services_count_once() -> None:
+    # Given the same 20 patients / 40 studies / 240 images exposed by four services on two hosts
+    same = _holding(range(20), range(40), 6)
+    findings = [
+        S.finding(S.DICOM_PHI, "127.0.0.1", 4242, evidence=S.phi_evidence(20, 40, 240)),
+        S.finding(S.WEB_PHI, "127.0.0.1", 8042, protocol="http", evidence=S.phi_evidence(20, 40, 240)),
+        S.finding(S.DICOM_PHI, "127.0.0.2", 11112, evidence=S.phi_evidence(20, 40, 240)),
+        S.finding(S.DICOM_PHI, "127.0.0.2", 11113, evidence=S.phi_evidence(20, 40, 240)),
+    ]
+    findings = [f.model_copy(update={"holdings": same}) for f in findings]
+    # When the exposure is computed
+    exposure = exposure_of(findings)
+    # Then the headline is distinct across services and hosts
+    assert (exposure.patients, exposure.studies, exposure.images, exposure.services) == (20, 40, 240, 4)
+    assert exposure.sentence == "20 distinct patients, 40 studies, 240 images exposed across 4 services"
+    # And the per-service sum is kept, labelled, with how many services expose each patient
+    assert (exposure.service_patients, exposure.service_studies, exposure.service_images) == (80, 160, 960)
+    assert exposure.patients_by_services == {4: 20}
+    assert "20 of the 20 distinct patients are exposed by more than one service (up to 4)" in (
+        exposure.per_service_sentence
+    )
+    assert not exposure.lower_bound
+
+
+def test_overlapping_archives_union_and_images_take_the_largest_report_per_study() -> None:
+    # Given two services sharing half their patients; one reports fewer images for a shared study
+    a = Holdings(patients=("p1", "p2"), studies=("s1", "s2"), study_images=(5, 3))
+    b = Holdings(patients=("p2", "p3"), studies=("s2", "s3"), study_images=(4, -1))
+    findings = [
+        S.finding(S.DICOM_PHI, "127.0.0.1", 104, evidence=S.phi_evidence(2, 2, 8)).model_copy(
+            update={"holdings": a}
+        ),
+        S.finding(S.DICOM_PHI, "127.0.0.3", 104, evidence=S.phi_evidence(2, 2, 4)).model_copy(
+            update={"holdings": b}
+        ),
+    ]
+    # Then patients and studies are unions, images the best report per distinct study
+    exposure = exposure_of(findings)
+    assert (exposure.patients, exposure.studies, exposure.images) == (3, 3, 5 + 4)
+    assert exposure.patients_by_services == {1: 2, 2: 1}
+
+
+def test_counts_without_identities_are_a_lower_bound_never_a_sum() -> None:
+    # Given one host exposing the same archive on DICOM and web, and a share, none with hashes
     findings = [
         S.finding(S.DICOM_PHI, "127.0.0.1", 4242, evidence=S.phi_evidence(10, 20, 300)),
         S.finding(S.WEB_PHI, "127.0.0.1", 8042, protocol="http", evidence=S.phi_evidence(12, 18, 100)),
@@ -18,9 +69,12 @@ def test_counts_are_summed_over_hosts_and_maxed_within_a_host() -> None:
     ]
     # When the exposure is computed
     exposure = exposure_of(findings)
-    # Then per host the best proof counts, and hosts add up
-    assert exposure == Exposure(patients=13, studies=20, images=307, services=3)
-    assert exposure.sentence == "13 patients, 20 studies, 307 images exposed across 3 services"
+    # Then the headline is the largest proof, said to be "at least"; the sum is per service
+    assert (exposure.patients, exposure.studies, exposure.images, exposure.services) == (12, 20, 300, 3)
+    assert exposure.lower_bound and exposure.unlinked_services == 3
+    assert exposure.sentence.startswith("at least 12 distinct patients")
+    assert exposure.service_patients == 23
+    assert "3 services reported counts without identities" in exposure.per_service_sentence
 
 
 def test_missing_boolean_and_foreign_counts_are_zero() -> None:
@@ -33,5 +87,5 @@ def test_missing_boolean_and_foreign_counts_are_zero() -> None:
     assert exposure_of(findings) == Exposure(services=1)
     assert exposure_of([]).sentence == "No patient data proven exposed (see the findings for what is open)"
     assert Exposure(patients=1, studies=1, images=1, services=1).sentence == (
-        "1 patient, 1 study, 1 image exposed across 1 service"
+        "1 distinct patient, 1 study, 1 image exposed across 1 service"
     )

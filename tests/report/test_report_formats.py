@@ -125,8 +125,8 @@ def test_html_opens_with_the_exposure_figure_and_is_self_contained(ctx: ReportCo
     parsed.feed(out)
     # Then the headline is the exposure figure (per-host max: 120 patients across 2 services)
     assert (
-        '<h1 class="headline" id="headline">120 patients, 340 studies, 51,234 images exposed '
-        "across 2 services</h1>" in out
+        '<h1 class="headline" id="headline">at least 120 distinct patients, 340 studies, 51,234 images '
+        "exposed across 2 services</h1>" in out
     )
     # And only inert tags are used, no event handler attribute, no script, no remote resource
     assert parsed.tags <= ALLOWED_TAGS
@@ -265,7 +265,7 @@ def test_markdown_escapes_markup_links_and_table_pipes(ctx: ReportContext) -> No
     assert "\\[click\\]\\(javascript:alert\\(1\\)\\)" in out
     assert "&lt;script&gt;" in out
     assert out.startswith("# pacsradar report")
-    assert "**120 patients, 340 studies" in out
+    assert "**at least 120 distinct patients, 340 studies" in out
 
 
 def test_md_escape_at_line_start() -> None:

@@ -48,15 +48,21 @@ def test_data_tables_load_and_every_entry_names_its_source() -> None:
         "dcm4chee 2.x", "Dicoogle", "Horos Web Portal", "MedDream", "Kheops", "XNAT",
         "WildFly console",
     } <= products  # fmt: skip
-    assert _raw("cves.json")["schema"] == 1
+    assert _raw("cves.json")["schema"] == 2
+
+
+#: CERT/CC, April 2026: Orthanc up to 1.12.10, fixed in 1.12.11 (data/cves.json).
+ORTHANC_2026 = {f"CVE-2026-{n}" for n in range(5437, 5446)}
 
 
 @pytest.mark.parametrize(
     ("version", "expected"),
     [
-        ("1.5.7", {"CVE-2025-0896", "CVE-2023-33466"}),
-        ("1.10.1", {"CVE-2023-33466"}),
-        ("1.12.0", set()),
+        ("1.5.7", {"CVE-2025-0896", "CVE-2023-33466", *ORTHANC_2026}),
+        ("1.10.1", {"CVE-2023-33466", *ORTHANC_2026}),
+        ("1.12.0", ORTHANC_2026),
+        ("1.12.10", ORTHANC_2026),
+        ("1.12.11", set()),
         ("garbage", set()),
     ],
 )

@@ -96,6 +96,19 @@ def register(app: typer.Typer) -> None:
         share_max_bytes: int = typer.Option(256 * 1024 * 1024, help="Bytes read at most per share."),
         share_max_depth: int = typer.Option(16, help="Directory depth at most on a share."),
         timeout: float = typer.Option(10.0, help="Seconds for each network operation."),
+        archives: bool = typer.Option(
+            True, "--archives/--no-archives", help="Open ZIP, gzip, bzip2, xz and tar archives."
+        ),
+        archive_max_bytes: int = typer.Option(4 << 30, help="Uncompressed bytes read at most per archive."),
+        archive_max_run_bytes: int = typer.Option(
+            64 << 30, help="Uncompressed bytes read at most in all archives of the run."
+        ),
+        archive_max_ratio: float = typer.Option(
+            200.0, help="Compression ratio at most (uncompressed/compressed, past 1 MiB): zip bombs."
+        ),
+        archive_max_members: int = typer.Option(100_000, help="Members per archive at most."),
+        archive_max_depth: int = typer.Option(2, help="Archive levels opened (2: an archive in an archive)."),
+        archive_timeout: float = typer.Option(300.0, help="Seconds per archive at most."),
         link_key: str = OPT_LINK_KEY,
         log_level: str = OPT_LOG_LEVEL,
         no_progress: bool = OPT_NO_PROGRESS,
@@ -104,13 +117,22 @@ def register(app: typer.Typer) -> None:
         # Imported here, not at the top: every other subcommand (scan among them) starts faster
         # without the file audit's imports.
         from pacsradar.files.local import audit_tree, local_result, make_report
-        from pacsradar.files.options import FileAuditOptions, default_workers
+        from pacsradar.files.options import ArchiveLimits, FileAuditOptions, default_workers
         from pacsradar.files.remote import audit_url
 
         err = stderr_console()
         try:
             setup_logging(log_level)
-            for name, value in (("--workers", workers), ("--max-files", max_files)):
+            for name, value in (
+                ("--workers", workers),
+                ("--max-files", max_files),
+                ("--archive-max-bytes", archive_max_bytes),
+                ("--archive-max-run-bytes", archive_max_run_bytes),
+                ("--archive-max-ratio", archive_max_ratio),
+                ("--archive-max-members", archive_max_members),
+                ("--archive-max-depth", archive_max_depth),
+                ("--archive-timeout", archive_timeout),
+            ):
                 if value < 0:
                     raise UsageError(f"{name} must not be negative")
             options = FileAuditOptions(
@@ -123,6 +145,15 @@ def register(app: typer.Typer) -> None:
                 share_max_bytes=share_max_bytes,
                 share_max_depth=share_max_depth,
                 timeout=timeout,
+                archives=ArchiveLimits(
+                    enabled=archives,
+                    max_bytes=archive_max_bytes,
+                    max_run_bytes=archive_max_run_bytes,
+                    max_ratio=archive_max_ratio,
+                    max_members=archive_max_members,
+                    max_depth=archive_max_depth,
+                    max_seconds=archive_timeout,
+                ),
             )
             out = output_target(output_format, output)
             for target in targets:

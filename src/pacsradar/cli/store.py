@@ -143,7 +143,10 @@ def register(app: typer.Typer) -> None:
             typer.echo(safe_json([s.model_dump(mode="json") for s in found]))
             return
         out = Console(highlight=False)
-        columns = ("scan", "started (UTC)", "status", "endpoints", "findings", "patients", "scope")
+        columns = (
+            "scan", "started (UTC)", "status", "endpoints", "findings",
+            "distinct patients", "per-service patients", "scope",
+        )  # fmt: skip
         rows = [
             (
                 s.scan_id,
@@ -152,7 +155,8 @@ def register(app: typer.Typer) -> None:
                 f"{s.stats.endpoints_done}/{s.stats.endpoints_total}",
                 f"{s.findings.critical}C {s.findings.high}H {s.findings.medium}M {s.findings.low}L "
                 f"{s.findings.info}I",
-                str(s.exposure.patients),
+                ("≥ " if s.exposure.lower_bound else "") + f"{s.exposure.patients:,}",
+                f"{s.exposure.service_patients:,} ({s.exposure.services} services)",
                 ", ".join(s.scope),
             )
             for s in found
@@ -272,6 +276,8 @@ def register(app: typer.Typer) -> None:
         alert_on_first: bool = typer.Option(
             True, "--alert-on-first/--no-alert-on-first", help="Alert on the first scan too."
         ),
+        workers: int | None = scanopts.OPT_WORKERS,
+        scheduler: str | None = scanopts.OPT_SCHEDULER,
     ) -> None:
         """Scan on a schedule, store each scan, diff it against the last, alert on changes.
 
@@ -319,9 +325,12 @@ def register(app: typer.Typer) -> None:
                 default_ports=default_ports,
             )
             store = open_db(db, create=True)
+            on_cluster = scanopts.MonitorClusterOption(
+                targets, workers, scheduler, exclude, allow_large_scope
+            )
         except PacsradarError as exc:
             raise fail(exc) from None
-        with store:
+        with store, on_cluster:
             try:
                 mon = Monitor(
                     store,
@@ -332,6 +341,7 @@ def register(app: typer.Typer) -> None:
                     sinks=sinks,
                     min_severity=threshold,
                     alert_on_first=alert_on_first,
+                    scan=on_cluster.scan,
                 )
             except PacsradarError as exc:
                 raise fail(exc) from None

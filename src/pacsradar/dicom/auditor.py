@@ -19,6 +19,8 @@ log = logging.getLogger(__name__)
 
 class DicomAuditor:
     name = "dicom"
+    #: The engine's TCP gate connects first; our first connection takes over its socket.
+    gate = True
 
     def __init__(self, checks: Sequence[Check[DicomContext]] | None = None) -> None:
         if checks is None:
@@ -26,11 +28,19 @@ class DicomAuditor:
 
             checks = dicom_checks()
         self.checks = tuple(checks)
+        self._specs = {spec.id: spec for check in self.checks for spec in check.specs}
 
     def wants(self, endpoint: Endpoint, prior: Sequence[TargetResult], options: ScanOptions) -> bool:
         if "dicom" not in options.only:
             return False
         return endpoint.port in options.dicom_ports or endpoint.port in options.extra_ports
+
+    def _relabel(self, finding: Finding, product: str) -> Finding:
+        spec = self._specs.get(finding.check_id)
+        update: dict[str, str] = {"product": product}
+        if spec is not None:
+            update["remediation"] = spec.remediation_for(product)
+        return finding.model_copy(update=update)
 
     async def audit(self, endpoint: Endpoint, actx: AuditContext) -> TargetResult:
         started = datetime.now(UTC)
@@ -62,12 +72,17 @@ class DicomAuditor:
                 if ctx.first is None and attempt.status is AttemptStatus.ERROR:
                     break  # no DICOM answer at all: the remaining checks cannot run
         protocol = ctx.protocol if ctx.service in ("dicom", "dicom-tls") else "unknown"
+        product = ctx.product
+        if product is not None:
+            # Later checks may name the product better than the A-ASSOCIATE-AC did (Orthanc
+            # behind DCMTK's UID, dicom.fingerprint.refine): every finding carries the final name.
+            findings = [f if f.product in (None, product) else self._relabel(f, product) for f in findings]
         error = next((a.reason for a in attempts if a.status is AttemptStatus.ERROR), None)
         return TargetResult(
             endpoint=Endpoint(host=endpoint.host, port=endpoint.port, protocol=protocol),  # type: ignore[arg-type]
             reachable=True,
             service=ctx.service,
-            product=ctx.product,
+            product=product,
             attempts=tuple(attempts),
             findings=tuple(findings),
             error=error,

@@ -177,7 +177,9 @@ def decode_command(raw: bytes) -> Command:
 #: PS3.6 Table 6-1 tag and VR of every attribute we put in or read from an identifier.
 #: ``tests/unit/test_dicom_codec.py`` checks each against pydicom's data dictionary.
 DICTIONARY: dict[str, tuple[int, bytes]] = {
+    "SOPInstanceUID": (0x00080018, b"UI"),
     "QueryRetrieveLevel": (0x00080052, b"CS"),
+    "RetrieveAETitle": (0x00080054, b"AE"),
     "StudyDate": (0x00080020, b"DA"),
     "StudyTime": (0x00080030, b"TM"),
     "AccessionNumber": (0x00080050, b"SH"),
@@ -193,6 +195,7 @@ DICTIONARY: dict[str, tuple[int, bytes]] = {
     "OtherPatientIDs": (0x00101000, b"LO"),
     "PatientAge": (0x00101010, b"AS"),
     "StudyInstanceUID": (0x0020000D, b"UI"),
+    "SeriesInstanceUID": (0x0020000E, b"UI"),
     "StudyID": (0x00200010, b"SH"),
     "NumberOfPatientRelatedStudies": (0x00201200, b"IS"),
     "NumberOfPatientRelatedSeries": (0x00201202, b"IS"),

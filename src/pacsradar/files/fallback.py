@@ -11,6 +11,8 @@ from io import BytesIO
 
 from pydicom import dcmread
 from pydicom.dataset import Dataset
+from pydicom.filereader import read_dataset
+from pydicom.tag import BaseTag
 
 from pacsradar.files import header as hdrmod
 from pacsradar.files.annex_e import AnnexE
@@ -30,12 +32,33 @@ def _raw(ds: Dataset, tag: int) -> bytes | None:
     return text.strip(b" \x00")[:256] or None
 
 
+def _before_pixels(tag: BaseTag, vr: str | None, length: int) -> bool:
+    return int(tag) >= 0x7FE00008  # Float Pixel Data onwards: the header has ended (PS3.5 §7.1)
+
+
 def parse_with_pydicom(buf: bytes, size: int) -> hdrmod.Header:
-    """Parse ``buf`` with pydicom (stop before pixels) into the walker's :class:`Header`."""
+    """Parse ``buf`` with pydicom (stop before pixels) into the walker's :class:`Header`.
+
+    A data set without Part 10 header is read where and as the walker's content guess says
+    (:func:`pacsradar.files.header.guess_dataset`: offset, VR encoding, byte order), since
+    pydicom would otherwise assume implicit VR little endian from byte 0.
+    """
     annex = load_annex_e()
+    part10 = len(buf) >= 132 and buf[128:132] == b"DICM"
+    guess = -1 if part10 else hdrmod.guess_dataset(buf, size)
     try:
         with quiet_values():
-            ds = dcmread(BytesIO(buf), stop_before_pixels=True, force=True, defer_size=256)
+            if guess >= 0:
+                encoding = guess & 3  # 0 implicit LE, 1 explicit LE, 2 explicit BE, 3 implicit BE
+                ds = read_dataset(
+                    BytesIO(buf[guess >> 2 :]),
+                    encoding in (0, 3),
+                    encoding < 2,
+                    stop_when=_before_pixels,
+                    defer_size=256,
+                )
+            else:
+                ds = dcmread(BytesIO(buf), stop_before_pixels=True, force=True, defer_size=256)
             seen: dict[int, None] = {}
             private = _classify(ds, annex, seen, 0)
             meta = getattr(ds, "file_meta", None)
@@ -57,8 +80,12 @@ def parse_with_pydicom(buf: bytes, size: int) -> hdrmod.Header:
             hdr.dicomdir = sop == hdrmod.DICOMDIR_SOP_CLASS
     except Exception:  # hostile input: any pydicom failure means "malformed", never a crash
         return hdrmod.Header(hdrmod.MALFORMED, "unparseable")
-    if len(buf) >= 132 and buf[128:132] == b"DICM":
+    if part10:
         hdr.preamble = buf[:128]
+    elif guess >= 0:
+        hdr.raw = not (buf[guess >> 2] == 0x02 and buf[(guess >> 2) + 1] == 0x00)
+        recognition = _raw(ds, 0x00080010) or b""
+        hdr.acr_nema = recognition.startswith(b"ACR-NEMA")
     # The caller hands a bounded prefix; a shorter one than the file may have cut the header.
     hdr.partial = len(buf) < size
     return hdr

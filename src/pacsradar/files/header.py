@@ -11,7 +11,8 @@ which
   extension module to a ``.py`` of the same name, so an extension left from before an edit would
   otherwise shadow the edited source silently. The build records the SHA-256 of the source it
   compiled (:data:`STAMP`, next to the extension); a stale or unstamped extension is ignored with
-  a warning and the source runs. Rebuild with ``pip install -e .``;
+  a warning and the source runs. Rebuild with ``pip install -e .`` (in a checkout that is not
+  the installed one: ``python setup.py build_ext --inplace``);
 * says which one runs: :data:`COMPILED` and :data:`IMPLEMENTATION` (the bench prints them).
 """
 
@@ -101,6 +102,8 @@ COMPILED: bool = bool(_impl.COMPILED)
 
 if TYPE_CHECKING:
     from pacsradar.files.core import (
+        ARCHIVE,
+        ARCHIVE_KINDS,
         DICOMDIR_SOP_CLASS,
         MALFORMED,
         NEED_MORE,
@@ -110,12 +113,17 @@ if TYPE_CHECKING:
         Counts,
         Header,
         TreeWalker,
+        archive_kind,
+        guess_dataset,
+        needs_python,
         os_reason,
         parse,
         read_files,
         special_kind,
     )
 else:
+    ARCHIVE = _impl.ARCHIVE
+    ARCHIVE_KINDS = _impl.ARCHIVE_KINDS
     DICOMDIR_SOP_CLASS = _impl.DICOMDIR_SOP_CLASS
     MALFORMED = _impl.MALFORMED
     NEED_MORE = _impl.NEED_MORE
@@ -125,6 +133,9 @@ else:
     Counts = _impl.Counts
     Header = _impl.Header
     TreeWalker = _impl.TreeWalker
+    archive_kind = _impl.archive_kind
+    guess_dataset = _impl.guess_dataset
+    needs_python = _impl.needs_python
     os_reason = _impl.os_reason
     parse = _impl.parse
     read_files = _impl.read_files
@@ -132,6 +143,8 @@ else:
 
 
 __all__ = [
+    "ARCHIVE",
+    "ARCHIVE_KINDS",
     "COMPILED",
     "DICOMDIR_SOP_CLASS",
     "IMPLEMENTATION",
@@ -144,8 +157,11 @@ __all__ = [
     "Counts",
     "Header",
     "TreeWalker",
+    "archive_kind",
     "compiled_is_current",
+    "guess_dataset",
     "load_source",
+    "needs_python",
     "os_reason",
     "parse",
     "read_files",

@@ -11,10 +11,12 @@ per-file objects and no PHI value.
 from __future__ import annotations
 
 import functools
+import io
 import multiprocessing
 import os
 import secrets
 import signal
+import stat
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -22,6 +24,7 @@ from datetime import UTC, datetime
 
 from pacsradar import __version__
 from pacsradar.errors import UsageError
+from pacsradar.files import archive as archmod
 from pacsradar.files import header as hdrmod
 from pacsradar.files.fallback import parse_with_pydicom
 from pacsradar.files.options import FileAuditOptions
@@ -45,16 +48,18 @@ class _WorkerConfig:
 _CONFIG: _WorkerConfig | None = None
 
 
-def _init_worker(config: _WorkerConfig) -> None:
+def _init_worker(config: _WorkerConfig, budget: archmod.RunBudget) -> None:
     global _CONFIG
     _CONFIG = config
+    archmod.set_run_budget(budget)
     # Ctrl-C is the parent's to handle: it terminates the pool and reports what it has.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def read_file(path: str, tally: Tally, options: FileAuditOptions, token: Callable[[], str]) -> None:
     """Audit one file into ``tally``. Never raises for a bad file: each is counted with a reason."""
-    _read_into(tally, [path], options, lambda _index: token)
+    name = os.path.basename(path)
+    _read_into(tally, [path], options, lambda _index: token, lambda _index: name)
 
 
 def _read_into(
@@ -62,12 +67,30 @@ def _read_into(
     paths: list[str],
     options: FileAuditOptions,
     token_of: Callable[[int], Callable[[], str]],
+    name_of: Callable[[int], str],
 ) -> None:
     """Read ``paths`` into ``tally`` (unsealed). Most files are counted inside the reader; the few
     listed by path token (executable or unknown preambles, malformed files when paths are shown)
-    come back one by one to :meth:`Tally.add_header`, with ``token_of(index)``."""
+    come back one by one to :meth:`Tally.add_header`, with ``token_of(index)``; archives come
+    back to be opened (:mod:`pacsradar.files.archive`), their members named after ``name_of``."""
+    limits = options.archives
+    auditor: archmod.ArchiveAuditor | None = None
 
     def slow(index: int, hdr: hdrmod.Header, size: int, head: bytes) -> None:
+        nonlocal auditor
+        if hdr.status == hdrmod.ARCHIVE:
+            if auditor is None:
+                auditor = archmod.ArchiveAuditor(
+                    tally,
+                    limits,
+                    archmod.run_budget(),
+                    header_read=options.header_read,
+                    max_header_bytes=options.max_header_bytes,
+                    show_paths=options.show_paths,
+                    hasher=options.hasher,
+                )
+            _open_archive(auditor, paths[index], size, hdr.reason, name_of(index), options)
+            return
         tally.add_header(hdr, size, token_of(index), head)
 
     counts = hdrmod.Counts()
@@ -80,12 +103,44 @@ def _read_into(
         counts,
         parse_with_pydicom,
         slow,
+        limits.enabled,
     )
     tally.add_counts(counts)
 
 
+def _open_archive(
+    auditor: archmod.ArchiveAuditor, path: str, size: int, kind: str, name: str, options: FileAuditOptions
+) -> None:
+    """Open an archive the reader recognised, as safely as the reader opens files (no symlink
+    followed unless asked, no blocking, a regular file on the open descriptor), and audit it."""
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+    if not options.follow_symlinks:
+        flags |= getattr(os, "O_NOFOLLOW", 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError as exc:
+        auditor.tally.archive_unreadable[hdrmod.os_reason(exc)] += 1
+        return
+    with os.fdopen(fd, "rb", buffering=0) as raw:
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                auditor.tally.archive_unreadable["special"] += 1
+                return
+        except OSError as exc:
+            auditor.tally.archive_unreadable[hdrmod.os_reason(exc)] += 1
+            return
+        # A local ZIP is read where its members are: small reads; streams: large ones.
+        auditor.audit_stream(
+            raw, size, kind, name, chunk=io.DEFAULT_BUFFER_SIZE if kind == "zip" else 1 << 16
+        )
+
+
+def _rel(path: str, config: _WorkerConfig) -> str:
+    return os.path.relpath(path, config.root) if path != config.root else os.path.basename(path)
+
+
 def _token(path: str, config: _WorkerConfig) -> str:
-    rel = os.path.relpath(path, config.root) if path != config.root else os.path.basename(path)
+    rel = _rel(path, config)
     if config.options.show_paths:
         return shown_path(rel)  # a name that is not UTF-8 is escaped, never a surrogate
     return config.options.hasher.digest(b"path:" + os.fsencode(rel))
@@ -102,7 +157,13 @@ def audit_batch(paths: list[str], config: _WorkerConfig) -> Tally:
     hashes; no value and no path unless paths are shown)."""
     options = config.options
     tally = Tally(show_paths=options.show_paths)
-    _read_into(tally, paths, options, lambda index: functools.partial(_token, paths[index], config))
+    _read_into(
+        tally,
+        paths,
+        options,
+        lambda index: functools.partial(_token, paths[index], config),
+        lambda index: _rel(paths[index], config),
+    )
     return tally.seal(options.hasher)
 
 
@@ -159,7 +220,8 @@ def audit_tree(root: str, options: FileAuditOptions, progress: Progress | None =
             interrupted = True
     else:
         ctx = multiprocessing.get_context("fork" if hasattr(os, "fork") else "spawn")
-        pool = ctx.Pool(options.workers, initializer=_init_worker, initargs=(config,))
+        budget = archmod.run_budget()  # before the fork: shared by the workers
+        pool = ctx.Pool(options.workers, initializer=_init_worker, initargs=(config, budget))
         try:
             for part in pool.imap_unordered(_audit_batch, batches):
                 total.merge(part)

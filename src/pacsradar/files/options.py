@@ -13,6 +13,27 @@ def default_workers() -> int:
 
 
 @dataclass(frozen=True)
+class ArchiveLimits:
+    """Bounds of the archive audit; ``enabled=False`` counts archives as not DICOM."""
+
+    enabled: bool = True
+    #: Uncompressed bytes read at most per archive (its nested archives included).
+    max_bytes: int = 4 << 30
+    #: Uncompressed bytes read at most in archives per run (every archive, every worker).
+    max_run_bytes: int = 64 << 30
+    #: Largest ratio of uncompressed bytes produced to compressed bytes read (past 1 MiB).
+    max_ratio: float = 200.0
+    #: Members per archive at most (nested members included).
+    max_members: int = 100_000
+    #: Archive levels opened: 1 = archives only, 2 = an archive inside an archive too.
+    max_depth: int = 2
+    #: Seconds per archive (outermost), nested archives included.
+    max_seconds: float = 300.0
+    #: An inner ZIP (read from its end) is buffered in memory up to this size, else not read.
+    max_buffered_zip: int = 64 << 20
+
+
+@dataclass(frozen=True)
 class FileAuditOptions:
     #: Worker processes for local walks; 1 audits in-process (no pool).
     workers: int = field(default_factory=default_workers)
@@ -37,6 +58,8 @@ class FileAuditOptions:
     #: Bytes read at most per file on a share (the header prefix).
     share_file_bytes: int = 64 * 1024
     timeout: float = 10.0
+    #: Bounds of the archive audit (ZIP, gzip, bzip2, xz, tar), :mod:`pacsradar.files.archive`.
+    archives: ArchiveLimits = field(default_factory=ArchiveLimits)
 
 
-__all__ = ["FileAuditOptions", "default_workers"]
+__all__ = ["ArchiveLimits", "FileAuditOptions", "default_workers"]

@@ -162,8 +162,9 @@ def preamble_findings(endpoint: Endpoint, tally: Tally) -> list[Finding]:
 
 def phi_summary(tally: Tally) -> str:
     years = f", studies {tally.year_min}-{tally.year_max}" if tally.year_min is not None else ""
+    inside = f" ({tally.archive_dicom} inside archives)" if tally.archive_dicom else ""
     return (
-        f"{tally.dicom_files} DICOM file(s), {len(tally.patients)} patient(s), "
+        f"{tally.dicom_files} DICOM file(s){inside}, {len(tally.patients)} patient(s), "
         f"{len(tally.studies)} study(ies){years}; {tally.phi_files} file(s) with PHI, "
         f"up to {tally.phi_lines_max} identifying attribute(s) per file"
     )

@@ -57,7 +57,22 @@ class Tally:
     identity_removed: int = 0
     deid_method: int = 0
     partial_headers: int = 0
+    #: Files that end inside their header, counted up to the cut.
+    truncated_files: int = 0
+    #: Data sets without Part 10 header (raw, ACR-NEMA), and the ACR-NEMA files among them.
+    raw_datasets: int = 0
+    acr_nema_files: int = 0
     pydicom_fallback: int = 0
+    #: Archives opened (nested ones included), their members, and what the members were.
+    archives: int = 0
+    archive_members: int = 0
+    archive_dicom: int = 0
+    archive_not_dicom: int = 0
+    #: Archives not opened because archives were off (counted in ``not_dicom`` too).
+    archives_unopened: int = 0
+    #: Archives that could not be opened / members that could not be read, by reason.
+    archive_unreadable: Counter[str] = field(default_factory=Counter)
+    archive_unreadable_members: Counter[str] = field(default_factory=Counter)
     preambles: Counter[str] = field(default_factory=Counter)
     #: (kind, path token) for executable preambles; path tokens for unknown preambles.
     executable: list[tuple[str, str]] = field(default_factory=list)
@@ -112,6 +127,10 @@ class Tally:
         self.identity_removed += counts.identity_removed
         self.deid_method += counts.deid_method
         self.partial_headers += counts.partial_headers
+        self.truncated_files += counts.truncated_files
+        self.raw_datasets += counts.raw_datasets
+        self.acr_nema_files += counts.acr_nema_files
+        self.archives_unopened += counts.archives_unopened
         self.pydicom_fallback += counts.pydicom_fallback
         self.skipped.update(counts.skipped)
         self.malformed.update(counts.malformed)
@@ -162,11 +181,21 @@ class Tally:
             "identity_removed",
             "deid_method",
             "partial_headers",
+            "truncated_files",
+            "raw_datasets",
+            "acr_nema_files",
             "pydicom_fallback",
+            "archives",
+            "archive_members",
+            "archive_dicom",
+            "archive_not_dicom",
+            "archives_unopened",
         ):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.skipped.update(other.skipped)
         self.malformed.update(other.malformed)
+        self.archive_unreadable.update(other.archive_unreadable)
+        self.archive_unreadable_members.update(other.archive_unreadable_members)
         self.patients |= other.patients
         self.studies |= other.studies
         self.modalities.update(other.modalities)
@@ -207,9 +236,23 @@ class Tally:
             "skipped": sum(self.skipped.values()),
             "bytes_read": self.bytes_read,
             "partial_headers": self.partial_headers,
+            "truncated_files": self.truncated_files,
+            "raw_datasets": self.raw_datasets,
+            "acr_nema_files": self.acr_nema_files,
             "pydicom_fallback": self.pydicom_fallback,
+            "archives": self.archives,
+            "archive_members": self.archive_members,
+            "archive_dicom": self.archive_dicom,
+            "archive_not_dicom": self.archive_not_dicom,
+            "archives_unopened": self.archives_unopened,
+            "archives_unreadable": sum(self.archive_unreadable.values()),
+            "archive_members_unreadable": sum(self.archive_unreadable_members.values()),
             "truncated": bool(self.truncated),
         }
+        for reason, count in sorted(self.archive_unreadable.items()):
+            details[f"archives_unreadable_{reason}"] = count
+        for reason, count in sorted(self.archive_unreadable_members.items()):
+            details[f"archive_members_unreadable_{reason}"] = count
         for reason, count in sorted(self.skipped.items()):
             details[f"skipped_{reason}"] = count
         for reason, count in sorted(self.malformed.items()):
@@ -248,6 +291,11 @@ class Tally:
             "identity_removed_files": self.identity_removed,
             "deidentification_method_files": self.deid_method,
             "partial_headers": self.partial_headers,
+            "truncated_files": self.truncated_files,
+            "raw_datasets": self.raw_datasets,
+            "acr_nema_files": self.acr_nema_files,
+            "archive_instances": self.archive_dicom,
+            "archive_members_unreadable": sum(self.archive_unreadable_members.values()),
         }
 
 

@@ -1,20 +1,28 @@
-"""The headline figure: how many patients, studies and images are exposed, across how many services.
+"""The estate headline: how many distinct patients, studies and images a scan proved exposed.
 
-The checks that prove exposure put integer counts under the evidence keys ``patients``,
-``studies`` and ``images`` (never the identities themselves, see HACKING.md rule 1). A key that
-is missing, not an integer, or a boolean counts as 0.
+Two figures, never confused (issue 16):
 
-One archive is often reachable through several services of the same host (Orthanc answers
-DICOM C-FIND on 4242 and REST on 8042). Adding those up would count the same patients twice, so
-per host we keep the largest count any one service proved, and add hosts up. The figure is a
-lower bound that we can defend, never an inflated one.
+* **Per service** - each exposure finding keeps its own counts under the evidence keys
+  ``patients``, ``studies`` and ``images`` (distinct within that service). Their sum counts a
+  patient once per service that exposes them; it is shown as such, never as the headline.
+* **Distinct across the scan** - the headline. Exposure findings carry keyed hashes of what
+  they exposed (:class:`pacsradar.models.Holdings`: PatientID (+ issuer), StudyInstanceUID,
+  with the per-study image count). The headline is the size of the union over every service
+  and host; images are, per distinct study, the largest count any service reported for it.
+  Hashes are keyed per scan (``--link-key`` links scans) and are never values.
+
+A service that proved counts but no hashes (Orthanc's ``/statistics`` without DICOMweb, file
+shares) cannot be de-duplicated: the headline then takes the larger of the union and that
+service's count, and says "at least". A count that is missing, not an integer, or a boolean
+counts as 0. The figure is a lower bound we can defend, never an inflated one.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from pacsradar.models import EvidenceValue, Finding
 
@@ -24,25 +32,64 @@ COUNT_KEYS: tuple[str, ...] = ("patients", "studies", "images")
 
 
 class Exposure(BaseModel):
+    """The headline (distinct across the scan) plus what each service exposed on its own."""
+
     model_config = ConfigDict(frozen=True, extra="forbid")
 
+    #: distinct across every service and host (the headline)
     patients: int = 0
     studies: int = 0
     images: int = 0
+    #: services (host, port, protocol) with an exposure finding
     services: int = 0
+    #: sums of each service's own counts: a patient exposed by three services counts three times
+    service_patients: int = 0
+    service_studies: int = 0
+    service_images: int = 0
+    #: how many services expose each distinct patient / study: {services: how many}
+    patients_by_services: dict[int, int] = Field(default_factory=dict)
+    studies_by_services: dict[int, int] = Field(default_factory=dict)
+    #: services whose counts came without keyed hashes (not de-duplicable)
+    unlinked_services: int = 0
+    #: True when a service stopped at --max-records or could not be de-duplicated
+    lower_bound: bool = False
 
     @property
     def sentence(self) -> str:
+        """The headline, distinct across the scan."""
         if self.services == 0:
             # Not "0 patients ... exposed across 0 services" beside a high-severity service:
             # no check proved patient data readable, which is not the same as no risk.
             return "No patient data proven exposed (see the findings for what is open)"
+        bound = "at least " if self.lower_bound else ""
         return (
-            f"{self.patients:,} {_plural(self.patients, 'patient')}, "
+            f"{bound}{self.patients:,} distinct {_plural(self.patients, 'patient')}, "
             f"{self.studies:,} {_plural(self.studies, 'study', 'studies')}, "
             f"{self.images:,} {_plural(self.images, 'image')} exposed across "
             f"{self.services:,} {_plural(self.services, 'service')}"
         )
+
+    @property
+    def per_service_sentence(self) -> str:
+        """What the services expose added up, with the overlap said out loud."""
+        text = (
+            f"Per service (each service counted on its own, so shared patients count once per "
+            f"service): {self.service_patients:,} patients, {self.service_studies:,} studies, "
+            f"{self.service_images:,} images"
+        )
+        shared = sum(n for k, n in self.patients_by_services.items() if k > 1)
+        if shared:
+            widest = max(self.patients_by_services)
+            text += (
+                f"; {shared:,} of the {self.patients:,} distinct patients are exposed by more than one "
+                f"service (up to {widest})"
+            )
+        if self.unlinked_services:
+            text += (
+                f"; {self.unlinked_services} service{'s' if self.unlinked_services != 1 else ''} "
+                "reported counts without identities and could not be de-duplicated"
+            )
+        return text
 
 
 def _plural(n: int, one: str, many: str | None = None) -> str:
@@ -57,17 +104,61 @@ def count(value: EvidenceValue) -> int:
 
 
 def exposure_of(findings: Iterable[Finding]) -> Exposure:
-    per_host: dict[str, list[int]] = {}
-    services: set[tuple[str, int, str]] = set()
+    patients: dict[str, set[tuple[str, int, str]]] = {}
+    studies: dict[str, set[tuple[str, int, str]]] = {}
+    study_images: dict[str, int] = {}
+    per_service: dict[tuple[str, int, str], list[int]] = {}
+    unlinked: set[tuple[str, int, str]] = set()
+    unlinked_best = [0, 0, 0]
+    truncated = False
     for f in findings:
         if f.check_id not in EXPOSURE_CHECK_IDS:
             continue
-        services.add((f.endpoint.host, f.endpoint.port, f.endpoint.protocol))
-        best = per_host.setdefault(f.endpoint.host, [0, 0, 0])
-        for i, key in enumerate(COUNT_KEYS):
-            best[i] = max(best[i], count(f.evidence.get(key)))
-    totals = [sum(v[i] for v in per_host.values()) for i in range(3)]
-    return Exposure(patients=totals[0], studies=totals[1], images=totals[2], services=len(services))
+        service = (f.endpoint.host, f.endpoint.port, f.endpoint.protocol)
+        counts = [count(f.evidence.get(key)) for key in COUNT_KEYS]
+        best = per_service.setdefault(service, [0, 0, 0])
+        for i in range(3):
+            best[i] = max(best[i], counts[i])
+        truncated |= f.evidence.get("truncated") is True
+        h = f.holdings
+        # Each dimension is linked only if the service sent hashes for it; otherwise its count
+        # is kept aside as a lower bound (module docstring).
+        linked = (
+            bool(h and h.patients) or counts[0] == 0,
+            bool(h and h.studies) or counts[1] == 0,
+            bool(h and h.studies and any(n >= 0 for n in h.study_images)) or counts[2] == 0,
+        )
+        if h is not None:
+            truncated |= h.truncated
+            for p in h.patients:
+                patients.setdefault(p, set()).add(service)
+            for s, n in zip(h.studies, h.study_images, strict=False):
+                studies.setdefault(s, set()).add(service)
+                if n >= 0:
+                    study_images[s] = max(study_images.get(s, 0), n)
+            for s in h.studies[len(h.study_images) :]:
+                studies.setdefault(s, set()).add(service)
+        if not all(linked):
+            unlinked.add(service)
+        for i in range(3):
+            if not linked[i]:
+                unlinked_best[i] = max(unlinked_best[i], counts[i])
+    union = (len(patients), len(studies), sum(study_images.values()))
+    headline = [max(union[i], unlinked_best[i]) for i in range(3)]
+    sums = [sum(v[i] for v in per_service.values()) for i in range(3)]
+    return Exposure(
+        patients=headline[0],
+        studies=headline[1],
+        images=headline[2],
+        services=len(per_service),
+        service_patients=sums[0],
+        service_studies=sums[1],
+        service_images=sums[2],
+        patients_by_services=dict(sorted(Counter(len(v) for v in patients.values()).items())),
+        studies_by_services=dict(sorted(Counter(len(v) for v in studies.values()).items())),
+        unlinked_services=len(unlinked),
+        lower_bound=truncated or any(unlinked_best),
+    )
 
 
 __all__ = ["COUNT_KEYS", "EXPOSURE_CHECK_IDS", "Exposure", "count", "exposure_of"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
@@ -13,6 +14,7 @@ from pacsradar.models import (
     AttemptStatus,
     Endpoint,
     Finding,
+    Holdings,
     Reference,
     ScanReport,
     ScanStats,
@@ -119,6 +121,11 @@ class QueriesMixin(RisksMixin):
     def get_scan(self, scan_id: str) -> ScanSummary:
         with self._read() as s:
             return self._summaries(s, [self._scan_row(s, scan_id)])[0]
+
+    def scan_options(self, scan_id: str) -> dict[str, Any]:
+        """The options a scan was stored with (its plan among them), without loading results."""
+        with self._read() as s:
+            return dict(self._scan_row(s, scan_id).options or {})
 
     def _summaries(self, s: Session, rows: list[ScanRow]) -> list[ScanSummary]:
         found = self._findings_by_scan(s, [r.id for r in rows])
@@ -263,17 +270,20 @@ class QueriesMixin(RisksMixin):
 
 
 def _finding(o: OccurrenceRow) -> Finding:
+    evidence = dict(o.evidence)
+    raw = evidence.pop("_holdings", None)  # ingest.HOLDINGS_KEY: keyed hashes, for the headline
     return Finding(
         check_id=o.check_id,
         title=o.title,
         severity=Severity(o.severity),
         endpoint=Endpoint(host=o.host, port=o.port, protocol=o.protocol),  # type: ignore[arg-type]
         summary=o.summary,
-        evidence=dict(o.evidence),
+        evidence=evidence,
         remediation=o.remediation,
         references=tuple(Reference.model_validate(r) for r in o.references),
         cwe=o.cwe,
         product=o.product,
+        holdings=Holdings.model_validate(raw) if isinstance(raw, dict) else None,
     )
 
 

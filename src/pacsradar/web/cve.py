@@ -1,4 +1,5 @@
-"""VULN-KNOWN-CVE: the product version falls in a known-vulnerable range (``data/cves.json``).
+"""VULN-KNOWN-CVE: the product version falls in a known-vulnerable range (``data/cves.json``,
+loaded by :mod:`pacsradar.vulns`; the DICOM side has its own check, dicom/checks/cve.py).
 
 A version string alone is not proof: distributions backport fixes (Debian's Orthanc 1.10.1
 carries the CVE-2023-33466 fix), so a match is reported as "possible" unless this scan also
@@ -9,8 +10,9 @@ from __future__ import annotations
 
 from pacsradar.checks import Check, CheckOutcome, CheckSpec, skipped
 from pacsradar.models import Evidence, Reference, Severity
+from pacsradar.vulns import CveEntry, backport_note
+from pacsradar.vulns import matching as _matching
 from pacsradar.web.context import WebContext
-from pacsradar.web.data import CveEntry, cve_table, parse_version
 from pacsradar.web.refs import CWE_1104
 
 KNOWN_CVE = CheckSpec(
@@ -25,7 +27,7 @@ KNOWN_CVE = CheckSpec(
     remediation="Upgrade to a fixed release, or confirm with the vendor/distribution that the"
     " installed package carries the fix.",
     product_remediation={
-        "Orthanc": "Orthanc: upgrade to 1.12.0 or later (or the distribution's patched package).",
+        "Orthanc": "Orthanc: upgrade to 1.12.11 or later (or the distribution's patched package).",
     },
     references=(
         Reference(title="NVD: National Vulnerability Database", url="https://nvd.nist.gov/"),
@@ -37,11 +39,12 @@ KNOWN_CVE = CheckSpec(
 SPECS: tuple[CheckSpec, ...] = (KNOWN_CVE,)
 
 
+#: What a web endpoint exposes: the HTTP server itself and the DICOM files it accepts (uploads).
+WEB_SURFACES = frozenset({"http", "dicom-file"})
+
+
 def matching(product: str, version: str) -> list[CveEntry]:
-    parsed = parse_version(version)
-    if parsed is None:
-        return []
-    return [e for e in cve_table() if e.product.lower() == product.lower() and parsed < e.fixed_in]
+    return _matching(product, version, WEB_SURFACES)
 
 
 def _confidence(ctx: WebContext, entry: CveEntry) -> str:
@@ -63,11 +66,9 @@ async def _run(ctx: WebContext) -> CheckOutcome:
     worst = max((Severity(e.severity) for e in hits), key=lambda s: s.rank)
     notes = []
     for e in hits:
-        backport = "; ".join(
-            f"{b.distribution} backports the fix in {b.package_version}" for b in e.backports
-        )
+        backport = backport_note(e)
         notes.append(
-            f"{e.cve} ({_confidence(ctx, e)}: fixed in {e.fixed_in_text}"
+            f"{e.cve} ({_confidence(ctx, e)}: {e.fixed_in_text}"
             + (f"; {backport}" if backport else "")
             + ")"
         )
@@ -82,6 +83,7 @@ async def _run(ctx: WebContext) -> CheckOutcome:
             "cves": [e.cve for e in hits],
             "confidence": [_confidence(ctx, e) for e in hits],
             "fixed_in": [e.fixed_in_text for e in hits],
+            "sources": [e.source_url for e in hits],
         },
         product=ctx.product_label,
         severity=worst,

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
+from pacsradar.vulns import Backport, CveEntry, cve_table, parse_version
+
 
 def _load(name: str) -> dict[str, Any]:
     text = resources.files("pacsradar").joinpath("data", name).read_text(encoding="utf-8")
@@ -208,60 +210,12 @@ def credential_table() -> CredentialTable:
 
 
 # ---------------------------------------------------------------------------- CVEs
-
-
-@dataclass(frozen=True)
-class Backport:
-    distribution: str
-    package_version: str
-
-
-@dataclass(frozen=True)
-class CveEntry:
-    product: str
-    cve: str
-    fixed_in: tuple[int, ...]
-    fixed_in_text: str
-    severity: str
-    title: str
-    observable: str | None
-    backports: tuple[Backport, ...]
-    source: str
-
-
-def parse_version(text: str) -> tuple[int, ...] | None:
-    """Leading dotted number of a version string ("1.10.1+dfsg" -> (1, 10, 1))."""
-    match = re.match(r"\s*v?(\d{1,6}(?:\.\d{1,6}){0,4})", text)
-    if not match:
-        return None
-    return tuple(int(part) for part in match.group(1).split("."))
-
-
-@functools.cache
-def cve_table() -> tuple[CveEntry, ...]:
-    data = _load("cves.json")
-    entries = []
-    for e in data["entries"]:
-        fixed = parse_version(e["fixed_in"])
-        if fixed is None:
-            raise ValueError(f"{e['cve']}: bad fixed_in")
-        entries.append(
-            CveEntry(
-                product=e["product"],
-                cve=e["cve"],
-                fixed_in=fixed,
-                fixed_in_text=e["fixed_in"],
-                severity=e["severity"],
-                title=e["title"],
-                observable=e.get("observable"),
-                backports=tuple(Backport(b["distribution"], b["package_version"]) for b in e["backports"]),
-                source=_source(e, e["cve"]),
-            )
-        )
-    return tuple(entries)
+# The CVE table is shared with the DICOM side, so it lives in pacsradar.vulns (standard library
+# only); Backport, CveEntry, cve_table and parse_version are re-exported here for the web checks.
 
 
 __all__ = [
+    "Backport",
     "CredentialTable",
     "CveEntry",
     "DefaultCredential",

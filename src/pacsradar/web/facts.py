@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Literal
 
-from pacsradar.models import Evidence
+from pacsradar.models import Evidence, Holdings
 from pacsradar.phi import peer_text
 
 VERSION_OK = re.compile(r"^[0-9][0-9A-Za-z.+~_-]{0,31}$")
@@ -71,6 +71,10 @@ class QidoResult:
     #: memory only, for the WADO probe; never reported (field(repr=False) keeps it out of logs)
     base: str | None = field(default=None, repr=False)
     sample_study_uid: str | None = field(default=None, repr=False)
+    #: keyed hashes behind the counts (never values); travels with the finding only
+    holdings: Holdings | None = field(default=None, repr=False)
+    #: rows that repeated a study already counted (counted once)
+    duplicate_rows: int = 0
 
     def evidence(self) -> Evidence:
         return {
@@ -78,6 +82,7 @@ class QidoResult:
             "instances": self.instances,
             "patients": self.patients,
             "pages": self.pages,
+            "duplicate_rows": self.duplicate_rows,
             "truncated": self.truncated,
             "study_year_min": self.year_min,
             "study_year_max": self.year_max,

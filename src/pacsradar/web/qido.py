@@ -1,8 +1,12 @@
 """DICOMWEB-UNAUTH-QIDO: QIDO-RS lists studies to anonymous callers (PS3.18 §10.6).
 
 Counting, not collecting: ``GET {base}/studies?limit=&offset=&includefield=00201208`` pages are
-parsed for counts (studies, NumberOfStudyRelatedInstances, distinct keyed hashes of PatientID,
-StudyDate years) and dropped. Paging stops at ``options.max_records``. The result is memoised on
+parsed for counts and dropped. Every count is of distinct things, never of rows: studies are
+distinct keyed hashes of StudyInstanceUID (a server that repeats a study on several rows counts
+it once), patients distinct keyed hashes of PatientID (+ IssuerOfPatientID), instances the
+largest NumberOfStudyRelatedInstances given per distinct study. The hashes travel with the
+finding (:class:`pacsradar.models.Holdings`) for the scan-wide distinct headline.
+Paging stops at ``options.max_records``. The result is memoised on
 the context: WEB-UNAUTH-PHI and the WADO/STOW checks reuse it.
 """
 
@@ -12,7 +16,7 @@ from typing import Any
 
 from pacsradar.checks import Check, CheckOutcome, CheckSpec, skipped
 from pacsradar.errors import ProtocolError, ScanError
-from pacsradar.models import Evidence, Severity
+from pacsradar.models import Evidence, Holdings, Severity
 from pacsradar.web.client import HttpReply
 from pacsradar.web.context import WebContext
 from pacsradar.web.data import fingerprint_table
@@ -25,6 +29,7 @@ PAGE_SIZE = 100
 #: answer application/json.
 _ACCEPT = {"Accept": "application/dicom+json, application/json;q=0.9"}
 _TAG_PATIENT_ID = "00100020"
+_TAG_ISSUER = "00100021"
 _TAG_STUDY_UID = "0020000D"
 _TAG_STUDY_DATE = "00080020"
 _TAG_N_INSTANCES = "00201208"  # NumberOfStudyRelatedInstances (PS3.4 C.3.4 optional return key)
@@ -157,13 +162,12 @@ async def _count(ctx: WebContext) -> QidoResult:
 async def _page_through(ctx: WebContext, template: str, base: str, tried: int) -> QidoResult:
     hasher = ctx.options.hasher
     max_records = max(1, ctx.options.max_records)
-    studies: set[str] = set()
+    studies: dict[str, int | None] = {}
     patients: set[str] = set()
-    instances = 0
-    instances_known = False
     years: list[int] = []
     sample: str | None = None
     pages = 0
+    duplicates = 0
     truncated = False
     offset = 0
     while True:
@@ -183,24 +187,29 @@ async def _page_through(ctx: WebContext, template: str, base: str, tried: int) -
             break  # a later page failing ends the count; what we have is a lower bound
         pages += 1
         new = 0
+        rows = 0
         for item in data:
             if not isinstance(item, dict):
                 continue
+            rows += 1
             uid = _first_value(item, _TAG_STUDY_UID)
-            key = hasher.digest(str(uid)) if isinstance(uid, str) else f"row{offset + new}"
+            key = hasher.digest(str(uid)) if isinstance(uid, str) else f"row{offset + rows}"
+            n = _first_value(item, _TAG_N_INSTANCES)
+            images = int(str(n).strip()) if isinstance(n, int | str) and str(n).strip().isdigit() else None
             if key in studies:
+                duplicates += 1
+                before = studies[key]
+                if images is not None:
+                    studies[key] = images if before is None else max(before, images)
                 continue
-            studies.add(key)
+            studies[key] = images
             new += 1
             if sample is None and isinstance(uid, str):
                 sample = uid
             pid = _first_value(item, _TAG_PATIENT_ID)
             if isinstance(pid, str | int):
-                patients.add(hasher.digest(str(pid)))
-            n = _first_value(item, _TAG_N_INSTANCES)
-            if isinstance(n, int | str) and str(n).strip().isdigit():
-                instances += int(str(n).strip())
-                instances_known = True
+                issuer = _first_value(item, _TAG_ISSUER)
+                patients.add(hasher.patient(str(pid), str(issuer) if isinstance(issuer, str) else None))
             date = _first_value(item, _TAG_STUDY_DATE)
             if isinstance(date, str) and len(date) >= 4 and date[:4].isdigit():
                 years.append(int(date[:4]))
@@ -210,14 +219,21 @@ async def _page_through(ctx: WebContext, template: str, base: str, tried: int) -
         if len(studies) >= max_records:
             truncated = True
             break
-        if new == 0 or new < limit:
+        if new == 0 or rows < limit:
             break  # last page, or a server that ignores offset (no new studies)
-        offset += new
+        offset += rows
+    known = [v for v in studies.values() if v is not None]
+    holdings = Holdings(
+        patients=tuple(sorted(patients)),
+        studies=tuple(k for k in studies if not k.startswith("row")),
+        study_images=tuple(-1 if v is None else v for k, v in studies.items() if not k.startswith("row")),
+        truncated=truncated,
+    )
     return QidoResult(
         status="open",
         base_template=template,
         studies=len(studies),
-        instances=instances if instances_known else None,
+        instances=sum(known) if known else None,
         patients=len(patients) if patients else None,
         pages=pages,
         truncated=truncated,
@@ -226,6 +242,8 @@ async def _page_through(ctx: WebContext, template: str, base: str, tried: int) -
         bases_tried=tried,
         base=base,
         sample_study_uid=sample,
+        holdings=holdings if studies else None,
+        duplicate_rows=duplicates,
     )
 
 
@@ -252,6 +270,7 @@ async def _run(ctx: WebContext) -> CheckOutcome:
         evidence=result.evidence(),
         product=label,
         severity=Severity.HIGH if result.studies else Severity.MEDIUM,
+        holdings=result.holdings,
     )
     return CheckOutcome(details=details, findings=(finding,))
 

@@ -1,7 +1,10 @@
 """WEB-UNAUTH-PHI: an API or UI lists patients or studies to anyone, with how many.
 
-Counts only: Orthanc's ``/statistics`` (CountPatients/CountStudies/CountSeries/CountInstances),
-otherwise the QIDO-RS count of :mod:`pacsradar.web.qido`. Bodies are parsed and dropped.
+Counts only: Orthanc's ``/statistics`` (CountPatients/CountStudies/CountSeries/CountInstances,
+Orthanc's own distinct counts), otherwise the QIDO-RS count of :mod:`pacsradar.web.qido`
+(distinct keyed hashes). Bodies are parsed and dropped. The finding carries the keyed hashes of
+the QIDO-RS walk (also behind ``/statistics`` when DICOMweb is open) so the scan headline can
+count each patient once across services; ``images`` is the per-service instance count.
 """
 
 from __future__ import annotations
@@ -9,8 +12,8 @@ from __future__ import annotations
 from typing import Any
 
 from pacsradar.checks import Check, CheckOutcome, CheckSpec, skipped
-from pacsradar.errors import ProtocolError
-from pacsradar.models import Evidence, Severity
+from pacsradar.errors import ProtocolError, ScanError
+from pacsradar.models import Evidence, Holdings, Severity
 from pacsradar.web.context import WebContext
 from pacsradar.web.data import fingerprint_table
 from pacsradar.web.qido import qido_count
@@ -76,7 +79,7 @@ async def _run(ctx: WebContext) -> CheckOutcome:
             except ProtocolError:
                 counts = None
             if counts is not None:
-                return _finding(ctx, counts, "statistics", label)
+                return _finding(ctx, counts, "statistics", label, holdings=await _qido_holdings(ctx))
     qido = await qido_count(ctx)
     if qido.status == "open":
         counts = {"studies": qido.studies}
@@ -84,10 +87,19 @@ async def _run(ctx: WebContext) -> CheckOutcome:
             counts["patients"] = qido.patients
         if qido.instances is not None:
             counts["instances"] = qido.instances
-        return _finding(ctx, counts, "qido-rs", label, truncated=qido.truncated)
+        return _finding(ctx, counts, "qido-rs", label, truncated=qido.truncated, holdings=qido.holdings)
     if qido.status == "auth":
         return CheckOutcome(details={"source": "qido-rs", "auth_required": True})
     return skipped("no patient-listing API recognised on this service")
+
+
+async def _qido_holdings(ctx: WebContext) -> Holdings | None:
+    """The keyed hashes behind an Orthanc /statistics count, when DICOMweb lists the same data."""
+    try:
+        qido = await qido_count(ctx)
+    except ScanError:
+        return None
+    return qido.holdings if qido.status == "open" else None
 
 
 def _finding(
@@ -97,9 +109,18 @@ def _finding(
     label: str | None,
     *,
     truncated: bool = False,
+    holdings: Holdings | None = None,
 ) -> CheckOutcome:
     ctx.phi_exposed = ctx.phi_exposed or any(counts.values())
-    evidence: Evidence = {**counts, "source": source, "truncated": truncated}
+    if "instances" in counts:
+        # The estate headline reads "images" (report/exposure.py); instances are images.
+        counts = {**counts, "images": counts["instances"]}
+    evidence: Evidence = {
+        **counts,
+        "source": source,
+        "truncated": truncated,
+        "identities_linked": holdings is not None,
+    }
     has_data = any(counts.values())
     parts = [f"{counts[k]} {k}" for k in ("patients", "studies", "series", "instances") if k in counts]
     summary = (
@@ -113,6 +134,7 @@ def _finding(
         evidence=evidence,
         product=label,
         severity=Severity.CRITICAL if has_data else Severity.HIGH,
+        holdings=holdings,
     )
     return CheckOutcome(details=evidence, findings=(finding,))
 

@@ -25,6 +25,7 @@ CONQUEST_AE = "Conquest: list allowed peers in ACRNEMA.MAP and enable the callin
 AE_POLICY = {
     "DCMTK-based": DCMTK_BASED,
     "Orthanc": ORTHANC_AE,
+    "DCMTK": DCMQRSCP_AE,
     "dcm4che": DCM4CHEE_AE,
     "pynetdicom": PYNETDICOM_AE,
     "Conquest": CONQUEST_AE,

@@ -104,6 +104,7 @@ def _audit_file(
         tally.skipped["read-error"] += 1
         return
     size = size if size is not None else entry.size
+    sized = size is not None
     if size is None:
         # No size from the server: a short read means we have the whole file.
         size = len(buf) if len(buf) < first else max(len(buf), cap) + 1
@@ -128,8 +129,41 @@ def _audit_file(
     if hdr.status == hdrmod.UNSUPPORTED:
         tally.pydicom_fallback += 1
         hdr = parse_with_pydicom(buf, size)
+    if hdr.status == hdrmod.ARCHIVE and options.archives.enabled:
+        if sized:  # members are read where they are: that needs the archive's size
+            _audit_archive(client, entry.path, size, hdr.reason, tally, options, budget)
+            return
+        tally.archive_unreadable["size-unknown"] += 1
     tally.bytes_read += len(buf)
     tally.add_header(hdr, size, lambda: _token(entry.path, options), buf)
+
+
+def _audit_archive(
+    client: ShareClient, path: str, size: int, kind: str, tally: Tally, options: FileAuditOptions, budget: int
+) -> None:
+    """Audit an archive on the share in place: its members are read with ranged reads where they
+    are (ZIP: central directory, then each member's first bytes), within the share's byte bound."""
+    from pacsradar.files import archive as archmod  # only shares holding archives pay for it
+
+    fetched = 0
+
+    def spend(count: int) -> bool:
+        nonlocal fetched
+        fetched += count
+        return fetched <= budget
+
+    auditor = archmod.ArchiveAuditor(
+        tally,
+        options.archives,
+        archmod.run_budget(),
+        header_read=options.header_read,
+        max_header_bytes=min(options.max_header_bytes, options.share_file_bytes),
+        show_paths=options.show_paths,
+        hasher=options.hasher,
+    )
+    # The archive counts the bytes it reads itself (its first prefix again, from the cache-less
+    # share: a few KB), and stops at the share's byte bound (tar streams are read in order).
+    auditor.audit_stream(archmod.ShareFile(client.read, path, size, spend), size, kind, path)
 
 
 def _token(path: str, options: FileAuditOptions) -> str:
