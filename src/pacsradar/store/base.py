@@ -133,6 +133,29 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def _transactional_ddl_engine(url: str) -> Engine:
+    """A SQLite engine whose transactions really cover DDL, for migrations.
+
+    Python's sqlite3 driver commits before every CREATE/ALTER on its own, so a migration killed
+    part-way would leave tables without Alembic's version row: a store no later run could open.
+    With the driver's implicit transactions off and an explicit ``BEGIN IMMEDIATE`` (SQLAlchemy's
+    documented pysqlite recipe), the whole upgrade, version row included, commits at once or not
+    at all, and a second migrator waits for the write lock instead of racing.
+    """
+    engine = create_engine(url, connect_args={"timeout": 30})
+
+    def _connect(dbapi_connection: Any, record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        _sqlite_pragmas(dbapi_connection, record)
+
+    def _begin(conn: Any) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    event.listen(engine, "connect", _connect)
+    event.listen(engine, "begin", _begin)
+    return engine
+
+
 class StoreBase:
     """Engine, sessions and migrations. Use :class:`pacsradar.store.core.Store`."""
 
@@ -215,11 +238,16 @@ class StoreBase:
 
         cfg = Config()
         cfg.set_main_option("script_location", str(MIGRATIONS))
-        with self.engine.begin() as conn:
-            if conn.dialect.name == "postgresql":
-                conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_MIGRATION_LOCK})
-            cfg.attributes["connection"] = conn
-            command.upgrade(cfg, "head")
+        engine = _transactional_ddl_engine(self.url) if self.backend == "sqlite" else self.engine
+        try:
+            with engine.begin() as conn:
+                if conn.dialect.name == "postgresql":
+                    conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_MIGRATION_LOCK})
+                cfg.attributes["connection"] = conn
+                command.upgrade(cfg, "head")
+        finally:
+            if engine is not self.engine:
+                engine.dispose()
 
     def close(self) -> None:
         self.engine.dispose()
