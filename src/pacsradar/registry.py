@@ -71,7 +71,20 @@ MODULES_BY_FAMILY: Mapping[str, tuple[str, ...]] = {
     "files": FILE_UNIT_MODULES,
 }
 
+#: Checks that report another module's specs and import it only when they run (so a DICOM
+#: sweep without DICOM-TLS never loads the TLS audit): attempt name -> module defining SPECS.
+DELEGATED_SPECS: Mapping[str, str] = {"dicom.tls": "pacsradar.tls.audit"}
+
 AnyUnit = Check[Any] | Unit
+
+
+def specs_of(unit: AnyUnit) -> tuple[CheckSpec, ...]:
+    """What ``unit`` can report: its own specs, plus those it delegates to."""
+    delegate = DELEGATED_SPECS.get(unit.name)
+    if delegate is None:
+        return unit.specs
+    extra: tuple[CheckSpec, ...] = importlib.import_module(delegate).SPECS
+    return (*unit.specs, *(s for s in extra if s not in unit.specs))
 
 
 def _load(modules: tuple[str, ...]) -> tuple[Any, ...]:
@@ -175,7 +188,7 @@ def catalogue() -> tuple[CheckInfo, ...]:
     specs: dict[str, CheckSpec] = {}
     for family in FAMILIES:
         for unit in units(family.name):
-            for spec in unit.specs:
+            for spec in specs_of(unit):
                 if spec.id in specs and specs[spec.id] is not spec:
                     raise RuntimeError(f"duplicate check id {spec.id}")
                 specs[spec.id] = spec
@@ -208,7 +221,7 @@ def all_specs() -> dict[str, CheckSpec]:
     specs: dict[str, CheckSpec] = {}
     for family in FAMILIES:
         for unit in units(family.name):
-            for spec in unit.specs:
+            for spec in specs_of(unit):
                 if spec.id in specs and specs[spec.id] is not spec:
                     raise RuntimeError(f"duplicate check id {spec.id}")
                 specs[spec.id] = spec
@@ -221,6 +234,7 @@ def family_of(check_id: str) -> str | None:
 
 
 __all__ = [
+    "DELEGATED_SPECS",
     "DICOM_CHECK_MODULES",
     "FILE_UNIT_MODULES",
     "MODULES_BY_FAMILY",
@@ -231,6 +245,7 @@ __all__ = [
     "catalogue",
     "dicom_checks",
     "family_of",
+    "specs_of",
     "unit_named",
     "units",
     "web_checks",

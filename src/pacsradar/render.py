@@ -207,12 +207,15 @@ def to_json(report: ScanReport, *, indent: int | None = 2) -> str:
     return document_json(report, indent=indent)
 
 
-def iter_jsonl(report: ScanReport) -> Iterator[str]:
-    """One line per finding, then one summary line: easy to feed a SIEM."""
+def iter_jsonl(report: ScanReport, accepted: Mapping[str, str] | None = None) -> Iterator[str]:
+    """One line per finding, then could-not-test lines, then one summary line: easy to feed a
+    SIEM. A finding covered by an accepted risk carries ``accepted_until``."""
     for f in _sorted(report.findings):
         data = json.loads(f.model_dump_json())
         data["scan_id"] = report.scan_id
         data["dedupe_key"] = f.dedupe_key
+        if accepted and f.dedupe_key in accepted:
+            data["accepted_until"] = accepted[f.dedupe_key]
         yield json.dumps(data, ensure_ascii=True, sort_keys=True)
     for r, reason in could_not_test(report):
         yield json.dumps(

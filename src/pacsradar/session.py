@@ -292,7 +292,7 @@ class ScanSession:
 
 def stored_plan(store: Store, scan_id: str) -> ScanPlan:
     """The plan a stored scan ran with; :class:`PlanError` if it has none or it is unreadable."""
-    text = store.load_report(scan_id).options.get(PLAN_KEY)
+    text = store.scan_options(scan_id).get(PLAN_KEY)
     if not isinstance(text, str):
         raise PlanError(
             "this scan was stored without its scan plan (an older pacsradar or an import), "

@@ -48,12 +48,19 @@ def test_accepted_risks_are_marked_and_do_not_fail_the_scan(tmp_path: Path) -> N
         # Then a scan with --fail-on medium passes, and marks each finding as accepted
         again = run_cli(*scan, "--fail-on", "medium", cwd=tmp_path)
         counted = run_cli(*scan, "--fail-on", "medium", "--count-accepted", cwd=tmp_path)
+        as_json = run_cli(*scan, "-f", "json", cwd=tmp_path)
+        as_jsonl = run_cli(*scan, "-f", "jsonl", cwd=tmp_path)
     assert again.returncode == 0, again.stdout + again.stderr[-2000:]
     lines = [line for line in again.stdout.splitlines() if line.startswith("finding\t")]
     assert lines and all("accepted risk until" in line for line in lines)
     assert f"({len(lines)} accepted)" in again.stdout
     # And --count-accepted lets them count again
     assert counted.returncode == 1
+    # And the JSON document and the JSON lines mark them too
+    doc = json.loads(as_json.stdout)
+    assert len(doc["accepted_risks"]) == sum(len(r["findings"]) for r in doc["results"])
+    rows = [json.loads(x) for x in as_jsonl.stdout.splitlines()]
+    assert all("accepted_until" in r for r in rows if "check_id" in r)
     # And an unknown check id (the old help example) is refused, naming the real ones
     risk = ["risk", "add", "DICOM-NO-TLS", "*", "--reason", "x", "--expires", "30d"]
     typo = run_cli(*risk, "--db", url, cwd=tmp_path)

@@ -303,3 +303,14 @@ def test_piped_output_is_one_finding_per_line_with_full_ids(tmp_path: Path, colu
     listed = run_cli("scans", "--db", url, cwd=tmp_path, env=env)
     assert scan_id in listed.stdout.split()
     assert run_cli("report", scan_id, "-f", "json", "--db", url, cwd=tmp_path, env=env).returncode == 0
+
+
+def test_missing_database_driver_is_one_line_naming_the_extra(tmp_path: Path) -> None:
+    # Given a PostgreSQL URL whose driver is not installed (pg8000; nothing is contacted:
+    # the driver is imported before any connection)
+    url = "postgresql+pg8000://pacs@127.0.0.1:9/none"
+    for command in (["scans"], ["scan", "127.0.12.60", "-p", "9"]):
+        result = run_cli(*command, "--db", url, cwd=tmp_path)
+        # Then the command fails in one line that names the extra to install, no traceback
+        assert result.returncode == 2, (command, result.stderr)
+        assert "pacsradar[postgres]" in result.stderr and "Traceback" not in result.stderr

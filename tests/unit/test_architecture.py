@@ -136,3 +136,24 @@ def test_no_module_exceeds_the_size_bound() -> None:
     # Then each stays within the bound: split a module by concern when it grows past it
     oversized = {m: n for m, n in sizes.items() if n > MAX_LINES}
     assert oversized == {}, f"modules over {MAX_LINES} lines: {oversized}"
+
+
+def test_dicom_scan_start_up_loads_no_web_tls_or_store_stack() -> None:
+    # Given a fresh interpreter that loads the CLI and the DICOM checks, as `scan --only dicom` does
+    import json
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import json, sys; from pacsradar.cli import _register; _register();"
+        " import pacsradar.registry as r; r.dicom_checks();"
+        " print(json.dumps(sorted(sys.modules)))"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120, check=True
+    )
+    loaded = set(json.loads(proc.stdout))
+    # Then the heavy stacks it does not need stay unloaded (start-up stays short, bench/README.md)
+    assert not loaded & {"httpx", "sqlalchemy", "pacsradar.tls", "pacsradar.web.client", "pacsradar.store"}

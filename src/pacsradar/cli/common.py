@@ -11,7 +11,7 @@ import sys
 import threading
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -30,7 +30,10 @@ from pacsradar.errors import UsageError
 from pacsradar.models import ScanReport, Severity, TargetResult
 from pacsradar.outcome import could_not_test
 from pacsradar.phi import peer_text
-from pacsradar.render import iter_jsonl, plain_lines, print_report, to_json
+from pacsradar.render import iter_jsonl, plain_lines, print_report
+
+if TYPE_CHECKING:
+    from pacsradar.store.views import AcceptedRisk
 
 T = TypeVar("T")
 
@@ -267,9 +270,14 @@ def emit(
     console: Console,
     *,
     accepted: Mapping[str, str] | None = None,
+    risks: Sequence[AcceptedRisk] = (),
     warnings: Sequence[str] = (),
 ) -> None:
-    """Print or write the report in the chosen format (the table: rich on a terminal, lines off)."""
+    """Print or write the report in the chosen format (the table: rich on a terminal, lines off).
+
+    ``accepted`` maps dedupe keys to the expiry of the accepted risk covering them (the table and
+    JSON lines mark them); ``risks`` are those risks, for the JSON document's ``accepted_risks``.
+    """
     fmt = target.format
     if fmt == "table":
         if target.path is None:
@@ -277,9 +285,11 @@ def emit(
             return
         text = "\n".join(plain_lines(report, accepted, warnings))
     elif fmt == "json":
-        text = to_json(report)
+        from pacsradar.report.jsondoc import document_json
+
+        text = document_json(report, accepted=risks)
     else:
-        text = "\n".join(iter_jsonl(report))
+        text = "\n".join(iter_jsonl(report, accepted))
     if target.path is not None:
         try:
             write_private(target.path, text + "\n")
@@ -288,9 +298,9 @@ def emit(
         stderr_console().print(Text(f"{fmt} report: {target.path}"), highlight=False)
     else:
         sys.stdout.write(text + "\n")
-        if fmt == "json" and warnings:
-            for w in warnings:
-                stderr_console().print(Text(f"warning: {w}", style="yellow"))
+    # Warnings the table would have shown (names that did not resolve, ...) go to stderr.
+    for w in warnings:
+        stderr_console().print(Text(f"warning: {w}", style="yellow"), highlight=False)
 
 
 def exit_code(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -41,6 +42,7 @@ from pacsradar.session import ScanPlan, ScanSession, load_imports
 
 if TYPE_CHECKING:
     from pacsradar.store import Store
+    from pacsradar.store.views import AcceptedRisk
 
 #: Options that shape what a scan touches: with --resume they come from the stored plan, and
 #: giving one as well is refused (the stored plan is restored exactly, never widened).
@@ -78,17 +80,24 @@ def _error(err: Console, exc: PacsradarError | str) -> None:
     err.print(Text(f"error: {exc}", style="bold red"), highlight=False)
 
 
-def accepted_map(store: Store | None, report: ScanReport) -> dict[str, str]:
+def accepted_risks(store: Store | None) -> list[AcceptedRisk]:
+    """The accepted risks in force now (none without a store)."""
+    if store is None:
+        return []
+    return store.accepted_risks(active_at=datetime.now(UTC))
+
+
+def accepted_map(risks: Sequence[AcceptedRisk], report: ScanReport) -> dict[str, str]:
     """Dedupe key -> expiry date of the accepted risk covering each finding of ``report``."""
-    if store is None or not report.findings:
+    if not risks or not report.findings:
         return {}
     from pacsradar.store import accepted_for
 
     now = datetime.now(UTC)
-    risks = store.accepted_risks(active_at=now)
+    known = list(risks)
     out: dict[str, str] = {}
     for f in report.findings:
-        risk = accepted_for(f, risks, now)
+        risk = accepted_for(f, known, now)
         if risk is not None:
             out[f.dedupe_key] = f"{risk.expires_at:%Y-%m-%d}"
     return out
@@ -133,8 +142,9 @@ def finish(
     count_accepted: bool,
 ) -> ExitCode:
     """Render the report, print warnings, pick the exit code."""
-    accepted = accepted_map(session.store, report)
-    emit(report, target, Console(highlight=False), accepted=accepted, warnings=session.warnings)
+    risks = accepted_risks(session.store)
+    accepted = accepted_map(risks, report)
+    emit(report, target, Console(highlight=False), accepted=accepted, risks=risks, warnings=session.warnings)
     if report.scan_id in INTERRUPTED_BY_USER:
         exit_interrupted()
     if report.scan_id in OBSERVER_FAILED:
@@ -198,6 +208,8 @@ def register(app: typer.Typer) -> None:
         ),
         log_level: str = OPT_LOG_LEVEL,
         no_progress: bool = OPT_NO_PROGRESS,
+        workers: int | None = scanopts.OPT_WORKERS,
+        scheduler: str | None = scanopts.OPT_SCHEDULER,
     ) -> None:
         """Audit DICOM, DICOMweb and PACS web services on the targets you are authorised to scan.
 
@@ -207,6 +219,7 @@ def register(app: typer.Typer) -> None:
         err = stderr_console()
         try:
             setup_logging(log_level)
+            scanopts.check_cluster(workers, scheduler)
             target = output_target(output_format, output)
             if resume:
                 given = [
@@ -254,7 +267,16 @@ def register(app: typer.Typer) -> None:
             _error(err, exc)
             raise typer.Exit(ExitCode.USAGE) from None
         try:
-            report = run_session(session, console=err, progress=not no_progress and err.is_terminal)
+            if workers is not None or scheduler is not None:
+                report = scanopts.cluster_scan(
+                    session,
+                    workers=workers,
+                    scheduler=scheduler,
+                    console=err,
+                    progress=not no_progress and err.is_terminal,
+                )
+            else:
+                report = run_session(session, console=err, progress=not no_progress and err.is_terminal)
             code = finish(
                 report,
                 session,
@@ -268,6 +290,9 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(ExitCode.USAGE) from None
         except StoreError as exc:
             err.print(Text(f"store error: {exc}", style="bold red"), highlight=False)
+            raise typer.Exit(ExitCode.SCAN_ERROR) from None
+        except scanopts.ClusterFailure as exc:
+            err.print(Text(f"cluster error: {exc}", style="bold red"), highlight=False)
             raise typer.Exit(ExitCode.SCAN_ERROR) from None
         raise typer.Exit(code)
 
@@ -335,4 +360,4 @@ def register(app: typer.Typer) -> None:
         raise typer.Exit(ExitCode.OK)
 
 
-__all__ = ["PLAN_PARAMETERS", "accepted_map", "finish", "register", "run_session"]
+__all__ = ["PLAN_PARAMETERS", "accepted_map", "accepted_risks", "finish", "register", "run_session"]

@@ -11,28 +11,35 @@ with Range requests, anything else is one completed "no listing" attempt.
 from __future__ import annotations
 
 import asyncio
+import functools
+import importlib.util
+import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from pacsradar.config import ScanOptions
 from pacsradar.engine import AuditContext
-from pacsradar.files.options import FileAuditOptions
+from pacsradar.files.options import ArchiveLimits, FileAuditOptions
 from pacsradar.models import Attempt, AttemptStatus, Endpoint, TargetResult
 
 if TYPE_CHECKING:
     from pacsradar.registry import AnyUnit
+
+log = logging.getLogger(__name__)
 
 #: Ports the scan must probe when shares are selected (FTP RFC 959, SMB over TCP MS-SMB2 §2.1).
 SHARE_PORTS: dict[int, str] = {21: "ftp", 445: "smb"}
 
 
 def file_options(options: ScanOptions) -> FileAuditOptions:
-    """Share bounds for a network scan: the scan's hasher and read timeout, no process pool."""
+    """Share bounds for a network scan: the scan's hasher and read timeout, no process pool, and
+    no archive read for longer than the scan gives one target."""
     return FileAuditOptions(
         workers=1,
         hasher=options.hasher,
         timeout=options.limits.read_timeout,
         share_max_files=min(10_000, options.max_records),
+        archives=ArchiveLimits(max_seconds=min(ArchiveLimits().max_seconds, options.limits.target_deadline)),
     )
 
 
@@ -42,6 +49,8 @@ class ShareAuditor:
     def wants(self, endpoint: Endpoint, prior: Sequence[TargetResult], options: ScanOptions) -> bool:
         if "share" not in options.only:
             return False
+        if SHARE_PORTS.get(endpoint.port) == "smb" and _http_service(prior) is None and not smb_available():
+            return False  # said once per run (smb_available), never as a row per host
         return endpoint.port in SHARE_PORTS or _http_service(prior) is not None
 
     async def audit(self, endpoint: Endpoint, ctx: AuditContext) -> TargetResult:
@@ -78,6 +87,16 @@ def _unit(name: str) -> AnyUnit:
     from pacsradar.registry import unit_named
 
     return unit_named("share", name)
+
+
+@functools.cache
+def smb_available() -> bool:
+    """Whether the SMB client (smbprotocol, in the default install) can be imported; when it
+    cannot, SMB is skipped with one warning per run instead of a result per host."""
+    if importlib.util.find_spec("smbprotocol") is not None:
+        return True
+    log.warning("smbprotocol is not installed: SMB shares are not audited (pip install smbprotocol)")
+    return False
 
 
 def _http_service(prior: Sequence[TargetResult]) -> str | None:

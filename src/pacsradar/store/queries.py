@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
@@ -120,6 +121,11 @@ class QueriesMixin(RisksMixin):
     def get_scan(self, scan_id: str) -> ScanSummary:
         with self._read() as s:
             return self._summaries(s, [self._scan_row(s, scan_id)])[0]
+
+    def scan_options(self, scan_id: str) -> dict[str, Any]:
+        """The options a scan was stored with (its plan among them), without loading results."""
+        with self._read() as s:
+            return dict(self._scan_row(s, scan_id).options or {})
 
     def _summaries(self, s: Session, rows: list[ScanRow]) -> list[ScanSummary]:
         found = self._findings_by_scan(s, [r.id for r in rows])

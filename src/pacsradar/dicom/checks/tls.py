@@ -7,10 +7,8 @@ import importlib
 from pacsradar.checks import Check, CheckOutcome, skipped
 from pacsradar.dicom.context import DicomContext
 from pacsradar.models import AttemptStatus
-from pacsradar.tls.audit import SPECS as TLS_SPECS
 
-#: Reported through the shared TLS audit; listed here so the registry knows DICOM-TLS reports them.
-SPECS = TLS_SPECS
+SPECS = ()
 
 
 async def run(ctx: DicomContext) -> CheckOutcome:
