@@ -23,7 +23,7 @@ from typing import Protocol
 from pacsradar import __version__
 from pacsradar.checks import internal_error, log_internal
 from pacsradar.config import ScanOptions
-from pacsradar.errors import ConnectError, ScanError
+from pacsradar.errors import ConnectError, ConnectTimeout, ScanError
 from pacsradar.models import (
     Attempt,
     AttemptStatus,
@@ -32,7 +32,7 @@ from pacsradar.models import (
     ScanStats,
     TargetResult,
 )
-from pacsradar.net import HostLimiter, Net
+from pacsradar.net import HostLimiter, Net, size_concurrency
 from pacsradar.outcome import port_state, untested_reason
 
 log = logging.getLogger(__name__)
@@ -114,6 +114,34 @@ def merge_results(endpoint: Endpoint, parts: Sequence[TargetResult], elapsed: fl
     )
 
 
+def _is_ip_literal(host: str) -> bool:
+    """Whether ``host`` is an IP address (inet_pton is C; ``ipaddress`` only for zone ids)."""
+    for family in (socket.AF_INET, socket.AF_INET6):
+        try:
+            socket.inet_pton(family, host)
+            return True
+        except OSError:
+            pass
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def _unreachable(endpoint: Endpoint, reason: str, start: float, *, timed_out: bool = False) -> TargetResult:
+    """The gate's result for a refused (closed) or timed-out (could not test) endpoint."""
+    elapsed = (time.monotonic() - start) * 1000
+    attempts = (
+        (Attempt(check="engine.connect", status=AttemptStatus.ERROR, reason=f"ConnectTimeout: {reason}"),)
+        if timed_out
+        else ()
+    )
+    return TargetResult(
+        endpoint=endpoint, reachable=False, error=reason, attempts=attempts, duration_ms=elapsed
+    )
+
+
 class Engine:
     def __init__(
         self,
@@ -173,11 +201,8 @@ class Engine:
 
     async def _resolve(self, endpoint: Endpoint) -> Endpoint | str:
         """Resolve a hostname target; every address it yields must pass the exclusions again."""
-        try:
-            ipaddress.ip_address(endpoint.host)
+        if _is_ip_literal(endpoint.host):
             return endpoint
-        except ValueError:
-            pass
         loop = asyncio.get_running_loop()
         try:
             async with asyncio.timeout(self.options.limits.connect_timeout):
@@ -202,6 +227,22 @@ class Engine:
             return TargetResult(endpoint=endpoint, reachable=False, error=resolved)
         endpoint = resolved
         parts: list[TargetResult] = []
+        host, port = endpoint.host, endpoint.port
+        gated = False
+        try:
+            first = next((a for a in self.auditors if a.wants(endpoint, parts, self.options)), None)
+        except Exception:
+            first = None  # a bug in wants(): the loop below reports it as that auditor's part
+        if first is not None and getattr(first, "gate", False):
+            # The TCP gate: a closed or silent endpoint (nearly all of a sweep) costs one
+            # connect and one small result, never an auditor, a check or a stream.
+            try:
+                self.net.adopt(host, port, await self.net.probe(host, port))
+                gated = True
+            except ConnectTimeout as exc:
+                return _unreachable(endpoint, str(exc), start, timed_out=True)
+            except ConnectError as exc:
+                return _unreachable(endpoint, str(exc), start)
         deadline = self.options.limits.target_deadline
         try:
             async with asyncio.timeout(deadline):
@@ -213,6 +254,7 @@ class Engine:
                             options=self.options, net=self.net, prior=parts, deadline=start + deadline
                         )
                         parts.append(await auditor.audit(endpoint, ctx))
+                        self.net.discard(host, port)  # a gate socket the auditor did not take
                     except ScanError:
                         raise  # ours, with a message we wrote: handled below
                     except Exception as exc:
@@ -248,7 +290,17 @@ class Engine:
                     error=str(exc),
                 )
             )
-        return merge_results(endpoint, parts, (time.monotonic() - start) * 1000)
+        finally:
+            self.net.discard(host, port)
+        merged = merge_results(endpoint, parts, (time.monotonic() - start) * 1000)
+        if gated and not merged.reachable:
+            # The gate saw the port open; an audit that could not connect again (a server whose
+            # accept queue overflowed, one that closed meanwhile) is "open, could not test",
+            # never "closed": a closed port would resolve stored findings.
+            merged = merged.model_copy(
+                update={"reachable": True, "error": merged.error or "the audit could not connect again"}
+            )
+        return merged
 
     async def run(
         self,
@@ -286,7 +338,7 @@ class Engine:
                     kept.append(result)
                 self._notify("on_result", result)
 
-        n_workers = max(1, self.options.limits.concurrency)
+        n_workers = size_concurrency(self.options.limits)
         if total is not None:
             n_workers = max(1, min(n_workers, total))
         tasks = [asyncio.create_task(worker()) for _ in range(n_workers)]

@@ -23,6 +23,10 @@ class ScopeTooLargeError(TargetError):
     """The scope exceeds the safety limit and needs an explicit override."""
 
 
+class ClusterError(PacsradarError):
+    """The Dask cluster (``--workers``/``--scheduler``) could not be started or reached."""
+
+
 class ScanError(PacsradarError):
     """A problem while scanning one endpoint. Caught by the engine, recorded as an error attempt."""
 

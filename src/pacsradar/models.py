@@ -138,6 +138,8 @@ class TargetResult(_Frozen):
     error: str | None = None
     started_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
     duration_ms: float = 0.0
+    #: The Dask worker that produced this result (``--workers`` / ``--scheduler``); None locally.
+    worker: str | None = None
 
 
 class ScanStats(_Frozen):

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
+import math
+import os
+import socket
 import ssl
 import time
 import warnings
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol, cast
 
 from pacsradar.config import Limits
@@ -19,6 +24,60 @@ from pacsradar.errors import (
     ReadTimeout,
     TlsHandshakeError,
 )
+
+#: File descriptors kept back from the socket budget: the store, logs, the event loop, imports.
+FD_RESERVE = 256
+#: Connections one endpoint may hold at once (the DICOM session plus one probe; see Net).
+FDS_PER_ENDPOINT = 2
+#: With ``--rate 0`` nothing bounds the pool but the descriptors; more would only add latency.
+UNLIMITED_RATE_CONCURRENCY = 4096
+
+
+def raise_fd_limit(wanted: int = 0) -> int:
+    """Raise the open-file soft limit to the hard limit (root: up to ``wanted``, as far as
+    ``fs.nr_open`` allows) and return the soft limit now in force.
+
+    A sparse sweep holds one socket per silent endpoint for a whole connect timeout, so the
+    descriptor limit, not the CPU, caps its rate (issue 14). Raising the soft limit is what
+    every scanner of that kind does; it never lowers a limit.
+    """
+    try:
+        import resource
+    except ImportError:  # not POSIX: nothing to raise
+        return 1 << 16
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = hard if hard != resource.RLIM_INFINITY else max(soft, wanted, 1 << 16)
+    new_hard = hard
+    if wanted > target and hasattr(os, "geteuid") and os.geteuid() == 0:
+        with contextlib.suppress(OSError, ValueError):
+            nr_open = int(Path("/proc/sys/fs/nr_open").read_text().strip())
+            target = new_hard = max(target, min(wanted, nr_open))
+    if target <= soft:
+        return int(soft)
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, new_hard))
+    except (OSError, ValueError):
+        with contextlib.suppress(OSError, ValueError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return int(resource.getrlimit(resource.RLIMIT_NOFILE)[0])
+
+
+def size_concurrency(limits: Limits) -> int:
+    """Endpoints in flight at once: what ``--rate`` needs, within the open-file limit.
+
+    A silent endpoint holds its slot for one connect timeout, so a rate of R new connections
+    per second needs about R x timeout slots (Little's law) plus headroom for the endpoints that
+    answer and take longer; fewer slots and the pool, not the rate, sets the pace. A non-zero
+    ``limits.concurrency`` is the user's upper bound.
+    """
+    if limits.rate > 0:
+        wanted = math.ceil(limits.rate * limits.connect_timeout * 1.2) + 64
+    else:
+        wanted = UNLIMITED_RATE_CONCURRENCY
+    if limits.concurrency > 0:
+        wanted = min(wanted, limits.concurrency)
+    fds = raise_fd_limit(wanted * FDS_PER_ENDPOINT + FD_RESERVE)
+    return max(1, min(wanted, (fds - FD_RESERVE) // FDS_PER_ENDPOINT))
 
 
 class RateLimiter:
@@ -309,6 +368,60 @@ class Net:
         self.limits = limits
         self._rate = RateLimiter(limits.rate)
         self.connections_opened = 0
+        #: Sockets the engine's TCP gate connected, handed to the first connect to that endpoint.
+        self._adopted: dict[tuple[str, int], socket.socket] = {}
+
+    async def probe(self, host: str, port: int) -> socket.socket:
+        """One bare TCP connect (rate limit and connect timeout apply): the engine's gate.
+
+        Nearly every endpoint of a sweep is closed or silent; this is all they cost: one
+        socket, one connect, one timer, no stream, protocol or check objects. A connected
+        socket is kept with :meth:`adopt` so the first check's connection reuses it (the peer
+        sees one connection, as before). Raises :class:`ConnectError` (refused, unreachable)
+        or :class:`ConnectTimeout` (filtered or down: could not test).
+        """
+        await self._rate.acquire()
+        self.connections_opened += 1
+        sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            sock.setblocking(False)
+            err = sock.connect_ex((host, port))
+            if err in (errno.EINPROGRESS, errno.EWOULDBLOCK, errno.EAGAIN):
+                err = await self._writable(sock)
+            if err:
+                raise ConnectError(f"connect failed ({os.strerror(err)})")
+        except BaseException:
+            sock.close()
+            raise
+        return sock
+
+    async def _writable(self, sock: socket.socket) -> int:
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[bool] = loop.create_future()
+        fd = sock.fileno()
+        loop.add_writer(fd, _settle, waiter, True)
+        timer = loop.call_later(self.limits.connect_timeout, _settle, waiter, False)
+        try:
+            connected = await waiter
+        finally:
+            timer.cancel()
+            loop.remove_writer(fd)
+        if not connected:
+            raise ConnectTimeout(f"connect did not complete within {self.limits.connect_timeout:g}s")
+        return sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+
+    def adopt(self, host: str, port: int, sock: socket.socket) -> None:
+        """Keep a gate-connected socket for the next connection to ``host:port``."""
+        old = self._adopted.pop((host, port), None)
+        if old is not None:
+            old.close()
+        self._adopted[(host, port)] = sock
+
+    def discard(self, host: str, port: int) -> None:
+        """Close an adopted socket nobody used (the auditor did not connect through us)."""
+        sock = self._adopted.pop((host, port), None)
+        if sock is not None:
+            sock.close()
 
     @contextlib.asynccontextmanager
     async def connect(
@@ -319,17 +432,27 @@ class Net:
         tls: ssl.SSLContext | None = None,
         server_hostname: str | None = None,
     ) -> AsyncIterator[Stream]:
-        await self._rate.acquire()
-        self.connections_opened += 1
+        sock = self._adopted.pop((host, port), None)
+        if sock is None:
+            await self._rate.acquire()
+            self.connections_opened += 1
         try:
             async with asyncio.timeout(self.limits.connect_timeout):
-                reader, writer = await asyncio.open_connection(
-                    host,
-                    port,
-                    ssl=tls,
-                    server_hostname=server_hostname if tls else None,
-                    limit=64 * 1024,
-                )
+                if sock is not None:
+                    reader, writer = await asyncio.open_connection(
+                        sock=sock,
+                        ssl=tls,
+                        server_hostname=(server_hostname or host) if tls else None,
+                        limit=64 * 1024,
+                    )
+                else:
+                    reader, writer = await asyncio.open_connection(
+                        host,
+                        port,
+                        ssl=tls,
+                        server_hostname=server_hostname if tls else None,
+                        limit=64 * 1024,
+                    )
         except TimeoutError as exc:
             raise ConnectTimeout(f"connect did not complete within {self.limits.connect_timeout:g}s") from exc
         except ssl.SSLError as exc:
@@ -347,13 +470,20 @@ class Net:
         self, host: str, port: int, *, tls: ssl.SSLContext | None = None
     ) -> AsyncIterator[PduStream]:
         """Like :meth:`connect`, for the DICOM client: a :class:`PduStream`."""
-        await self._rate.acquire()
-        self.connections_opened += 1
+        sock = self._adopted.pop((host, port), None)
+        if sock is None:
+            await self._rate.acquire()
+            self.connections_opened += 1
         loop = asyncio.get_running_loop()
         protocol = _BufferProtocol(loop)
         try:
             async with asyncio.timeout(self.limits.connect_timeout):
-                await loop.create_connection(lambda: protocol, host, port, ssl=tls)
+                if sock is not None:
+                    await loop.create_connection(
+                        lambda: protocol, sock=sock, ssl=tls, server_hostname=host if tls else None
+                    )
+                else:
+                    await loop.create_connection(lambda: protocol, host, port, ssl=tls)
         except TimeoutError as exc:
             raise ConnectTimeout(f"connect did not complete within {self.limits.connect_timeout:g}s") from exc
         except ssl.SSLError as exc:
@@ -365,6 +495,11 @@ class Net:
             yield stream
         finally:
             await stream.close()
+
+
+def _settle(waiter: asyncio.Future[bool], value: bool) -> None:
+    if not waiter.done():
+        waiter.set_result(value)
 
 
 def insecure_tls_context() -> ssl.SSLContext:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import json
+import socket
 from collections.abc import Container, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
@@ -393,6 +394,11 @@ def _is_ip(host: str) -> bool:
 
 def _canonical(host: str) -> str:
     """Canonical text for an IP literal (so '127.000.0.1' and '::0:1' dedupe); names unchanged."""
+    try:
+        # Fast path, once per endpoint of a sweep: inet_pton takes only dotted-quad IPv4.
+        return socket.inet_ntoa(socket.inet_pton(socket.AF_INET, host))
+    except OSError:
+        pass
     try:
         return str(ipaddress.ip_address(host.strip("[]")))
     except ValueError:

@@ -208,6 +208,8 @@ def register(app: typer.Typer) -> None:
         ),
         log_level: str = OPT_LOG_LEVEL,
         no_progress: bool = OPT_NO_PROGRESS,
+        workers: int | None = scanopts.OPT_WORKERS,
+        scheduler: str | None = scanopts.OPT_SCHEDULER,
     ) -> None:
         """Audit DICOM, DICOMweb and PACS web services on the targets you are authorised to scan.
 
@@ -217,6 +219,7 @@ def register(app: typer.Typer) -> None:
         err = stderr_console()
         try:
             setup_logging(log_level)
+            scanopts.check_cluster(workers, scheduler)
             target = output_target(output_format, output)
             if resume:
                 given = [
@@ -264,7 +267,16 @@ def register(app: typer.Typer) -> None:
             _error(err, exc)
             raise typer.Exit(ExitCode.USAGE) from None
         try:
-            report = run_session(session, console=err, progress=not no_progress and err.is_terminal)
+            if workers is not None or scheduler is not None:
+                report = scanopts.cluster_scan(
+                    session,
+                    workers=workers,
+                    scheduler=scheduler,
+                    console=err,
+                    progress=not no_progress and err.is_terminal,
+                )
+            else:
+                report = run_session(session, console=err, progress=not no_progress and err.is_terminal)
             code = finish(
                 report,
                 session,
@@ -278,6 +290,9 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(ExitCode.USAGE) from None
         except StoreError as exc:
             err.print(Text(f"store error: {exc}", style="bold red"), highlight=False)
+            raise typer.Exit(ExitCode.SCAN_ERROR) from None
+        except scanopts.ClusterFailure as exc:
+            err.print(Text(f"cluster error: {exc}", style="bold red"), highlight=False)
             raise typer.Exit(ExitCode.SCAN_ERROR) from None
         raise typer.Exit(code)
 

@@ -7,7 +7,9 @@ timeouts as `scan` (README "Safety": only what the user named, exclusions win, e
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -18,8 +20,10 @@ from pacsradar.config import (
     Limits,
     ScanOptions,
 )
+from pacsradar.errors import ClusterError as ClusterFailure
 from pacsradar.errors import UsageError
 from pacsradar.families import SCAN_FAMILIES
+from pacsradar.models import ScanReport
 from pacsradar.phi import KeyedHasher
 from pacsradar.targets import parse_ports
 
@@ -43,7 +47,11 @@ OPT_DEFAULT_PORTS = typer.Option(
 )
 OPT_ONLY = typer.Option(None, "--only", help="dicom, web or share (repeatable; default all three).")
 OPT_ALLOW_LARGE = typer.Option(False, "--allow-large-scope", help="Allow more than 65,536 hosts.")
-OPT_CONCURRENCY = typer.Option(256, "--concurrency", help="Endpoints audited at once.")
+OPT_CONCURRENCY = typer.Option(
+    0,
+    "--concurrency",
+    help="Upper bound on endpoints audited at once (0: what --rate needs, within the open-file limit).",
+)
 OPT_PER_HOST = typer.Option(4, "--per-host", help="Connections per host at once.")
 OPT_RATE = typer.Option(1000.0, "--rate", help="New connections per second (0: unlimited).")
 OPT_CONNECT_TIMEOUT = typer.Option(3.0, "--connect-timeout", help="Seconds for a TCP connect.")
@@ -61,6 +69,12 @@ OPT_INTRUSIVE = typer.Option(
     help="Opt-in checks (C-MOVE probe to an unknown destination; never moves data).",
 )
 OPT_AET_WORDLIST = typer.Option(None, "--aet-wordlist", help="Extra called AE titles to try.")
+OPT_WORKERS = typer.Option(
+    None, "--workers", help="Run on a local Dask cluster of N worker processes (limits are totals)."
+)
+OPT_SCHEDULER = typer.Option(
+    None, "--scheduler", help="Run on the Dask cluster of this scheduler, e.g. tcp://127.0.0.1:8786."
+)
 OPT_CALLING_AET = typer.Option("PACSRADAR", "--calling-aet", help="Calling AE title for non-random probes.")
 
 
@@ -126,8 +140,9 @@ def scan_options(
         words = tuple(w.strip() for w in text.splitlines() if w.strip() and not w.startswith("#"))
     if not 1 <= len(calling_aet) <= 16:
         raise UsageError("--calling-aet must be 1 to 16 characters (PS3.5 AE VR)")
+    if concurrency < 0:
+        raise UsageError("--concurrency must be 0 (automatic) or more")
     for name, value in (
-        ("--concurrency", concurrency),
         ("--per-host", per_host),
         ("--max-records", max_records),
     ):
@@ -167,4 +182,57 @@ def scan_options(
     )
 
 
-__all__ = ["ONLY_CHOICES", "parse_only", "port_sets", "scan_options"]
+def check_cluster(workers: int | None, scheduler: str | None) -> None:
+    """``--workers``/``--scheduler`` are valid (checked before anything is scanned)."""
+    from pacsradar.distributed.frontend import check_cluster_options
+
+    check_cluster_options(workers, scheduler)
+
+
+def cluster_scan(session: Any, **kwargs: Any) -> ScanReport:
+    """A scan on Dask (``pacsradar.distributed``, imported only when a cluster is asked for)."""
+    from pacsradar.distributed.frontend import cluster_scan as run
+
+    return run(session, **kwargs)
+
+
+class MonitorClusterOption:
+    """``monitor --workers/--scheduler``: ``scan`` is the Monitor's scan function (None: local).
+
+    A context manager: leaving it closes the cluster (a LocalCluster ends with it).
+    """
+
+    def __init__(
+        self,
+        targets: Sequence[str],
+        workers: int | None,
+        scheduler: str | None,
+        exclude: Sequence[str],
+        allow_large: bool,
+    ) -> None:
+        self.scan: Any = None
+        if workers is not None or scheduler is not None:
+            from pacsradar.distributed.frontend import MonitorCluster
+
+            self.scan = MonitorCluster(
+                targets, workers=workers, scheduler=scheduler, exclude=exclude, allow_large=allow_large
+            )
+
+    def __enter__(self) -> MonitorClusterOption:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.scan is not None:
+            self.scan.close()
+
+
+__all__ = [
+    "ONLY_CHOICES",
+    "ClusterFailure",
+    "MonitorClusterOption",
+    "check_cluster",
+    "cluster_scan",
+    "parse_only",
+    "port_sets",
+    "scan_options",
+]

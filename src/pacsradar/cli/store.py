@@ -276,6 +276,8 @@ def register(app: typer.Typer) -> None:
         alert_on_first: bool = typer.Option(
             True, "--alert-on-first/--no-alert-on-first", help="Alert on the first scan too."
         ),
+        workers: int | None = scanopts.OPT_WORKERS,
+        scheduler: str | None = scanopts.OPT_SCHEDULER,
     ) -> None:
         """Scan on a schedule, store each scan, diff it against the last, alert on changes.
 
@@ -323,9 +325,12 @@ def register(app: typer.Typer) -> None:
                 default_ports=default_ports,
             )
             store = open_db(db, create=True)
+            on_cluster = scanopts.MonitorClusterOption(
+                targets, workers, scheduler, exclude, allow_large_scope
+            )
         except PacsradarError as exc:
             raise fail(exc) from None
-        with store:
+        with store, on_cluster:
             try:
                 mon = Monitor(
                     store,
@@ -336,6 +341,7 @@ def register(app: typer.Typer) -> None:
                     sinks=sinks,
                     min_severity=threshold,
                     alert_on_first=alert_on_first,
+                    scan=on_cluster.scan,
                 )
             except PacsradarError as exc:
                 raise fail(exc) from None

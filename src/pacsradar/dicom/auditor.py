@@ -19,6 +19,8 @@ log = logging.getLogger(__name__)
 
 class DicomAuditor:
     name = "dicom"
+    #: The engine's TCP gate connects first; our first connection takes over its socket.
+    gate = True
 
     def __init__(self, checks: Sequence[Check[DicomContext]] | None = None) -> None:
         if checks is None:

@@ -37,6 +37,8 @@ class WebAuditor:
     """``name = "web"``. Holds per-host login budgets for the whole scan (memory only)."""
 
     name = "web"
+    #: The engine's TCP gate connects first; our first connection takes over its socket.
+    gate = True
 
     def __init__(self, checks: Sequence[Check[WebContext]] | None = None) -> None:
         self._checks = tuple(checks) if checks is not None else None

@@ -1,0 +1,231 @@
+"""The client side of a distributed scan: shards out, compact results in, one writer.
+
+Only this process writes the store, the reports and the alerts: it feeds each result to the
+same observers a local scan has. Shards are submitted lazily (a few per worker thread in
+flight), each under a deterministic key ``pacsradar-<scan>-<shard>``; Dask re-runs the shards
+of a worker that died, and the client accepts each shard once, so every endpoint is reported
+exactly once. ``--rate`` and ``--concurrency`` are cluster totals: the plan each worker gets
+carries its share.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from pacsradar import __version__
+from pacsradar.distributed.plan import ClusterPlan, ShardResult, expand
+from pacsradar.engine import Observer
+from pacsradar.errors import ClusterError
+from pacsradar.models import ScanReport, ScanStats, TargetResult
+from pacsradar.outcome import port_state, untested_reason
+
+if TYPE_CHECKING:
+    from distributed import Client
+
+log = logging.getLogger(__name__)
+
+#: Threads per LocalCluster worker process: shards that overlap on one process share its rate
+#: and pool (see worker.py), so a shard's connect-timeout tail never idles the process.
+LOCAL_THREADS = 4
+#: Seconds to reach a scheduler (and for a LocalCluster's workers to come up).
+CONNECT_TIMEOUT = 10.0
+
+
+@dataclass
+class ClusterStatus:
+    """What the client's single progress view shows."""
+
+    done: int
+    total: int
+    found: int
+    rate: float
+    workers: int
+
+
+@contextlib.contextmanager
+def open_cluster(*, workers: int | None = None, scheduler: str | None = None) -> Iterator[Client]:
+    """A Dask client on a new LocalCluster of ``workers`` processes, or on ``scheduler``."""
+    try:
+        import distributed
+    except ImportError as exc:  # pragma: no cover - distributed is a default dependency
+        raise ClusterError("--workers/--scheduler need the 'distributed' package") from exc
+    # Dask's own INFO lines (worker start, restart) would drown the scan's output.
+    for name in ("distributed", "tornado", "bokeh"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    cluster: Any = None
+    try:
+        if scheduler is not None:
+            try:
+                client = distributed.Client(scheduler, timeout=CONNECT_TIMEOUT, set_as_default=False)
+            except (OSError, TimeoutError, ValueError) as exc:
+                raise ClusterError(f"cannot reach the Dask scheduler at {scheduler[:100]!r}") from exc
+        else:
+            n = max(1, workers or 1)
+            try:
+                cluster = distributed.LocalCluster(
+                    n_workers=n,
+                    threads_per_worker=LOCAL_THREADS,
+                    processes=True,
+                    # ":0", not None: the scheduler always serves HTTP (health, metrics), on
+                    # 8787 unless told otherwise, and a second cluster would warn about it.
+                    dashboard_address=":0",
+                    silence_logs=logging.ERROR,
+                    scheduler_port=0,
+                    host="127.0.0.1",
+                )
+                client = distributed.Client(cluster, timeout=CONNECT_TIMEOUT, set_as_default=False)
+            except (OSError, TimeoutError) as exc:
+                raise ClusterError(f"cannot start a local Dask cluster ({type(exc).__name__})") from exc
+        try:
+            try:
+                client.wait_for_workers(1, timeout=CONNECT_TIMEOUT)
+            except (OSError, TimeoutError) as exc:
+                raise ClusterError("the Dask cluster has no worker") from exc
+            yield client
+        finally:
+            with contextlib.suppress(Exception):
+                client.close(timeout=5)
+    finally:
+        if cluster is not None:
+            with contextlib.suppress(Exception):
+                cluster.close(timeout=10)
+
+
+def _workers(client: Client) -> tuple[int, int]:
+    """(worker processes, worker threads) the scheduler knows now."""
+    info = client.scheduler_info(n_workers=-1)["workers"]
+    return len(info), sum(int(w.get("nthreads", 1)) for w in info.values())
+
+
+def run_cluster_scan(
+    client: Client,
+    plan: ClusterPlan,
+    observers: Sequence[Observer] = (),
+    *,
+    done: frozenset[tuple[str, int]] = frozenset(),
+    scope: Sequence[str] = (),
+    progress: Callable[[ClusterStatus], None] | None = None,
+    stop: Callable[[], bool] | None = None,
+) -> ScanReport:
+    """Run ``plan`` on ``client``'s cluster; results stream to ``observers`` as shards finish.
+
+    ``done`` are endpoints already finished (``--resume``): grouped by shard here, skipped there.
+    Ctrl-C (KeyboardInterrupt) or ``stop()`` cancels every pending shard and keeps what finished.
+    """
+    from distributed import as_completed
+
+    from pacsradar.distributed.worker import scan_shard
+
+    started = datetime.now(UTC)
+    n_proc, n_threads = _workers(client)
+    shared = plan.share(n_proc)
+    total = max(0, plan.total - len(done))
+    by_shard: dict[int, set[tuple[str, int]]] = {}
+    for host, port in done:
+        shard = plan.shard_of(host)
+        if shard is not None:
+            by_shard.setdefault(shard, set()).add((host, port))
+    for obs in observers:
+        obs.on_start(plan.scan_id, total)
+
+    counts = {"done": 0, "open": 0, "closed": 0, "filtered": 0, "error": 0}
+    kept: list[TargetResult] = []
+    accepted: set[int] = set()
+    shards = iter(range(plan.sharding.count))
+    in_flight = max(4, 2 * n_threads)
+    t0 = time.monotonic()
+    alive: list[float] = [float(n_proc), t0 + 1.0]  # workers alive, next time to ask
+
+    def submit(ac: Any) -> bool:
+        shard = next(shards, None)
+        if shard is None:
+            return False
+        prior = frozenset(by_shard.pop(shard, ()))
+        future = client.submit(
+            scan_shard, shared, shard, prior, key=f"pacsradar-{plan.scan_id}-{shard}", retries=1, pure=False
+        )
+        ac.append(future) if isinstance(ac, list) else ac.add(future)
+        return True
+
+    def feed(result: TargetResult) -> None:
+        # The engine's own counting (outcome.py: nmap's port states, "could not test").
+        counts["done"] += 1
+        state = port_state(result)
+        counts["closed" if state == "unresolved" else state] += 1
+        if untested_reason(result) is not None:
+            counts["error"] += 1
+        if result.reachable:
+            kept.append(result)
+        for obs in observers:
+            obs.on_result(result)
+
+    interrupted = False
+    first: list[Any] = []
+    for _ in range(in_flight):
+        if not submit(first):
+            break
+    ac = as_completed(first, loop=client.loop)
+    try:
+        for future in ac:
+            part: ShardResult = future.result()
+            if part.shard not in accepted and part.scan_id == plan.scan_id:
+                accepted.add(part.shard)  # a re-run shard is accepted once
+                for result in part.results:
+                    feed(result)
+                for item in part.unreachable:
+                    feed(expand(item, part.worker))
+            future.release()
+            if stop is not None and stop():
+                raise KeyboardInterrupt
+            submit(ac)
+            if progress is not None:
+                now = time.monotonic()
+                if now >= alive[1]:  # ask the scheduler at most once a second
+                    alive[:] = [_workers(client)[0], now + 1.0]
+                progress(
+                    ClusterStatus(
+                        done=counts["done"],
+                        total=total,
+                        found=counts["open"],
+                        rate=counts["done"] / max(1e-6, now - t0),
+                        workers=int(alive[0]),
+                    )
+                )
+    except KeyboardInterrupt:
+        interrupted = True
+        with contextlib.suppress(Exception):
+            client.cancel(list(ac.futures))
+    report = ScanReport(
+        scan_id=plan.scan_id,
+        version=__version__,
+        started_at=started,
+        finished_at=datetime.now(UTC),
+        scope=tuple(scope),
+        options={
+            "max_records": plan.options.max_records,
+            "intrusive": plan.options.intrusive,
+            "only": sorted(plan.options.only),
+        },
+        stats=ScanStats(
+            endpoints_total=total,
+            endpoints_done=counts["done"],
+            endpoints_open=counts["open"],
+            endpoints_closed=counts["closed"],
+            endpoints_filtered=counts["filtered"],
+            endpoints_error=counts["error"],
+            interrupted=interrupted,
+        ),
+        results=tuple(sorted(kept, key=lambda r: (r.endpoint.host, r.endpoint.port))),
+    )
+    for obs in observers:
+        obs.on_finish(report)
+    return report
+
+
+__all__ = ["ClusterError", "ClusterStatus", "open_cluster", "run_cluster_scan"]

@@ -1,0 +1,200 @@
+"""Distributed scans on a real LocalCluster of 2 worker processes, against loopback SCPs.
+
+Given/When/Then; no timed assertions. The SCPs are pynetdicom (ExposedPacs, synthetic data) in
+this process; the workers are separate processes that connect to them over 127.0.0.0/8.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import signal
+import socket
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from pydicom.dataset import Dataset
+
+from pacsradar.config import Limits, ScanOptions
+from pacsradar.distributed.cluster import ClusterStatus, open_cluster, run_cluster_scan
+from pacsradar.distributed.plan import ClusterPlan
+from pacsradar.lab.pacs import ExposedPacs
+from pacsradar.models import ScanReport, TargetResult
+from pacsradar.store import Store, StoreObserver
+from pacsradar.targets import parse_scope
+
+pytestmark = pytest.mark.timeout(240)
+
+SCP_HOSTS = ("127.14.0.3", "127.14.0.77", "127.14.1.200")
+
+
+class Seen:
+    """An observer that records every endpoint it is given (to prove "exactly once")."""
+
+    def __init__(self) -> None:
+        self.endpoints: Counter[tuple[str, int]] = Counter()
+        self.results: list[TargetResult] = []
+
+    def on_start(self, scan_id: str, total: int | None) -> None:
+        self.total = total
+
+    def on_result(self, result: TargetResult) -> None:
+        self.endpoints[(result.endpoint.host, result.endpoint.port)] += 1
+        if result.reachable:
+            self.results.append(result)
+
+    def on_finish(self, report: ScanReport) -> None:
+        self.report = report
+
+
+def _options(port: int, **limits: float) -> ScanOptions:
+    return ScanOptions(
+        only=frozenset({"dicom"}),
+        dicom_ports=(),
+        web_ports=(),
+        share_ports=(),
+        extra_ports=(port,),
+        limits=Limits(connect_timeout=2.0, read_timeout=3.0, **limits),  # type: ignore[arg-type]
+    )
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[object]:
+    with open_cluster(workers=2) as client:
+        yield client
+
+
+@pytest.fixture
+def scps(lab_datasets: list[Dataset]) -> Iterator[int]:
+    """Exposed pynetdicom SCPs on SCP_HOSTS, all on one free port."""
+    port = _common_free_port(SCP_HOSTS)
+    with contextlib.ExitStack() as stack:
+        for host in SCP_HOSTS:
+            stack.enter_context(ExposedPacs(lab_datasets, host=host, port=port))
+        yield port
+
+
+def _common_free_port(hosts: tuple[str, ...]) -> int:
+    for _ in range(50):
+        with socket.socket() as probe:
+            probe.bind((hosts[0], 0))
+            port = int(probe.getsockname()[1])
+        ok = True
+        for host in hosts[1:]:
+            with socket.socket() as other:
+                try:
+                    other.bind((host, port))
+                except OSError:
+                    ok = False
+        if ok:
+            return port
+    raise RuntimeError("no common free port")
+
+
+def test_a_local_cluster_of_two_finds_every_scp_once_and_records_the_worker(
+    cluster: object, scps: int
+) -> None:
+    # Given a /23 of loopback addresses with three exposed SCPs on one port, cut into many shards
+    scope = parse_scope(["127.14.0.0/23"])
+    plan = ClusterPlan.build("t-local2", scope, _options(scps, rate=0), shard_endpoints=40)
+    seen = Seen()
+    statuses: list[ClusterStatus] = []
+    # When it runs on the LocalCluster of 2
+    report = run_cluster_scan(cluster, plan, [seen], progress=statuses.append)  # type: ignore[arg-type]
+    # Then every endpoint was reported exactly once, and only the SCPs answered
+    assert set(seen.endpoints.values()) == {1}
+    assert len(seen.endpoints) == plan.total == 512
+    assert sorted(r.endpoint.host for r in report.results) == sorted(SCP_HOSTS)
+    assert report.stats.endpoints_done == 512
+    assert not report.stats.interrupted
+    # And each answer is a full DICOM audit, recorded with the worker that produced it
+    for result in report.results:
+        assert result.service == "dicom"
+        assert any(f.check_id == "DICOM-ANY-AE" for f in result.findings)
+        assert result.worker
+    # And one progress view covered the whole cluster
+    assert statuses[-1].done == 512
+    assert statuses[-1].workers == 2
+
+
+def test_workers_check_the_exclusions_again_before_they_connect(cluster: object) -> None:
+    # Given a listener on an address that the plan's scope excludes, while its shard space
+    # (built before the exclusion, as a stale or hand-made plan might be) still lists it
+    excluded = "127.14.3.9"
+    listener = socket.socket()
+    listener.bind((excluded, 0))
+    listener.listen(8)
+    listener.setblocking(False)
+    port = int(listener.getsockname()[1])
+    try:
+        stale = ClusterPlan.build("t-excl", parse_scope(["127.14.3.0/28"]), _options(port, rate=0))
+        plan = dataclasses.replace(stale, scope=parse_scope(["127.14.3.0/28"], [excluded]))
+        # When the workers run it
+        report = run_cluster_scan(cluster, plan, [])  # type: ignore[arg-type]
+        # Then the excluded address was never connected to, and nothing from it is reported
+        with pytest.raises(BlockingIOError):
+            listener.accept()
+        assert all(r.endpoint.host != excluded for r in report.results)
+        assert report.stats.endpoints_done == 15
+    finally:
+        listener.close()
+
+
+def test_a_distributed_scan_can_be_interrupted_and_resumed_to_exactly_the_whole_scope(
+    cluster: object, scps: int, tmp_path: Path
+) -> None:
+    # Given a store and a distributed scan that is stopped after its first shards
+    store = Store(f"sqlite:///{tmp_path / 'r.db'}")
+    scope = parse_scope(["127.14.0.0/23"])
+    plan = ClusterPlan.build("t-resume", scope, _options(scps, rate=0), shard_endpoints=16)
+    calls = {"n": 0}
+
+    def stop() -> bool:
+        calls["n"] += 1
+        return calls["n"] >= 3
+
+    first = run_cluster_scan(cluster, plan, [StoreObserver(store)], stop=stop)  # type: ignore[arg-type]
+    assert first.stats.interrupted
+    done = frozenset((e.host, e.port) for e in store.resume(plan.scan_id))
+    assert 0 < len(done) < plan.total
+    # When it is resumed with what the store has
+    seen = Seen()
+    second = run_cluster_scan(  # type: ignore[arg-type]
+        cluster, plan, [StoreObserver(store), seen], done=done
+    )
+    # Then the second run did only the rest, and the store holds every endpoint exactly once
+    assert not second.stats.interrupted
+    assert not set(seen.endpoints) & done
+    rows = store.load_report(plan.scan_id, include_unreachable=True).results
+    keys = Counter((r.endpoint.host, r.endpoint.port) for r in rows)
+    assert len(keys) == plan.total and set(keys.values()) == {1}
+    assert sorted(r.endpoint.host for r in rows if r.reachable) == sorted(SCP_HOSTS)
+    store.close()
+
+
+def test_a_worker_killed_mid_scan_loses_nothing_and_duplicates_nothing(scps: int) -> None:
+    # Given its own LocalCluster of 2 and a scan cut into many small shards
+    scope = parse_scope(["127.14.0.0/22"])
+    plan = ClusterPlan.build("t-kill", scope, _options(scps, rate=4000), shard_endpoints=32)
+    seen = Seen()
+    killed: list[int] = []
+    with open_cluster(workers=2) as client:
+        pids = client.run(os.getpid)
+
+        def kill_one(status: ClusterStatus) -> None:
+            # When one worker process is SIGKILLed once the scan is under way
+            if not killed and status.done >= 64:
+                pid = sorted(pids.values())[0]
+                os.kill(pid, signal.SIGKILL)
+                killed.append(pid)
+
+        report = run_cluster_scan(client, plan, [seen], progress=kill_one)
+    # Then the scan still finished, and every endpoint was reported exactly once
+    assert killed
+    assert not report.stats.interrupted
+    assert len(seen.endpoints) == plan.total == 1024
+    assert set(seen.endpoints.values()) == {1}
+    assert sorted(r.endpoint.host for r in report.results) == sorted(SCP_HOSTS)
