@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from pacsradar.config import ScanOptions
 from pacsradar.engine import AuditContext
-from pacsradar.files.options import FileAuditOptions
+from pacsradar.files.options import ArchiveLimits, FileAuditOptions
 from pacsradar.models import Attempt, AttemptStatus, Endpoint, TargetResult
 
 if TYPE_CHECKING:
@@ -32,12 +32,14 @@ SHARE_PORTS: dict[int, str] = {21: "ftp", 445: "smb"}
 
 
 def file_options(options: ScanOptions) -> FileAuditOptions:
-    """Share bounds for a network scan: the scan's hasher and read timeout, no process pool."""
+    """Share bounds for a network scan: the scan's hasher and read timeout, no process pool, and
+    no archive read for longer than the scan gives one target."""
     return FileAuditOptions(
         workers=1,
         hasher=options.hasher,
         timeout=options.limits.read_timeout,
         share_max_files=min(10_000, options.max_records),
+        archives=ArchiveLimits(max_seconds=min(ArchiveLimits().max_seconds, options.limits.target_deadline)),
     )
 
 
