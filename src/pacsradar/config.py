@@ -52,6 +52,10 @@ class ScanOptions:
     intrusive: bool = False
     aet_wordlist: tuple[str, ...] = ()
     hasher: KeyedHasher = field(default_factory=KeyedHasher)
+    #: a DICOM service scoring this or more (0-100) is a suspected honeypot (README "Honeypots")
+    honeypot_threshold: int = 50
+    #: count suspected honeypots in the headline exposure anyway
+    count_honeypots: bool = False
 
     def ports(self) -> tuple[int, ...]:
         ports: list[int] = []

@@ -368,6 +368,8 @@ class Engine:
                 "max_records": self.options.max_records,
                 "intrusive": self.options.intrusive,
                 "only": sorted(self.options.only),
+                "honeypot_threshold": self.options.honeypot_threshold,
+                "count_honeypots": self.options.count_honeypots,
             },
             stats=ScanStats(
                 endpoints_total=total or counts["done"],

@@ -110,6 +110,12 @@ class Finding(_Frozen):
     holdings: Holdings | None = Field(default=None, exclude=True, repr=False)
 
     @property
+    def suspected_honeypot(self) -> bool:
+        """Marked by DICOM-HONEYPOT-SUSPECT (score at or above --honeypot-threshold); the mark is
+        evidence so the store, reports, SARIF and DefectDojo carry it (README "Honeypots")."""
+        return self.evidence.get("suspected_honeypot") is True
+
+    @property
     def dedupe_key(self) -> str:
         """Stable across scans: same check on the same endpoint is the same finding."""
         raw = "|".join((self.check_id, self.endpoint.host, str(self.endpoint.port), self.endpoint.protocol))

@@ -158,6 +158,9 @@ class ScanPlan:
     aet_wordlist: tuple[str, ...] = ()
     calling_aet: str = "PACSRADAR"
     allow_large: bool = False
+    #: README "Honeypots": the score from which findings are marked; or mark nothing
+    honeypot_threshold: int = 50
+    count_honeypots: bool = False
     #: :func:`link_key_id` of the ``--link-key``, or ``None`` (a random key per run).
     link_key_id: str | None = None
     plan_version: int = PLAN_VERSION
@@ -208,6 +211,8 @@ class ScanPlan:
             aet_wordlist=tuple(opts.aet_wordlist),
             calling_aet=opts.calling_aet,
             allow_large=allow_large,
+            honeypot_threshold=opts.honeypot_threshold,
+            count_honeypots=opts.count_honeypots,
             link_key_id=link_key_id(link_key) if link_key else None,
         )
         if not plan.targets and not plan.imports:
@@ -295,6 +300,8 @@ class ScanPlan:
             intrusive=self.intrusive,
             aet_wordlist=self.aet_wordlist,
             hasher=hasher,
+            honeypot_threshold=self.honeypot_threshold,
+            count_honeypots=self.count_honeypots,
         )
 
     # -- persistence ---------------------------------------------------------------------------

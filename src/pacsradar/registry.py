@@ -39,6 +39,7 @@ DICOM_CHECK_MODULES: tuple[str, ...] = (
     "pacsradar.dicom.checks.plaintext",
     "pacsradar.dicom.checks.tls",
     "pacsradar.dicom.checks.cve",
+    "pacsradar.dicom.checks.honeypot",
 )
 
 #: Web, DICOMweb and HTTPS checks, in run order (product, QIDO counts, whether PHI or a login

@@ -93,6 +93,9 @@ def summary_line(report: ScanReport, accepted: Mapping[str, str] | None = None) 
     text += f"; {_plural(len(found), 'finding')}"
     if n_accepted:
         text += f" ({n_accepted} accepted)"
+    suspects = {r.endpoint.label for r in report.results for f in r.findings if f.suspected_honeypot}
+    if suspects:
+        text += f"; {_plural(len(suspects), 'service')} suspected honeypot (README 'Honeypots')"
     if s.interrupted:
         text += " (interrupted: partial results)"
     return text

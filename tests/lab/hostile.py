@@ -302,9 +302,7 @@ class SlowFront(HostileServer):
     """A real DICOM server behind a relay that holds back its first answer by ``delay`` seconds:
     a slow but honest PACS (busy, or doing reverse DNS before it answers an A-ASSOCIATE-RQ)."""
 
-    def __init__(
-        self, backend: tuple[str, int], delay: float, host: str = LOOPBACK, port: int = 0
-    ) -> None:
+    def __init__(self, backend: tuple[str, int], delay: float, host: str = LOOPBACK, port: int = 0) -> None:
         super().__init__(host, port)
         self.backend = backend
         self.delay = delay

@@ -67,6 +67,8 @@ PLAN_PARAMETERS: tuple[str, ...] = (
     "intrusive",
     "aet_wordlist",
     "calling_aet",
+    "honeypot_threshold",
+    "count_honeypots",
 )
 
 
@@ -186,6 +188,8 @@ def register(app: typer.Typer) -> None:
         intrusive: bool = scanopts.OPT_INTRUSIVE,
         aet_wordlist: Path = scanopts.OPT_AET_WORDLIST,
         calling_aet: str = scanopts.OPT_CALLING_AET,
+        honeypot_threshold: int = scanopts.OPT_HONEYPOT_THRESHOLD,
+        count_honeypots: bool = scanopts.OPT_COUNT_HONEYPOTS,
         link_key: str = OPT_LINK_KEY,
         output_format: str = OPT_FORMAT,
         output: Path = OPT_OUTPUT,
@@ -252,6 +256,8 @@ def register(app: typer.Typer) -> None:
                     calling_aet=calling_aet,
                     link_key=link_key,
                     default_ports=default_ports,
+                    honeypot_threshold=honeypot_threshold,
+                    count_honeypots=count_honeypots,
                 )
                 specs = [*(targets or ()), *(f"@{p}" for p in input_list)]
                 plan = ScanPlan.build(

@@ -69,6 +69,17 @@ OPT_INTRUSIVE = typer.Option(
     help="Opt-in checks (C-MOVE probe to an unknown destination; never moves data).",
 )
 OPT_AET_WORDLIST = typer.Option(None, "--aet-wordlist", help="Extra called AE titles to try.")
+OPT_HONEYPOT_THRESHOLD = typer.Option(
+    50,
+    "--honeypot-threshold",
+    help="DICOM honeypot score (0-100) from which a service's findings are marked and left out "
+    "of exposure totals (README 'Honeypots').",
+)
+OPT_COUNT_HONEYPOTS = typer.Option(
+    False,
+    "--count-honeypots",
+    help="Keep the honeypot score but mark nothing: suspects count like any service.",
+)
 OPT_WORKERS = typer.Option(
     None, "--workers", help="Run on a local Dask cluster of N worker processes (limits are totals)."
 )
@@ -128,6 +139,8 @@ def scan_options(
     link_key: str | None,
     default_ports: bool | None = None,
     extra_ports: str | None = None,
+    honeypot_threshold: int = 50,
+    count_honeypots: bool = False,
 ) -> ScanOptions:
     """The CLI's scan options as a :class:`ScanOptions`; a bad value is a :class:`UsageError`."""
     chosen = parse_only(only)
@@ -148,6 +161,8 @@ def scan_options(
     ):
         if value < 1:
             raise UsageError(f"{name} must be at least 1")
+    if not 0 <= honeypot_threshold <= 100:
+        raise UsageError("--honeypot-threshold must be a score from 0 to 100")
     if not math.isfinite(rate) or rate < 0:
         raise UsageError("--rate must be 0 (unlimited) or a positive number of connections per second")
     for name, seconds in (
@@ -179,6 +194,8 @@ def scan_options(
         aet_wordlist=words,
         calling_aet=calling_aet,
         hasher=KeyedHasher.from_passphrase(link_key) if link_key else KeyedHasher(),
+        honeypot_threshold=honeypot_threshold,
+        count_honeypots=count_honeypots,
     )
 
 

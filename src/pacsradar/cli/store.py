@@ -254,6 +254,8 @@ def register(app: typer.Typer) -> None:
         intrusive: bool = scanopts.OPT_INTRUSIVE,
         aet_wordlist: Path = scanopts.OPT_AET_WORDLIST,
         calling_aet: str = scanopts.OPT_CALLING_AET,
+        honeypot_threshold: int = scanopts.OPT_HONEYPOT_THRESHOLD,
+        count_honeypots: bool = scanopts.OPT_COUNT_HONEYPOTS,
         link_key: str = OPT_LINK_KEY,
         webhook: str | None = typer.Option(None, "--webhook", help="POST alerts to this URL."),
         webhook_secret_file: Path | None = typer.Option(
@@ -323,6 +325,8 @@ def register(app: typer.Typer) -> None:
                 calling_aet=calling_aet,
                 link_key=link_key,
                 default_ports=default_ports,
+                honeypot_threshold=honeypot_threshold,
+                count_honeypots=count_honeypots,
             )
             store = open_db(db, create=True)
             on_cluster = scanopts.MonitorClusterOption(

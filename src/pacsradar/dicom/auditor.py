@@ -71,6 +71,12 @@ class DicomAuditor:
                 findings.extend(found)
                 if ctx.first is None and attempt.status is AttemptStatus.ERROR:
                     break  # no DICOM answer at all: the remaining checks cannot run
+        if findings and not actx.options.count_honeypots:
+            from pacsradar.dicom.honeypot.score import mark_suspects
+
+            # Above --honeypot-threshold every finding of the service is marked, and exposure
+            # totals leave it out; --count-honeypots keeps the score but marks nothing.
+            findings = list(mark_suspects(findings))
         protocol = ctx.protocol if ctx.service in ("dicom", "dicom-tls") else "unknown"
         product = ctx.product
         if product is not None:

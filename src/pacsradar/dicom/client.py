@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
 import itertools
-from collections.abc import AsyncGenerator, Sequence
+import time
+from collections.abc import AsyncGenerator, Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Protocol
 
 from pacsradar import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
 from pacsradar.dicom import dimse, ul
@@ -72,6 +75,12 @@ class AssociationResult:
     # PS3.8 §9.3.8 A-ABORT fields
     abort_source: int | None = None
     abort_reason: int | None = None
+    #: facts for the honeypot tells (pacsradar.dicom.facts): the user information sub-item
+    #: types of an AC in order (PS3.8 D.1, PS3.7 D.3.3), milliseconds from our RQ to the answer,
+    #: and a digest of the AC with the echoed AE titles blanked (same software, same digest)
+    user_items: tuple[int, ...] = ()
+    reply_ms: float | None = None
+    ac_digest: str | None = None
 
     @property
     def transient(self) -> bool:
@@ -141,6 +150,11 @@ class DicomClient:
         #: True once we sent the line-based nudge: the connection then carries stray bytes
         self.nudged = False
         self.assoc: AssociationResult | None = None
+        #: bound on one reassembled DIMSE message; a probe may lower it (pacsradar.dicom.facts)
+        self.max_message_bytes = MAX_MESSAGE_BYTES
+        #: called as ``observe(identifier, transfer_syntax)`` when a C-FIND starts; what it
+        #: returns is fed each response (``add``) and told the end (``close``): facts, no values
+        self.find_observer: Callable[[bytes, str], FindObserver] | None = None
         self._contexts: dict[int, str] = {}
         self._message_ids = itertools.count(1)
         self._released = False
@@ -159,10 +173,12 @@ class DicomClient:
         raw = encode_associate_rq(called_aet, calling_aet, tuple(contexts), user_identity)
         # PS3.8 §9.3.2: presentation context IDs are odd integers 1..255, in our order.
         self._contexts = {1 + 2 * i: c.abstract_syntax for i, c in enumerate(contexts)}
+        start = time.monotonic()
         await self.stream.write(raw)
         pdu = await self._association_reply()
+        reply_ms = round((time.monotonic() - start) * 1000, 1)
         if pdu.pdu_type == ul.PDU_ASSOCIATE_AC:
-            self.assoc = self._parse_ac(pdu, called_aet, calling_aet)
+            self.assoc = self._parse_ac(pdu, called_aet, calling_aet, reply_ms)
         elif pdu.pdu_type == ul.PDU_ASSOCIATE_RJ:
             result, source, reason = ul.decode_rj(pdu)
             self.assoc = AssociationResult(
@@ -172,6 +188,7 @@ class DicomClient:
                 rj_result=result,
                 rj_source=source,
                 rj_reason=reason,
+                reply_ms=reply_ms,
             )
         elif pdu.pdu_type == ul.PDU_ABORT:
             source, reason = ul.decode_abort(pdu)
@@ -181,6 +198,7 @@ class DicomClient:
                 calling_aet=calling_aet,
                 abort_source=source,
                 abort_reason=reason,
+                reply_ms=reply_ms,
             )
         else:
             raise ProtocolError(f"unexpected PDU type 0x{pdu.pdu_type:02x} in reply to A-ASSOCIATE-RQ")
@@ -213,7 +231,7 @@ class DicomClient:
         except ReadTimeout as exc:
             raise ReadTimeout(f"no answer to A-ASSOCIATE-RQ within {total:g}s") from exc
 
-    def _parse_ac(self, pdu: ul.RawPdu, called: str, calling: str) -> AssociationResult:
+    def _parse_ac(self, pdu: ul.RawPdu, called: str, calling: str, reply_ms: float) -> AssociationResult:
         ac = ul.decode_ac(pdu)
         accepted: dict[str, tuple[int, str]] = {}
         refused: dict[str, int] = {}
@@ -237,6 +255,9 @@ class DicomClient:
             accepted=accepted,
             refused=refused,
             user_identity_response=ac.user_identity_response,
+            user_items=ac.user_items,
+            reply_ms=reply_ms,
+            ac_digest=_ac_digest(pdu.body),
         )
 
     # -- DIMSE -----------------------------------------------------------------------------
@@ -277,8 +298,8 @@ class DicomClient:
                 raise ProtocolError(f"unexpected PDU type 0x{pdu.pdu_type:02x} during DIMSE")
             for context_id, header, fragment in ul.iter_pdvs(pdu):
                 total += len(fragment)
-                if total > MAX_MESSAGE_BYTES:
-                    raise SizeLimitError(f"DIMSE message exceeds our bound of {MAX_MESSAGE_BYTES} bytes")
+                if total > self.max_message_bytes:
+                    raise SizeLimitError(f"DIMSE message exceeds our bound of {self.max_message_bytes} bytes")
                 if header & 0x01:  # command fragment (PS3.8 E.2)
                     if cmd is not None:
                         raise ProtocolError("command fragment after the last command fragment")
@@ -314,12 +335,21 @@ class DicomClient:
             raise ProtocolError("query context was not accepted")
         mid = message_id if message_id is not None else self.next_message_id()
         await self.stream.write(_find_rq(ctx[0], mid, sop_class, identifier, self._peer_max_pdu()))
-        while True:
-            rsp = await self.receive()
-            yield rsp
-            status = rsp.status
-            if status is None or status not in (0xFF00, 0xFF01):
-                return
+        observer = self.find_observer(identifier, ctx[1]) if self.find_observer else None
+        final: int | None = None
+        try:
+            while True:
+                rsp = await self.receive()
+                if observer is not None:
+                    observer.add(rsp.status, rsp.dataset)
+                yield rsp
+                status = rsp.status
+                if status is None or status not in (0xFF00, 0xFF01):
+                    final = status
+                    return
+        finally:
+            if observer is not None:
+                observer.close(final)
 
     async def cancel(self, sop_class: str, message_id: int) -> None:
         ctx = self.context_for(sop_class)
@@ -356,6 +386,17 @@ class DicomClient:
             return
         with contextlib.suppress(Exception):  # the peer may be gone already
             await self.stream.write(ul.encode_abort())
+
+
+class FindObserver(Protocol):
+    def add(self, status: int | None, dataset: bytes | None) -> None: ...
+    def close(self, status: int | None) -> None: ...
+
+
+def _ac_digest(body: bytes) -> str:
+    """SHA-256 of an AC with the echoed called/calling AE fields (PS3.8 Table 9-17) blanked."""
+    blanked = body[:4] + b" " * 32 + body[36:]
+    return hashlib.sha256(blanked).hexdigest()[:24]
 
 
 # Every target gets the same few requests (same context ids and message ids, in the same order),

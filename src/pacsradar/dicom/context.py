@@ -16,6 +16,7 @@ from pacsradar.dicom.client import (
     ProposedContext,
     UserIdentity,
 )
+from pacsradar.dicom.facts import AssociationFacts, FindRecorder, association_facts, recorder_for
 from pacsradar.dicom.fingerprint import Fingerprint
 from pacsradar.dicom.sop import probe_contexts
 from pacsradar.models import Endpoint
@@ -70,6 +71,11 @@ class DicomContext:
     fingerprint: Fingerprint | None = None
     guessed_aet: str | None = None
     query: QueryFacts | None = None
+    #: every association answer and C-FIND shape, as facts (pacsradar.dicom.facts), in order
+    answers: list[AssociationFacts] = field(default_factory=list)
+    finds: list[FindRecorder] = field(default_factory=list)
+    #: status of the intrusive C-MOVE of a random study to a random AE (dicom.retrieve)
+    move_status: int | None = None
     notes: list[str] = field(default_factory=list)
     _finding_endpoint: Endpoint | None = field(default=None, repr=False)
 
@@ -115,12 +121,17 @@ class DicomContext:
                     else limits.assoc_timeout,
                     nudge=not patient,
                 )
+                client.find_observer = self._record_find
                 await client.associate(
                     called_aet,
                     calling_aet,
                     contexts if contexts is not None else probe_contexts(),
                     user_identity=user_identity,
                 )
+                if client.assoc is not None and len(self.answers) < 64:
+                    self.answers.append(
+                        association_facts(client.assoc, identity_offered=user_identity is not None)
+                    )
                 accepted = client.assoc is not None and client.assoc.kind is AssociationKind.ACCEPTED
                 if accepted and client.nudged:
                     continue  # closes this connection without a release: it is not clean
@@ -136,6 +147,12 @@ class DicomContext:
                 if accepted:
                     await client.release()
                 return
+
+    def _record_find(self, identifier: bytes, transfer_syntax: str) -> FindRecorder:
+        recorder = recorder_for(identifier, transfer_syntax, self.options.hasher)
+        if len(self.finds) < 16:
+            self.finds.append(recorder)
+        return recorder
 
     async def open_session(
         self, called_aet: str, calling_aet: str, *, user_identity: UserIdentity | None = None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 from pacsradar.dicom.client import ProposedContext
 
 VERIFICATION = "1.2.840.10008.1.1"
@@ -24,6 +26,11 @@ STORAGE = {
     "1.2.840.10008.5.1.4.1.1.7": "Secondary Capture Image Storage",
 }
 
+#: A fresh, unregistered abstract syntax (PS3.5 B.2: a UUID-derived 2.25 UID), new in every
+#: process. A real SCP rejects it with result 3, abstract syntax not supported (PS3.8 §9.3.3.2);
+#: an accept-everything honeypot accepts it. Proposed last, so the other context ids never move.
+CANARY_SYNTAX = f"2.25.{uuid.uuid4().int}"
+
 NAMES = {
     VERIFICATION: "Verification",
     PATIENT_ROOT_FIND: "PatientRoot-FIND",
@@ -34,6 +41,7 @@ NAMES = {
     STUDY_ROOT_GET: "StudyRoot-GET",
     MWL_FIND: "ModalityWorklist-FIND",
     **{uid: name.replace(" Image Storage", "-STORE").replace(" ", "") for uid, name in STORAGE.items()},
+    CANARY_SYNTAX: "random-2.25-syntax",
 }
 
 FIND_CLASSES = (STUDY_ROOT_FIND, PATIENT_ROOT_FIND)
@@ -42,7 +50,7 @@ GET_CLASSES = (STUDY_ROOT_GET, PATIENT_ROOT_GET)
 
 
 def probe_contexts() -> tuple[ProposedContext, ...]:
-    """Verification first, then Q/R, MWL and storage: one association profiles them all."""
+    """Verification first, then Q/R, MWL, storage and the canary: one association profiles them all."""
     uids = [
         VERIFICATION,
         STUDY_ROOT_FIND,
@@ -53,5 +61,6 @@ def probe_contexts() -> tuple[ProposedContext, ...]:
         PATIENT_ROOT_GET,
         MWL_FIND,
         *STORAGE,
+        CANARY_SYNTAX,
     ]
     return tuple(ProposedContext(uid) for uid in uids)

@@ -188,6 +188,8 @@ class AssociateAc:
     implementation_version_name: bytes | None = None
     user_identity_response: bool = False
     other_user_items: tuple[int, ...] = field(default=())
+    #: every user information sub-item type, in the order the peer sent them
+    user_items: tuple[int, ...] = field(default=())
 
 
 def _items(data: bytes, start: int, end: int, what: str) -> Iterator[tuple[int, int, int]]:
@@ -217,6 +219,7 @@ def decode_ac(pdu: RawPdu) -> AssociateAc:
     max_pdu = impl_uid = impl_ver = None
     identity = False
     others: list[int] = []
+    user_items: list[int] = []
     seen_user_info = False
     for item_type, start, end in _items(body, _FIXED.size, len(body), "A-ASSOCIATE-AC"):
         if item_type == _ITEM_PC_AC:
@@ -233,6 +236,8 @@ def decode_ac(pdu: RawPdu) -> AssociateAc:
         elif item_type == _ITEM_USER_INFO:
             seen_user_info = True
             for sub_type, s, e in _items(body, start, end, "the user information item"):
+                if len(user_items) < 32:
+                    user_items.append(sub_type)
                 if sub_type == _SUB_MAX_LENGTH:
                     if e - s != 4:
                         raise ProtocolError("malformed Maximum Length sub-item in A-ASSOCIATE-AC")
@@ -250,7 +255,9 @@ def decode_ac(pdu: RawPdu) -> AssociateAc:
     if not seen_user_info:
         # PS3.8 §9.3.3.2: the user information item is mandatory (it carries the max length).
         raise ProtocolError("malformed A-ASSOCIATE-AC from peer (no user information item)")
-    return AssociateAc(tuple(contexts), max_pdu, impl_uid, impl_ver, identity, tuple(others))
+    return AssociateAc(
+        tuple(contexts), max_pdu, impl_uid, impl_ver, identity, tuple(others), tuple(user_items)
+    )
 
 
 def decode_rj(pdu: RawPdu) -> tuple[int, int, int]:

@@ -15,6 +15,9 @@ A service that proved counts but no hashes (Orthanc's ``/statistics`` without DI
 shares) cannot be de-duplicated: the headline then takes the larger of the union and that
 service's count, and says "at least". A count that is missing, not an integer, or a boolean
 counts as 0. The figure is a lower bound we can defend, never an inflated one.
+
+Findings of a suspected honeypot (``Finding.suspected_honeypot``, README "Honeypots") are left out
+and counted apart as ``honeypots`` services, unless ``count_honeypots`` asks to include them.
 """
 
 from __future__ import annotations
@@ -53,6 +56,8 @@ class Exposure(BaseModel):
     unlinked_services: int = 0
     #: True when a service stopped at --max-records or could not be de-duplicated
     lower_bound: bool = False
+    #: services whose findings carry the suspected-honeypot mark (not in the counts above)
+    honeypots: int = 0
 
     @property
     def sentence(self) -> str:
@@ -60,14 +65,20 @@ class Exposure(BaseModel):
         if self.services == 0:
             # Not "0 patients ... exposed across 0 services" beside a high-severity service:
             # no check proved patient data readable, which is not the same as no risk.
-            return "No patient data proven exposed (see the findings for what is open)"
-        bound = "at least " if self.lower_bound else ""
-        return (
-            f"{bound}{self.patients:,} distinct {_plural(self.patients, 'patient')}, "
-            f"{self.studies:,} {_plural(self.studies, 'study', 'studies')}, "
-            f"{self.images:,} {_plural(self.images, 'image')} exposed across "
-            f"{self.services:,} {_plural(self.services, 'service')}"
-        )
+            text = "No patient data proven exposed (see the findings for what is open)"
+        else:
+            bound = "at least " if self.lower_bound else ""
+            text = (
+                f"{bound}{self.patients:,} distinct {_plural(self.patients, 'patient')}, "
+                f"{self.studies:,} {_plural(self.studies, 'study', 'studies')}, "
+                f"{self.images:,} {_plural(self.images, 'image')} exposed across "
+                f"{self.services:,} {_plural(self.services, 'service')}"
+            )
+        if self.honeypots:
+            look = "looks" if self.honeypots == 1 else "look"
+            services = _plural(self.honeypots, "service")
+            text += f"; {self.honeypots:,} {services} {look} like honeypots (not counted)"
+        return text
 
     @property
     def per_service_sentence(self) -> str:
@@ -103,7 +114,7 @@ def count(value: EvidenceValue) -> int:
     return max(value, 0)
 
 
-def exposure_of(findings: Iterable[Finding]) -> Exposure:
+def exposure_of(findings: Iterable[Finding], *, count_honeypots: bool = False) -> Exposure:
     patients: dict[str, set[tuple[str, int, str]]] = {}
     studies: dict[str, set[tuple[str, int, str]]] = {}
     study_images: dict[str, int] = {}
@@ -111,7 +122,12 @@ def exposure_of(findings: Iterable[Finding]) -> Exposure:
     unlinked: set[tuple[str, int, str]] = set()
     unlinked_best = [0, 0, 0]
     truncated = False
+    honeypots: set[tuple[str, int, str]] = set()
     for f in findings:
+        if f.suspected_honeypot:
+            honeypots.add((f.endpoint.host, f.endpoint.port, f.endpoint.protocol))
+            if not count_honeypots:
+                continue
         if f.check_id not in EXPOSURE_CHECK_IDS:
             continue
         service = (f.endpoint.host, f.endpoint.port, f.endpoint.protocol)
@@ -158,6 +174,7 @@ def exposure_of(findings: Iterable[Finding]) -> Exposure:
         studies_by_services=dict(sorted(Counter(len(v) for v in studies.values()).items())),
         unlinked_services=len(unlinked),
         lower_bound=truncated or any(unlinked_best),
+        honeypots=0 if count_honeypots else len(honeypots),
     )
 
 

@@ -121,6 +121,8 @@ def build_sarif(ctx: ReportContext) -> dict[str, Any]:
         }
         if f.product:
             result["properties"]["product"] = f.product
+        if f.suspected_honeypot:  # README "Honeypots": verify out of band, not a breach
+            result["properties"]["suspectedHoneypot"] = True
         first = ctx.first_seen.get(f.dedupe_key)
         if first:
             result["properties"]["firstSeen"] = _utc(first)

@@ -174,6 +174,8 @@ def _dd_finding(ctx: ReportContext, f: Finding) -> dict[str, Any]:
         "endpoints": [f.endpoint.label if f.endpoint.protocol != "file" else f.endpoint.host],
         "risk_accepted": risk is not None,
     }
+    if f.suspected_honeypot:  # README "Honeypots": verify out of band, not a breach
+        item["tags"] = ["suspected-honeypot"]
     if f.cwe:
         digits = "".join(ch for ch in f.cwe if ch.isdigit())
         if digits:

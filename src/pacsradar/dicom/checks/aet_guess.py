@@ -92,6 +92,11 @@ async def run(ctx: DicomContext) -> CheckOutcome:
         return skipped("random AE titles were accepted (DICOM-ANY-AE); guessing is meaningless")
     if first.kind is not AssociationKind.REJECTED or first.transient:
         return skipped("pre-check did not end in a permanent rejection")
+    if (first.rj_source, first.rj_reason) == (2, 2):
+        # PS3.8 Table 9-21: "protocol version not supported" answers the version field, and ours
+        # is 1, the only one there is: the refusal is not about AE titles (dicompot with AE
+        # enforcement answers every wrong title so, after a fixed delay). Guessing cannot help.
+        return skipped("rejected as 'protocol version not supported': not an AE-title check")
     tried = 0
     reasons: dict[str, int] = {}
     for aet in wordlist(ctx.options.aet_wordlist):

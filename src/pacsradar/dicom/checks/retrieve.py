@@ -88,6 +88,7 @@ async def run(ctx: DicomContext) -> CheckOutcome:
         summary = "C-GET/C-MOVE negotiated for a peer that C-FIND already answers with records"
     if ctx.options.intrusive and move:
         verdict, status = await _probe_move(ctx)
+        ctx.move_status = status  # a fact for the honeypot tells (pacsradar.dicom.facts)
         details.update(
             verified=True,
             move_probe=verdict,

@@ -81,6 +81,12 @@ async def _associate(ctx: DicomContext, tls: bool) -> AssociationResult:
     ctx.identity_probe = result
     if result.kind is not AssociationKind.ACCEPTED and not result.transient:
         session, result = await _open(ctx, called, calling, None)
+    elif result.transient:
+        # pynetdicom answers a User Identity its handler refuses with rejected-transient (2, 2,
+        # 1), as if busy (pynetdicom acse.py): one plain attempt tells the two apart.
+        plain = await ctx.open_session(called, calling)
+        if plain.assoc is not None and plain.assoc.kind is AssociationKind.ACCEPTED:
+            session, result = plain, plain.assoc
     ctx.session = session if result.kind is AssociationKind.ACCEPTED else None
     return result
 
