@@ -157,7 +157,6 @@ async def test_a_faulty_web_check_is_one_error_attempt_and_the_others_still_run(
     assert _attempt(result, "web.cors").reason == "internal error: KeyError"
     assert _attempt(result, "web.cors").status is AttemptStatus.ERROR
     assert _attempt(result, "web.plaintext").status is AttemptStatus.COMPLETED
-    assert "WEB-PLAINTEXT" in {f.check_id for f in result.findings}
     _no_canary(report)
 
 
@@ -285,3 +284,25 @@ def test_every_registered_check_is_a_check() -> None:
     # The fault injection above relies on the registry handing out Check objects.
     for check in (*pacsradar.registry.dicom_checks(), *pacsradar.registry.web_checks()):
         assert isinstance(check, Check)
+
+
+async def test_a_resolver_that_raises_costs_only_that_name(pacs: ExposedPacs) -> None:
+    # Given two names: one whose resolution raises KeyError, one that resolves to the PACS
+    from pacsradar.session import ScanPlan, ScanSession
+
+    async def resolver(name: str) -> list[str]:
+        if name == "broken.lab":
+            raise KeyError(FAULT)
+        return ["127.0.0.111"]
+
+    options = ScanOptions(
+        limits=LIMITS, only=frozenset({"dicom"}), dicom_ports=(pacs.port,), web_ports=(), share_ports=()
+    )
+    plan = ScanPlan.build(targets=["broken.lab", "pacs.lab"], options=options)
+    session = ScanSession(plan, resolver=resolver)
+    # When the session runs
+    report = await session.run_async()
+    # Then the broken name is a warning, and the other one is fully audited
+    assert session.unresolved == ["broken.lab"]
+    assert "DICOM-QUERY-PHI" in {f.check_id for r in report.results for f in r.findings}
+    assert CANARY not in " ".join(session.warnings)

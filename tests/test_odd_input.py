@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -62,21 +61,24 @@ def _strings(value: object) -> set[str]:
     return set()
 
 
-def _malformed_dicom() -> bytes:
-    # PS3.10 §7.1 preamble and prefix, then a meta element whose length runs past the end.
-    group_length = struct.pack("<HH2sH", 2, 0, b"UL", 4) + struct.pack("<I", 10)
-    overlong = struct.pack("<HH2sH", 2, 1, b"OB", 0) + struct.pack("<I", 0xFFFFFF00)
-    return b"\0" * 128 + b"DICM" + group_length + overlong + b"xx"
+def _pe_preamble_dicom(path: Path) -> None:
+    """A DICOM file whose PS3.10 §7.1 preamble starts like a Windows executable ("MZ"): the
+    files audit lists such files by path (the DICOM/PE polyglot, CVE-2019-11687)."""
+    from pacsradar.lab.synthetic import make_studies
+
+    ds = make_studies(1, seed=1)[0]
+    ds.preamble = b"MZ" + b"\x90" * 58 + b"\x80\0\0\0" + b"\0" * 64
+    ds.save_as(path, enforce_file_format=True)
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="needs a file system that takes any bytes")
 @pytest.mark.parametrize("fmt", ["json", "jsonl", "table"])
 def test_a_file_name_that_is_not_utf8_is_escaped_in_every_format(fmt: str, tmp_path: Path) -> None:
-    # Given a malformed DICOM file whose name is not UTF-8 (and holds a terminal escape)
+    # Given a listed DICOM file whose name is not UTF-8 (and holds a terminal escape)
     root = tmp_path / "tree"
     root.mkdir()
     raw = b"scan\xff\xfe\x1b[31m.dcm"
-    (Path(os.fsdecode(bytes(root) + b"/" + raw))).write_bytes(_malformed_dicom())
+    _pe_preamble_dicom(Path(os.fsdecode(bytes(root) + b"/" + raw)))
     # When the files audit lists paths in that format, to stdout and to a file
     out = tmp_path / f"report.{'txt' if fmt == 'table' else fmt}"
     shown = run_cli("files", str(root), "--show-paths", "-f", fmt, cwd=tmp_path)

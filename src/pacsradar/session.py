@@ -216,8 +216,9 @@ class ScanSession:
         async def one(name: str) -> tuple[str, str | None]:
             async with gate:
                 try:
-                    found = await asyncio.wait_for(resolve(name), timeout + 1.0)
-                except (OSError, TimeoutError):
+                    async with asyncio.timeout(timeout + 1.0):
+                        found = await resolve(name)
+                except Exception:  # a failing resolver (a bug, a hostile answer) costs that name only
                     found = []
             addresses = [_canonical(a) for a in found if _is_ip(a)]
             if not addresses:

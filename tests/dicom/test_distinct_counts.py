@@ -14,7 +14,10 @@ from pydicom.dataset import Dataset
 from dicom.helpers import finding, result_for, scan
 from lab.dcmtk import DCMQRSCP, dcmtk_available, start_dcmqrscp
 from lab.qrscp import start_qrscp
+from pacsradar.config import Limits
 from pacsradar.lab.synthetic import make_studies, summarise
+
+PATIENT = Limits(connect_timeout=2.0, read_timeout=10.0, assoc_timeout=10.0, target_deadline=90.0)
 
 
 @pytest.fixture(scope="module")
@@ -25,10 +28,11 @@ def studies() -> list[Dataset]:
 def test_qrscp_duplicating_responses_counts_distinct_studies(tmp_path: Path, studies: list[Dataset]) -> None:
     # Given pynetdicom's qrscp holding synthetic studies, stored over C-STORE
     truth = summarise(studies)
-    with start_qrscp(tmp_path / "qrscp") as qr:
-        assert qr.store(studies) == truth.instances
-        # When pacsradar audits it
-        report = scan([("127.0.0.1", qr.port)])
+    with start_qrscp(tmp_path / "qrscp", studies) as qr:
+        assert qr.stored == truth.instances
+        # When pacsradar audits it (qrscp is a Python process: on a loaded machine its first
+        # A-ASSOCIATE-AC can take longer than the 2 s default --assoc-timeout)
+        report = scan([("127.0.0.1", qr.port)], limits=PATIENT)
     result = result_for(report, qr.port)
     phi = finding(result, "DICOM-QUERY-PHI")
     assert phi is not None, result.attempts

@@ -20,7 +20,7 @@ from pydicom.dataset import Dataset
 from dicom.helpers import attempt_details, finding, result_for, scan
 from lab.dimse_node import dcmjs_dimse_available, start_dcmjs_scp
 from lab.orthanc import dicomweb_plugin_available, orthanc_available, start_orthanc
-from lab.ports import LOOPBACK, PeerStartError, free_port
+from lab.ports import LOOPBACK, PeerStartError, free_port, wait_until_bound
 from pacsradar.dicom.fingerprint import load_table
 from pacsradar.lab.synthetic import make_studies, summarise
 from web.helpers import finding as web_finding
@@ -68,6 +68,7 @@ def _wait_for_echo(port: int, proc: subprocess.Popen[bytes], timeout: float = 30
     ae = AE(ae_title="LABPROBE")
     ae.add_requested_context("1.2.840.10008.1.1")
     ae.acse_timeout = ae.network_timeout = 5
+    wait_until_bound(port, proc=proc, timeout=timeout)  # CTN binds 0.0.0.0: 127.0.0.1 is then taken
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:

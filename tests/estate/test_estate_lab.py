@@ -61,11 +61,11 @@ def test_same_patients_on_eight_services_of_two_hosts_are_counted_once(
     with (
         start_orthanc(tmp_path / "orthanc", open_orthanc) as orthanc,
         start_dcmqrscp(tmp_path / "qr", studies, called_aet="DCMQRSCP", allowed_calling=()) as qr,
-        start_qrscp(tmp_path / "qrscp") as pyqr,
+        start_qrscp(tmp_path / "qrscp", studies) as pyqr,
         ExposedPacs(studies, host=OTHER_HOST) as pacs,
     ):
         orthanc.upload(studies)
-        assert pyqr.store(studies) == truth.instances
+        assert pyqr.stored == truth.instances
         ports = [orthanc.dicom_port, orthanc.http_port, qr.port, pyqr.port, pacs.port]
         # When the host is scanned and stored
         scan = _cli(

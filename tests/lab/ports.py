@@ -12,7 +12,7 @@ import socket
 import subprocess
 import time
 
-__all__ = ["PeerStartError", "free_port", "free_ports", "port_accepts", "wait_for_port"]
+__all__ = ["PeerStartError", "free_port", "free_ports", "port_accepts", "wait_for_port", "wait_until_bound"]
 
 LOOPBACK = "127.0.0.1"
 
@@ -66,6 +66,24 @@ def wait_for_port(
             return
         time.sleep(0.05)
     raise PeerStartError(f"{what} did not accept TCP on {host}:{port} within {timeout:.0f}s")
+
+
+def wait_until_bound(
+    port: int, *, host: str = LOOPBACK, proc: subprocess.Popen[bytes] | None = None, timeout: float = 30.0
+) -> None:
+    """Poll until something has bound ``host:port``, without connecting to it (some peers,
+    Debian's CTN and pynetdicom's qrscp, mishandle a bare connect-and-close probe)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise PeerStartError(f"peer exited with status {proc.returncode} before listening")
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind((host, port))
+            except OSError:
+                return
+        time.sleep(0.05)
+    raise PeerStartError(f"nothing bound {host}:{port} within {timeout:.0f}s")
 
 
 def stop_process(proc: subprocess.Popen[bytes], timeout: float = 10.0) -> None:

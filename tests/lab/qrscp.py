@@ -5,12 +5,18 @@ instance table and sends one response per matching *instance*, even at STUDY lev
 only the required and unique keys (no NumberOfStudyRelatedInstances). A scanner that counts
 responses counts images as studies. It is populated over the network with C-STORE, as a
 modality would, and listens on 127.0.0.1 only.
+
+Observed (pynetdicom 3.0.4, qrscp -d log): the first association after a C-STORE association
+that carries a User Identity item with positive response requested is logged as received and
+then never answered; later ones are. :func:`start_qrscp` therefore loads the data with one
+process and serves it with a fresh one on the same database (a restarted archive).
 """
 
 from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,9 +26,12 @@ from typing import Any
 from pydicom.dataset import Dataset
 from pynetdicom import AE, StoragePresentationContexts
 
-from lab.ports import LOOPBACK, PeerStartError, free_port, stop_process, wait_for_port
+from lab.ports import LOOPBACK, PeerStartError, free_port, stop_process, wait_until_bound
 
 __all__ = ["QrScp", "start_qrscp"]
+
+#: "-q" (quiet); a debugging session may set "-d" here (it logs no identifiers: log_identifier is False)
+QRSCP_VERBOSITY = "-q"
 
 _CONFIG = """[DEFAULT]
     ae_title: {aet}
@@ -45,6 +54,8 @@ class QrScp:
     ae_title: str
     workdir: Path
     host: str = LOOPBACK
+    #: instances C-STORE'd before this process started
+    stored: int = 0
     _log: Any = field(default=None, repr=False)
 
     def store(self, datasets: Iterable[Dataset]) -> int:
@@ -81,7 +92,41 @@ class QrScp:
         self.stop()
 
 
-def start_qrscp(workdir: Path, *, ae_title: str = "QRSCP", timeout: float = 30.0) -> QrScp:
+def start_qrscp(
+    workdir: Path, datasets: Iterable[Dataset] = (), *, ae_title: str = "QRSCP", timeout: float = 30.0
+) -> QrScp:
+    """qrscp serving ``datasets`` (C-STORE'd into its own database by a first run, see above)."""
+    materialised = list(datasets)
+    if materialised:
+        with _start(workdir, ae_title, timeout) as loader:
+            stored = loader.store(materialised)
+        if stored != len(materialised):
+            raise PeerStartError(f"qrscp stored {stored} of {len(materialised)} instances")
+    peer = _start(workdir, ae_title, timeout)
+    peer.stored = len(materialised)
+    return peer
+
+
+def _wait_for_echo(peer: QrScp, timeout: float) -> None:
+    """Ready once a C-ECHO association succeeds (no bare TCP probe: see the module notes)."""
+    ae = AE(ae_title="LABPROBE")
+    ae.add_requested_context("1.2.840.10008.1.1")
+    ae.acse_timeout = ae.network_timeout = 5
+    wait_until_bound(peer.port, proc=peer.process, timeout=timeout)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if peer.process.poll() is not None:
+            raise PeerStartError(f"qrscp exited with {peer.process.returncode}")
+        assoc = ae.associate(peer.host, peer.port, ae_title=peer.ae_title)
+        if assoc.is_established:
+            assoc.send_c_echo()
+            assoc.release()
+            return
+        time.sleep(0.2)
+    raise PeerStartError("pynetdicom qrscp did not answer C-ECHO")
+
+
+def _start(workdir: Path, ae_title: str, timeout: float) -> QrScp:
     workdir.mkdir(parents=True, exist_ok=True)
     for _ in range(3):
         port = free_port()
@@ -97,7 +142,7 @@ def start_qrscp(workdir: Path, *, ae_title: str = "QRSCP", timeout: float = 30.0
         )
         log = (workdir / "qrscp.log").open("ab")
         proc = subprocess.Popen(
-            [sys.executable, "-m", "pynetdicom", "qrscp", "-q", "-c", str(config)],
+            [sys.executable, "-m", "pynetdicom", "qrscp", QRSCP_VERBOSITY, "-c", str(config)],
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -105,7 +150,7 @@ def start_qrscp(workdir: Path, *, ae_title: str = "QRSCP", timeout: float = 30.0
         )
         peer = QrScp(proc, port, ae_title, workdir, _log=log)
         try:
-            wait_for_port(port, proc=proc, timeout=timeout, what="pynetdicom qrscp")
+            _wait_for_echo(peer, timeout)
         except PeerStartError:
             peer.stop()
             continue

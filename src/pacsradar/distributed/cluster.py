@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import signal
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -68,17 +70,18 @@ def open_cluster(*, workers: int | None = None, scheduler: str | None = None) ->
         else:
             n = max(1, workers or 1)
             try:
-                cluster = distributed.LocalCluster(
-                    n_workers=n,
-                    threads_per_worker=LOCAL_THREADS,
-                    processes=True,
-                    # ":0", not None: the scheduler always serves HTTP (health, metrics), on
-                    # 8787 unless told otherwise, and a second cluster would warn about it.
-                    dashboard_address=":0",
-                    silence_logs=logging.ERROR,
-                    scheduler_port=0,
-                    host="127.0.0.1",
-                )
+                with _workers_ignore_sigint():
+                    cluster = distributed.LocalCluster(
+                        n_workers=n,
+                        threads_per_worker=LOCAL_THREADS,
+                        processes=True,
+                        # ":0", not None: the scheduler always serves HTTP (health, metrics), on
+                        # 8787 unless told otherwise, and a second cluster would warn about it.
+                        dashboard_address=":0",
+                        silence_logs=logging.ERROR,
+                        scheduler_port=0,
+                        host="127.0.0.1",
+                    )
                 client = distributed.Client(cluster, timeout=CONNECT_TIMEOUT, set_as_default=False)
             except (OSError, TimeoutError) as exc:
                 raise ClusterError(f"cannot start a local Dask cluster ({type(exc).__name__})") from exc
@@ -95,6 +98,24 @@ def open_cluster(*, workers: int | None = None, scheduler: str | None = None) ->
         if cluster is not None:
             with contextlib.suppress(Exception):
                 cluster.close(timeout=10)
+
+
+@contextlib.contextmanager
+def _workers_ignore_sigint() -> Iterator[None]:
+    """Start local worker processes with SIGINT ignored (inherited through exec).
+
+    Ctrl-C reaches the whole process group. The client handles it (cancel, keep what finished,
+    close the cluster); workers that also got it would die mid-shard with a traceback each.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.getsignal(signal.SIGINT)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _workers(client: Client) -> tuple[int, int]:

@@ -1231,10 +1231,12 @@ class Counts:
 
 def needs_python(hdr: Header, show_paths: bool, archives: bool = False) -> bool:
     """Whether a parsed file goes to the ``slow`` callback: it is listed by path token (malformed
-    files when paths are shown), its preamble is neither absent nor all zero (PS3.10 §7.1: the
+    and truncated files when paths are shown), its preamble is neither absent nor all zero (PS3.10 §7.1: the
     preamble check, CVE-2019-11687, stays in Python), or it is an archive to open."""
     status = hdr.status
     if status == OK:
+        if hdr.truncated and show_paths:
+            return True
         preamble = hdr.preamble
         return preamble is not None and preamble != _ZERO_PREAMBLE
     if status == ARCHIVE:

@@ -77,8 +77,9 @@ class Tally:
     #: (kind, path token) for executable preambles; path tokens for unknown preambles.
     executable: list[tuple[str, str]] = field(default_factory=list)
     unknown_preamble: list[str] = field(default_factory=list)
-    #: Path tokens of malformed files, only filled when paths are shown.
+    #: Path tokens of malformed and of truncated files, only filled when paths are shown.
     malformed_paths: list[str] = field(default_factory=list)
+    truncated_paths: list[str] = field(default_factory=list)
     truncated: list[str] = field(default_factory=list)
     # Raw identifiers for this batch, hashed by seal(); never pickled unsealed.
     _raw_patients: set[bytes] = field(default_factory=set, repr=False)
@@ -92,6 +93,8 @@ class Tally:
             if self.show_paths and len(self.malformed_paths) < MAX_LISTED:
                 self.malformed_paths.append(token())
         elif hdr.status == hdrmod.OK:
+            if hdr.truncated and self.show_paths and len(self.truncated_paths) < MAX_LISTED:
+                self.truncated_paths.append(token())
             if hdr.preamble is None:
                 kind = "none"
             elif hdr.preamble == _ZERO_PREAMBLE:
@@ -209,6 +212,7 @@ class Tally:
         self.executable.extend(other.executable[: MAX_LISTED - len(self.executable)])
         self.unknown_preamble.extend(other.unknown_preamble[: MAX_LISTED - len(self.unknown_preamble)])
         self.malformed_paths.extend(other.malformed_paths[: MAX_LISTED - len(self.malformed_paths)])
+        self.truncated_paths.extend(other.truncated_paths[: MAX_LISTED - len(self.truncated_paths)])
         self.truncated.extend(t for t in other.truncated if t not in self.truncated)
 
     # ---- evidence ---------------------------------------------------------------------------
@@ -261,6 +265,8 @@ class Tally:
             details["truncated_by"] = sorted(self.truncated)
         if self.malformed_paths:
             details["malformed_paths"] = sorted(self.malformed_paths)
+        if self.truncated_paths:
+            details["truncated_paths"] = sorted(self.truncated_paths)
         return details
 
     def phi_evidence(self) -> Evidence:
