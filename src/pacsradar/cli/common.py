@@ -100,11 +100,7 @@ class _Interrupt:
     def __call__(self) -> None:
         self.count += 1
         if self.count > 1:
-            # The user asked twice: no cleanup beyond flushing what was printed.
-            with contextlib.suppress(Exception):
-                sys.stdout.flush()
-                sys.stderr.flush()
-            os._exit(int(ExitCode.INTERRUPTED))
+            _exit_now(signal.SIGINT, None)  # the user asked twice: no cleanup beyond flushing
         done = self.interrupt()
         self.console.print(
             f"stopping: finishing {done} endpoints' records… (Ctrl-C again to quit at once)",
@@ -143,8 +139,20 @@ def run_interruptible(
     finally:
         with contextlib.suppress(Exception):
             loop.remove_signal_handler(signal.SIGINT)
+        if handler.count:
+            # Stopping already: a further Ctrl-C while the report is written exits at once.
+            with contextlib.suppress(ValueError):
+                signal.signal(signal.SIGINT, _exit_now)
         loop.close()
     return result, handler.count > 0
+
+
+def _exit_now(signum: int, frame: object) -> None:
+    """Exit 130 now, flushing what was printed (a second Ctrl-C)."""
+    with contextlib.suppress(Exception):
+        sys.stdout.flush()
+        sys.stderr.flush()
+    os._exit(int(ExitCode.INTERRUPTED))
 
 
 def exit_interrupted() -> None:
