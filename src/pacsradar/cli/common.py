@@ -8,7 +8,6 @@ import logging
 import os
 import signal
 import sys
-import threading
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -156,14 +155,12 @@ def _exit_now(signum: int, frame: object) -> None:
 
 
 def exit_interrupted() -> None:
-    """After a Ctrl-C, once the report is written: exit 130 now, even if a worker thread (a
-    blocking share read, bounded but not cancellable) is still running."""
-    if threading.active_count() > 1:
-        with contextlib.suppress(Exception):
-            sys.stdout.flush()
-            sys.stderr.flush()
-        os._exit(int(ExitCode.INTERRUPTED))
-    raise typer.Exit(ExitCode.INTERRUPTED)
+    """After a Ctrl-C, once the report is written: exit 130 now. Not through interpreter
+    shutdown, which joins worker threads (a blocking share read, bounded but not cancellable)
+    and restores SIGINT's default action, so that a further Ctrl-C would kill the process
+    instead of ending it with 130. Everything was committed and flushed before this."""
+    logging.shutdown()
+    _exit_now(signal.SIGINT, None)
 
 
 def setup_logging(level: str) -> None:
