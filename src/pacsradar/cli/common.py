@@ -8,7 +8,6 @@ import logging
 import os
 import signal
 import sys
-import threading
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -100,11 +99,7 @@ class _Interrupt:
     def __call__(self) -> None:
         self.count += 1
         if self.count > 1:
-            # The user asked twice: no cleanup beyond flushing what was printed.
-            with contextlib.suppress(Exception):
-                sys.stdout.flush()
-                sys.stderr.flush()
-            os._exit(int(ExitCode.INTERRUPTED))
+            _exit_now(signal.SIGINT, None)  # the user asked twice: no cleanup beyond flushing
         done = self.interrupt()
         self.console.print(
             f"stopping: finishing {done} endpoints' records… (Ctrl-C again to quit at once)",
@@ -143,19 +138,29 @@ def run_interruptible(
     finally:
         with contextlib.suppress(Exception):
             loop.remove_signal_handler(signal.SIGINT)
+        if handler.count:
+            # Stopping already: a further Ctrl-C while the report is written exits at once.
+            with contextlib.suppress(ValueError):
+                signal.signal(signal.SIGINT, _exit_now)
         loop.close()
     return result, handler.count > 0
 
 
+def _exit_now(signum: int, frame: object) -> None:
+    """Exit 130 now, flushing what was printed (a second Ctrl-C)."""
+    with contextlib.suppress(Exception):
+        sys.stdout.flush()
+        sys.stderr.flush()
+    os._exit(int(ExitCode.INTERRUPTED))
+
+
 def exit_interrupted() -> None:
-    """After a Ctrl-C, once the report is written: exit 130 now, even if a worker thread (a
-    blocking share read, bounded but not cancellable) is still running."""
-    if threading.active_count() > 1:
-        with contextlib.suppress(Exception):
-            sys.stdout.flush()
-            sys.stderr.flush()
-        os._exit(int(ExitCode.INTERRUPTED))
-    raise typer.Exit(ExitCode.INTERRUPTED)
+    """After a Ctrl-C, once the report is written: exit 130 now. Not through interpreter
+    shutdown, which joins worker threads (a blocking share read, bounded but not cancellable)
+    and restores SIGINT's default action, so that a further Ctrl-C would kill the process
+    instead of ending it with 130. Everything was committed and flushed before this."""
+    logging.shutdown()
+    _exit_now(signal.SIGINT, None)
 
 
 def setup_logging(level: str) -> None:
