@@ -167,3 +167,35 @@ def test_silence_past_the_association_timeout_is_no_answer_not_safe() -> None:
     assert service.status is AttemptStatus.ERROR
     assert service.reason is not None and "A-ASSOCIATE-RQ within 1s" in service.reason
     assert result.findings == ()
+
+
+def test_a_pynetdicom_peer_slower_than_the_nudge_is_still_audited() -> None:
+    # Given a real pynetdicom SCP that takes 0.9 s to answer an A-ASSOCIATE-RQ (its own
+    # EVT_REQUESTED handler is slow), past the 0.5 s line-based nudge. Its reactor reads the
+    # nudge as the first bytes of a next PDU and waits for the rest, so the nudged connection
+    # never gets an answer.
+    import time
+
+    from pynetdicom import AE, evt
+    from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
+
+    ae = AE(ae_title="SLOWSCP")
+    ae.add_supported_context(Verification)
+    ae.require_called_aet = False
+    server = ae.start_server(
+        ("127.0.0.74", 0),
+        block=False,
+        evt_handlers=[(evt.EVT_REQUESTED, lambda event: time.sleep(0.9))],
+    )
+    try:
+        port = server.socket.getsockname()[1]
+        # When it is audited with the default association timeout
+        limits = Limits(connect_timeout=2.0, read_timeout=3.0, target_deadline=30.0)
+        report = scan([("127.0.0.74", port)], limits=limits)
+    finally:
+        server.shutdown()
+    result = result_for(report, port)
+    # Then it is found to be DICOM and audited on a clean, patient association, not left as
+    # "could not test"
+    assert result.service == "dicom", result.attempts
+    assert "DICOM-ANY-AE" in {f.check_id for f in result.findings}, result.attempts
