@@ -358,11 +358,11 @@ def register(app: typer.Typer) -> None:
         write_private(json_path, to_json(report) + "\n")
         write_private(html_path, render("html", ReportContext.from_store(db_store, report.scan_id)))
         shown = db_store.display_url
-        err.print(Text(f"demo store (throwaway, not your findings store): {shown}"))
-        err.print(Text(f"JSON report: {json_path}"))
-        err.print(Text(f"HTML report: {html_path}"))
-        err.print(Text(f"open it again: pacsradar report {report.scan_id} --db {shown}"))
-        err.print(Text(f"           or: pacsradar serve --db {shown}"))
+        err.print(Text(f"demo store (throwaway, not your findings store): {shown}"), soft_wrap=True)
+        err.print(Text(f"JSON report: {json_path}"), soft_wrap=True)
+        err.print(Text(f"HTML report: {html_path}"), soft_wrap=True)
+        err.print(Text(f"open it again: pacsradar report {report.scan_id} --db {shown}"), soft_wrap=True)
+        err.print(Text(f"           or: pacsradar serve --db {shown}"), soft_wrap=True)
         raise typer.Exit(ExitCode.OK)
 
 
