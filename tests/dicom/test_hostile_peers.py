@@ -172,8 +172,7 @@ def test_silence_past_the_association_timeout_is_no_answer_not_safe() -> None:
 def test_a_pynetdicom_peer_slower_than_the_nudge_is_still_audited() -> None:
     # Given a real pynetdicom SCP that takes 0.9 s to answer an A-ASSOCIATE-RQ (its own
     # EVT_REQUESTED handler is slow), past the 0.5 s line-based nudge. Its reactor reads the
-    # nudge as the first bytes of a next PDU and waits for the rest, so the nudged connection
-    # never gets an answer.
+    # nudge as the next PDU: a bare blank line (an incomplete header) left it silent.
     import time
 
     from pynetdicom import AE, evt

@@ -38,6 +38,12 @@ MAX_MESSAGE_BYTES = 1024 * 1024
 #: Seconds of silence after our A-ASSOCIATE-RQ before the line-based nudge. A slower DICOM peer
 #: only costs a second, clean association (see ``DicomContext.association``), never an answer.
 NUDGE_AFTER = 0.5
+#: The nudge: CR LF ends a line-based server's request line (our RQ holds neither byte), and the
+#: four zero bytes complete a 6-byte PDU header (PS3.8 §9.3.1: type, reserved, 4-byte length)
+#: of length 0 with the unknown type 0x0D. A DICOM peer that reads it therefore has a whole
+#: (unrecognised) PDU and answers, by its AC or by an A-ABORT (PS3.8 §9.2, event 19), instead
+#: of waiting for the rest of a header as it would after a bare blank line.
+NUDGE = b"\r\n\x00\x00\x00\x00"
 
 
 class AssociationKind(StrEnum):
@@ -224,7 +230,7 @@ class DicomClient:
         except ReadTimeout as exc:
             if not self.nudge:
                 raise ReadTimeout(f"no answer to A-ASSOCIATE-RQ within {total:g}s") from exc
-        await self.stream.write(b"\r\n\r\n")
+        await self.stream.write(NUDGE)
         self.nudged = True
         try:
             return await ul.read_pdu(self.stream, self.max_pdu_bytes, header_timeout=total - first)

@@ -19,7 +19,7 @@ from pacsradar.dicom.client import (
 from pacsradar.dicom.facts import AssociationFacts, FindRecorder, association_facts, recorder_for
 from pacsradar.dicom.fingerprint import Fingerprint
 from pacsradar.dicom.sop import probe_contexts
-from pacsradar.errors import PeerClosed, ReadTimeout
+from pacsradar.errors import PeerClosed
 from pacsradar.models import Endpoint
 from pacsradar.net import Net
 
@@ -112,7 +112,6 @@ class DicomContext:
         bytes: it is closed and the association opened again, patiently and without a nudge.
         """
         limits = self.options.limits
-        nudged_silence: str | None = None
         for patient in (False, True):
             async with self.net.connect_pdu(self.endpoint.host, self.endpoint.port, tls=self.tls) as stream:
                 client = DicomClient(
@@ -131,20 +130,12 @@ class DicomContext:
                         contexts if contexts is not None else probe_contexts(),
                         user_identity=user_identity,
                     )
-                except (ReadTimeout, PeerClosed):
-                    # Silent even after the nudge. A DICOM peer slower than the nudge may have
-                    # read our blank line as the start of its next PDU (PS3.8 §9.3.1: a 6-byte
-                    # header) and now waits for the rest, e.g. pynetdicom's reactor, which
-                    # reads a whole PDU before it sends the AC. Ask once more, patiently and
-                    # without a nudge: a slow honest PACS is audited, a silent peer stays silent.
-                    if patient and nudged_silence is not None:
-                        raise ReadTimeout(
-                            f"{nudged_silence}, nor within {client.assoc_timeout:g}s on a second "
-                            "association without the line nudge"
-                        ) from None
+                except PeerClosed:
+                    # Closed right after our nudge: a DICOM stack may drop a connection on the
+                    # unrecognised PDU it began (PS3.8 §9.2) before answering the RQ it read
+                    # first. Ask once more, patiently and without a nudge.
                     if patient or not client.nudged:
                         raise
-                    nudged_silence = f"no answer to A-ASSOCIATE-RQ within {client.assoc_timeout:g}s"
                     continue
                 if not patient and client.nudged and client.assoc is not None and (
                     client.assoc.kind is AssociationKind.ABORTED
