@@ -192,6 +192,20 @@ def run_cluster_scan(
         if not submit(first):
             break
     ac = as_completed(first, loop=client.loop)
+    # Ctrl-C may land while Dask runs a gc callback, which swallows a KeyboardInterrupt and
+    # prints it; so the handler sets a flag that the loop acts on after the next shard.
+    sigint = [False]
+    previous_handler = None
+    if threading.current_thread() is threading.main_thread():
+
+        def on_sigint(signum: int, frame: Any) -> None:
+            # First press: a flag only (raising here could land in that gc callback and print
+            # a traceback); the loop stops after the next shard. A second press raises.
+            if sigint[0]:
+                raise KeyboardInterrupt
+            sigint[0] = True
+
+        previous_handler = signal.signal(signal.SIGINT, on_sigint)
     try:
         for future in ac:
             part: ShardResult = future.result()
@@ -202,7 +216,7 @@ def run_cluster_scan(
                 for item in part.unreachable:
                     feed(expand(item, part.worker))
             future.release()
-            if stop is not None and stop():
+            if sigint[0] or (stop is not None and stop()):
                 raise KeyboardInterrupt
             submit(ac)
             if progress is not None:
@@ -222,6 +236,10 @@ def run_cluster_scan(
         interrupted = True
         with contextlib.suppress(Exception):
             client.cancel(list(ac.futures))
+    finally:
+        if previous_handler is not None:
+            signal.signal(signal.SIGINT, previous_handler)
+    interrupted = interrupted or sigint[0]
     report = ScanReport(
         scan_id=plan.scan_id,
         version=__version__,
