@@ -358,32 +358,48 @@ class Engine:
         finally:
             self._workers = []
         interrupted = interrupted or self._stop.is_set()
-        report = ScanReport(
-            scan_id=self.scan_id,
-            version=__version__,
-            started_at=started,
-            finished_at=datetime.now(UTC),
-            scope=tuple(scope),
-            options={
-                "max_records": self.options.max_records,
-                "intrusive": self.options.intrusive,
-                "only": sorted(self.options.only),
-                "honeypot_threshold": self.options.honeypot_threshold,
-                "count_honeypots": self.options.count_honeypots,
-            },
-            stats=ScanStats(
-                endpoints_total=total or counts["done"],
-                endpoints_done=counts["done"],
-                endpoints_open=counts["open"],
-                endpoints_closed=counts["closed"],
-                endpoints_filtered=counts["filtered"],
-                endpoints_error=counts["error"],
-                interrupted=interrupted,
-            ),
-            results=tuple(sorted(kept, key=lambda r: (r.endpoint.host, r.endpoint.port))),
+        report = scan_report(
+            self.scan_id, self.options, started, scope, counts, total or counts["done"], interrupted, kept
         )
         self._notify("on_finish", report)
         return report
 
 
-__all__ = ["AuditContext", "Auditor", "Engine", "NullObserver", "Observer", "merge_results"]
+def scan_report(
+    scan_id: str,
+    options: ScanOptions,
+    started: datetime,
+    scope: Sequence[str],
+    counts: dict[str, int],
+    total: int,
+    interrupted: bool,
+    kept: Sequence[TargetResult],
+) -> ScanReport:
+    """The finished scan's report, the same for a local and a distributed run."""
+    return ScanReport(
+        scan_id=scan_id,
+        version=__version__,
+        started_at=started,
+        finished_at=datetime.now(UTC),
+        scope=tuple(scope),
+        options={
+            "max_records": options.max_records,
+            "intrusive": options.intrusive,
+            "only": sorted(options.only),
+            "honeypot_threshold": options.honeypot_threshold,
+            "count_honeypots": options.count_honeypots,
+        },
+        stats=ScanStats(
+            endpoints_total=total,
+            endpoints_done=counts["done"],
+            endpoints_open=counts["open"],
+            endpoints_closed=counts["closed"],
+            endpoints_filtered=counts["filtered"],
+            endpoints_error=counts["error"],
+            interrupted=interrupted,
+        ),
+        results=tuple(sorted(kept, key=lambda r: (r.endpoint.host, r.endpoint.port))),
+    )
+
+
+__all__ = ["AuditContext", "Auditor", "Engine", "NullObserver", "Observer", "merge_results", "scan_report"]

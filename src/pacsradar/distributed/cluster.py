@@ -20,11 +20,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from pacsradar import __version__
 from pacsradar.distributed.plan import ClusterPlan, ShardResult, expand
-from pacsradar.engine import Observer
+from pacsradar.engine import Observer, scan_report
 from pacsradar.errors import ClusterError
-from pacsradar.models import ScanReport, ScanStats, TargetResult
+from pacsradar.models import ScanReport, TargetResult
 from pacsradar.outcome import port_state, untested_reason
 
 if TYPE_CHECKING:
@@ -240,28 +239,7 @@ def run_cluster_scan(
         if previous_handler is not None:
             signal.signal(signal.SIGINT, previous_handler)
     interrupted = interrupted or sigint[0]
-    report = ScanReport(
-        scan_id=plan.scan_id,
-        version=__version__,
-        started_at=started,
-        finished_at=datetime.now(UTC),
-        scope=tuple(scope),
-        options={
-            "max_records": plan.options.max_records,
-            "intrusive": plan.options.intrusive,
-            "only": sorted(plan.options.only),
-        },
-        stats=ScanStats(
-            endpoints_total=total,
-            endpoints_done=counts["done"],
-            endpoints_open=counts["open"],
-            endpoints_closed=counts["closed"],
-            endpoints_filtered=counts["filtered"],
-            endpoints_error=counts["error"],
-            interrupted=interrupted,
-        ),
-        results=tuple(sorted(kept, key=lambda r: (r.endpoint.host, r.endpoint.port))),
-    )
+    report = scan_report(plan.scan_id, plan.options, started, scope, counts, total, interrupted, kept)
     for obs in observers:
         obs.on_finish(report)
     return report
