@@ -2,7 +2,7 @@
 
 Why it is built this way:
 
-* **Typos must fail loudly.** A slipped digit (``10.0.0.0/8`` for ``/24``, ``127.0.0.300``) can
+* **Typos must fail loudly.** A slipped digit (``127.0.0.0/8`` for ``/24``, ``127.0.0.300``) can
   point a scanner at someone else's network. Every token is validated and a bad one raises
   :class:`~pacsradar.errors.TargetError` naming that token (bounded to 100 characters, control
   characters removed), and a scope larger than ``max_hosts`` needs an explicit override
