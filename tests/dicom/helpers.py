@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 from collections.abc import Iterable
+from pathlib import Path
 
 from pacsradar.config import Limits, ScanOptions
 from pacsradar.models import Endpoint, Finding, ScanReport, TargetResult
@@ -43,3 +47,24 @@ def attempt_details(result: TargetResult, check: str) -> dict[str, object]:
 
 def ids(result: TargetResult) -> set[str]:
     return {f.check_id for f in result.findings}
+
+
+#: The environment CLI tests run pacsradar in: no colour, wide, no user store or link key.
+CLI_ENV = {**os.environ, "NO_COLOR": "1", "COLUMNS": "200"}
+CLI_ENV.pop("PACSRADAR_DB", None)
+CLI_ENV.pop("PACSRADAR_LINK_KEY", None)
+
+
+def run_cli(
+    *args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 240
+) -> subprocess.CompletedProcess[str]:
+    """``python -m pacsradar ARGS`` as a user runs it, output captured."""
+    return subprocess.run(
+        [sys.executable, "-m", "pacsradar", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env or CLI_ENV,
+        cwd=cwd,
+        check=False,
+    )

@@ -5,30 +5,15 @@ on 127.0.13.0/24: accepted risks, the diff rule, honest messages, a demo that le
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
+from dicom.helpers import CLI_ENV as ENV
+from dicom.helpers import run_cli
 from lab.ports import free_port
 from pacsradar.lab.pacs import ExposedPacs
 from pacsradar.lab.synthetic import make_studies
-
-ENV = {**os.environ, "NO_COLOR": "1", "COLUMNS": "200"}
-ENV.pop("PACSRADAR_DB", None)
-ENV.pop("PACSRADAR_LINK_KEY", None)
-
-
-def run_cli(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "pacsradar", *args],
-        capture_output=True,
-        text=True,
-        timeout=240,
-        env=env or ENV,
-        cwd=cwd,
-        check=False,
-    )
 
 
 def test_accepted_risks_are_marked_and_do_not_fail_the_scan(tmp_path: Path) -> None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import subprocess
 import sys
 import time
@@ -17,26 +16,12 @@ from pathlib import Path
 
 import pytest
 
+from dicom.helpers import CLI_ENV as ENV
+from dicom.helpers import run_cli
 from lab.hostile import Silent, ThreadedServer, run_in_thread
 from lab.ports import free_port
 from pacsradar.lab.pacs import ExposedPacs
 from pacsradar.lab.synthetic import make_studies
-
-ENV = {**os.environ, "NO_COLOR": "1", "COLUMNS": "200"}
-ENV.pop("PACSRADAR_DB", None)
-ENV.pop("PACSRADAR_LINK_KEY", None)
-
-
-def run_cli(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "pacsradar", *args],
-        capture_output=True,
-        text=True,
-        timeout=180,
-        env=env or ENV,
-        cwd=cwd,
-        check=False,
-    )
 
 
 @contextlib.contextmanager
