@@ -37,13 +37,25 @@ class LoopThread:
         self.run(self._drain_tasks(), timeout)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(timeout)
+        # A task can still be born after the drain: a TLS handshake that was in flight when the
+        # server closed completes and its connection callback starts a handler. Drain again on
+        # this thread until none is left, so no task is ever destroyed while pending.
+        self.loop.run_until_complete(self._drain_tasks())
         self.loop.run_until_complete(self.loop.shutdown_asyncgens())
         self.loop.close()
 
     @staticmethod
-    async def _drain_tasks() -> None:
+    async def _drain_tasks(rounds: int = 20) -> None:
         current = asyncio.current_task()
-        tasks = [t for t in asyncio.all_tasks() if t is not current]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        for _ in range(rounds):
+            tasks = [t for t in asyncio.all_tasks() if t is not current]
+            if not tasks:
+                # One more turn of the loop lets callbacks already scheduled (a completed
+                # handshake's connection_made) create their tasks before we look again.
+                await asyncio.sleep(0)
+                if not [t for t in asyncio.all_tasks() if t is not current]:
+                    return
+                continue
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
