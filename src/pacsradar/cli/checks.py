@@ -26,7 +26,8 @@ def register(app: typer.Typer) -> None:
         from pacsradar.report.safe import safe_json
 
         if family is not None and family not in BY_NAME:
-            Console(stderr=True, highlight=False).print(Text(f"error: --family takes {', '.join(BY_NAME)}"))
+            err = Console(stderr=True, soft_wrap=True, highlight=False)
+            err.print(Text(f"error: --family takes {', '.join(BY_NAME)}"))
             raise typer.Exit(ExitCode.USAGE)
         listed = [c for c in catalogue() if family is None or family in c.families]
         if as_json:

@@ -70,7 +70,7 @@ OPT_NO_PROGRESS = typer.Option(False, "--no-progress", help="No progress bar.")
 
 
 def stderr_console() -> Console:
-    return Console(stderr=True)
+    return Console(stderr=True, soft_wrap=True)
 
 
 def print_error(console: Console, label: str, message: object) -> None:

@@ -59,7 +59,7 @@ def register(app: typer.Typer) -> None:
             typer.echo(text, nl=False)
             return
         write_private(output, text)
-        Console(stderr=True, highlight=False).print(Text(f"{fmt} report: {output}"))
+        Console(stderr=True, soft_wrap=True, highlight=False).print(Text(f"{fmt} report: {output}"))
 
 
 __all__ = ["known_scan", "register", "write_private"]

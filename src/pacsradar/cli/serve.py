@@ -31,7 +31,7 @@ def register(app: typer.Typer) -> None:
         from pacsradar.dashboard import serve as run
         from pacsradar.dashboard.server import is_loopback
 
-        err = Console(stderr=True, highlight=False)
+        err = Console(stderr=True, soft_wrap=True, highlight=False)
         if not is_loopback(host) and not allow_remote:
             err.print(
                 Text(

@@ -32,7 +32,7 @@ ENV_SMTP_PASSWORD = "PACSRADAR_SMTP_PASSWORD"  # noqa: S105 - a variable name
 
 
 def _err() -> Console:
-    return Console(stderr=True, highlight=False)
+    return Console(stderr=True, soft_wrap=True, highlight=False)
 
 
 def fail(exc: PacsradarError) -> typer.Exit:
