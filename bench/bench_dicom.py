@@ -75,6 +75,15 @@ PACSRADAR: list[str] = (
     ]
 )
 PR_COMMON = ["--only", "dicom", "-f", "json", "--no-store", "--no-progress"]
+#: The same CLI with DICOM-HONEYPOT-SUSPECT taken out of the registry (issue 15's overhead A/B):
+#: the only difference from PACSRADAR is the check list, so the ratio is the check's own cost.
+PACSRADAR_NO_HONEYPOT: list[str] = [
+    sys.executable,
+    "-c",
+    "import sys; import pacsradar.registry as r; "
+    "r.DICOM_CHECK_MODULES = tuple(m for m in r.DICOM_CHECK_MODULES if not m.endswith('.honeypot')); "
+    "from pacsradar.cli import main; sys.argv[0] = 'pacsradar'; main()",
+]
 #: The full default audit as a user runs it: every family, the store (a fresh one per run).
 PR_FULL = ["-f", "json", "--no-progress"]
 
@@ -589,6 +598,11 @@ def phase_mixed(args: argparse.Namespace, work: Path) -> dict[str, Any]:
                 parse_pacsradar,
             ),
             ("pacsradar --per-host 16 (no slot starvation)", [*pr, "--per-host", "16"], parse_pacsradar),
+            (
+                "pacsradar full default audit, store, no honeypot check",
+                [*PACSRADAR_NO_HONEYPOT, *pr_full[len(PACSRADAR):], *store_db],
+                parse_pacsradar,
+            ),
             ("nmap -sT --script dicom-ping", [*nmap, "--script", "dicom-ping", target], parse_nmap),
             (
                 "nmap -sT --script +dicom-ping (forced on all ports)",
@@ -644,6 +658,18 @@ def phase_mixed(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     for r in runs:
         if "closed port" in r.tool:
             verdicts.append(verdict(f"{r.tool}: {r.wall_s:.2f}s wall (target < 0.5s)", r.wall_s < 0.5))
+    # Issue 15: honeypot scoring costs <= 5% of the full default audit (wall; CPU beside it).
+    without = next((r for r in runs if "no honeypot" in r.tool), None)
+    if without is not None and without.wall_s > 0:
+        cost = base.wall_s / without.wall_s - 1
+        cpu = base.cpu_s / without.cpu_s - 1 if without.cpu_s > 0 else 0.0
+        verdicts.append(
+            verdict(
+                f"honeypot scoring: full default audit {base.wall_s:.2f}s with, {without.wall_s:.2f}s "
+                f"without = {cost:+.1%} wall, {cpu:+.1%} CPU (target <= +5%)",
+                cost <= 0.05,
+            )
+        )
 
     # Same-host pile-up: one host with more open DICOM ports than --per-host (a PACS on 104,
     # 11112, 4242, ...). Exposes connection-slot starvation between endpoints of one host.
