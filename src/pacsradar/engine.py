@@ -357,6 +357,7 @@ class Engine:
                 await asyncio.gather(*tasks, return_exceptions=True)
         finally:
             self._workers = []
+            self.net.close()
         interrupted = interrupted or self._stop.is_set()
         report = scan_report(
             self.scan_id, self.options, started, scope, counts, total or counts["done"], interrupted, kept

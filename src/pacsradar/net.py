@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import errno
 import math
@@ -17,6 +18,8 @@ from pathlib import Path
 from typing import Protocol, cast
 
 from pacsradar.config import Limits
+from pacsradar.connectwait import EPOLL as _EPOLL
+from pacsradar.connectwait import ConnectWaiter
 from pacsradar.errors import (
     ConnectError,
     ConnectTimeout,
@@ -104,25 +107,72 @@ class RateLimiter:
 
 
 class HostLimiter:
-    """At most ``per_host`` concurrent holders per host; entries vanish when idle."""
+    """At most ``per_host`` concurrent holders per host; entries vanish when idle.
+
+    ``async with limiter.slot(host):`` is on the path of every endpoint of a sweep, so the
+    uncontended case is a dict lookup and a counter (no semaphore, no generator); only a host
+    at its limit queues futures, served first in, first out, as :class:`asyncio.Semaphore` does.
+    """
 
     def __init__(self, per_host: int) -> None:
-        self._per_host = per_host
-        self._sems: dict[str, tuple[asyncio.Semaphore, int]] = {}
+        self._per_host = max(1, per_host)
+        #: host -> [holders, waiters (None until someone waits)]
+        self._hosts: dict[str, list[object]] = {}
 
-    @contextlib.asynccontextmanager
-    async def slot(self, host: str) -> AsyncIterator[None]:
-        sem, users = self._sems.get(host, (asyncio.Semaphore(self._per_host), 0))
-        self._sems[host] = (sem, users + 1)
+    def slot(self, host: str) -> _HostSlot:
+        return _HostSlot(self, host)
+
+    async def _acquire(self, host: str) -> None:
+        state = self._hosts.get(host)
+        if state is None:
+            self._hosts[host] = [1, None]
+            return
+        waiters = cast("collections.deque[asyncio.Future[None]] | None", state[1])
+        if cast(int, state[0]) < self._per_host and not waiters:
+            state[0] = cast(int, state[0]) + 1
+            return
+        if waiters is None:
+            waiters = collections.deque()
+            state[1] = waiters
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        waiters.append(fut)
         try:
-            async with sem:
-                yield
-        finally:
-            sem, users = self._sems[host]
-            if users <= 1:
-                del self._sems[host]
+            await fut  # the releaser hands its slot over: the holder count stays as it was
+        except BaseException:
+            if fut.done() and not fut.cancelled():
+                self._release(host)  # handed a slot, then cancelled before we could use it
             else:
-                self._sems[host] = (sem, users - 1)
+                with contextlib.suppress(ValueError):
+                    waiters.remove(fut)
+            raise
+
+    def _release(self, host: str) -> None:
+        state = self._hosts[host]
+        waiters = cast("collections.deque[asyncio.Future[None]] | None", state[1])
+        while waiters:
+            fut = waiters.popleft()
+            if not fut.done():
+                fut.set_result(None)
+                return
+        holders = cast(int, state[0]) - 1
+        if holders <= 0:
+            del self._hosts[host]
+        else:
+            state[0] = holders
+
+
+class _HostSlot:
+    __slots__ = ("_host", "_limiter")
+
+    def __init__(self, limiter: HostLimiter, host: str) -> None:
+        self._limiter = limiter
+        self._host = host
+
+    async def __aenter__(self) -> None:
+        await self._limiter._acquire(self._host)
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._limiter._release(self._host)
 
 
 @dataclass
@@ -370,6 +420,7 @@ class Net:
         self.connections_opened = 0
         #: Sockets the engine's TCP gate connected, handed to the first connect to that endpoint.
         self._adopted: dict[tuple[str, int], socket.socket] = {}
+        self._waiter: ConnectWaiter | None = None
 
     async def probe(self, host: str, port: int) -> socket.socket:
         """One bare TCP connect (rate limit and connect timeout apply): the engine's gate.
@@ -397,6 +448,15 @@ class Net:
 
     async def _writable(self, sock: socket.socket) -> int:
         loop = asyncio.get_running_loop()
+        if _EPOLL:
+            waiter_set = self._waiter
+            if waiter_set is None or waiter_set.loop is not loop:
+                if waiter_set is not None:
+                    waiter_set.close()
+                waiter_set = self._waiter = ConnectWaiter(loop, self.limits.connect_timeout)
+            if not await waiter_set.wait(sock.fileno()):
+                raise ConnectTimeout(f"connect did not complete within {self.limits.connect_timeout:g}s")
+            return sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
         waiter: asyncio.Future[bool] = loop.create_future()
         fd = sock.fileno()
         loop.add_writer(fd, _settle, waiter, True)
@@ -409,6 +469,12 @@ class Net:
         if not connected:
             raise ConnectTimeout(f"connect did not complete within {self.limits.connect_timeout:g}s")
         return sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+
+    def close(self) -> None:
+        """Release the connect waiter's epoll set (the engine calls it when a run ends)."""
+        if self._waiter is not None:
+            self._waiter.close()
+            self._waiter = None
 
     def adopt(self, host: str, port: int, sock: socket.socket) -> None:
         """Keep a gate-connected socket for the next connection to ``host:port``."""

@@ -255,9 +255,12 @@ class ScanPlan:
     def endpoints(self, done: Container[tuple[str, int]] = frozenset()) -> Iterator[Endpoint]:
         """Lazily yield the endpoints to scan, exclusions re-checked, ``done`` ones skipped."""
         scope = self.scope()
+        # Without exclusions the re-check cannot exclude anything; with them it runs on every
+        # endpoint (the interval arithmetic already removed them: this is the second lock).
+        check = scope.is_excluded if scope.has_exclusions else None
         for host, port in scope.endpoints(self.ports()):
             canonical = _canonical(host)
-            if (canonical, port) in done or scope.is_excluded(canonical):
+            if (canonical, port) in done or (check is not None and check(canonical)):
                 continue
             yield Endpoint(host=canonical, port=port)
 

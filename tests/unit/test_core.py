@@ -113,4 +113,4 @@ async def test_host_limiter_caps_concurrency_and_forgets_idle_hosts() -> None:
     await asyncio.gather(*(user() for _ in range(6)))
     # Then no more than 2 ran at once, and nothing is kept for the idle host
     assert peak == 2
-    assert limiter._sems == {}
+    assert limiter._hosts == {}

@@ -240,6 +240,11 @@ class Scope:
         """Imported ``(host, port)`` endpoints that survived exclusions, in import order."""
         return self._pinned
 
+    @property
+    def has_exclusions(self) -> bool:
+        """Whether any exclusion was given (without one, :meth:`is_excluded` is always False)."""
+        return bool(self._ex_v4 or self._ex_v6 or self._ex_names)
+
     def is_excluded(self, addr: str) -> bool:
         """Whether ``addr`` (an IP address or hostname) is excluded from scanning.
 
