@@ -245,7 +245,10 @@ class ScanSession:
             **self.store_options,
             PLAN_KEY: plan.to_json(),
         }
-        return StoreObserver(self.store, scope=plan.targets, options=options)
+        # Addresses only: every endpoint is yielded once (interval arithmetic, pinned imports
+        # deduplicated, a resume skips stored ones); a name may resolve to a listed address.
+        unique = not plan.hostnames
+        return StoreObserver(self.store, scope=plan.targets, options=options, unique_endpoints=unique)
 
     async def run_async(self) -> ScanReport:
         """Resolve, expand and scan; the report covers this run (a resume: its second part)."""

@@ -159,6 +159,27 @@ def test_closed_ports_are_batched_and_still_resolve_findings(store: Store) -> No
     assert len(store.resume("sweep")) == len(closed)
 
 
+def test_a_unique_endpoint_sweep_skips_lookups_but_resolves_the_same_findings(store: Store) -> None:
+    # Given an open finding on one endpoint, then an address-only sweep (endpoints unique by
+    # construction) in which that port and many others are refused
+    store.save_report(S.lab_report("before"))
+    assert "127.0.0.1" in store.hosts_with_open_findings()
+    observer = StoreObserver(store, scope=("127.0.0.0/22",), batch=64, unique_endpoints=True)
+    observer.on_start("fast", total=600)
+    closed = [
+        S.result(f"127.0.{i // 250}.{i % 250}", 4242, [], reachable=False, started=S.T0.replace(day=9))
+        for i in range(1, 600)
+    ]
+    # When they stream in without the per-batch lookups
+    for r in closed:
+        observer.on_result(r)
+    observer.on_finish(S.report("fast", closed, started=S.T0.replace(day=9)))
+    # Then each endpoint is stored once, and the refused port still resolves its findings
+    assert len(store.resume("fast")) == len(closed)
+    diff = store.diff("before", "fast")
+    assert {c.finding.check_id for c in diff.resolved} == {S.DICOM_PHI, S.DICOM_ANON, S.TLS}
+
+
 def test_default_location_and_env_override(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # Given no URL: the store lives in the user data directory (XDG on Linux)
     monkeypatch.delenv("PACSRADAR_DB", raising=False)

@@ -5,7 +5,7 @@ Each endpoint is written in its own transaction, so a killed scan keeps what it 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Container, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -155,9 +155,24 @@ class IngestMixin(StoreBase):
             if row.clean:
                 self._resolve_missing(s, scan_id, ep, seen, at)
 
-    def record_unreachable(self, scan_id: str, results: Sequence[TargetResult]) -> None:
+    def record_unreachable(
+        self,
+        scan_id: str,
+        results: Sequence[TargetResult],
+        *,
+        fresh: bool = False,
+        open_hosts: Container[str] | None = None,
+    ) -> None:
         """Store many unreachable, finding-less endpoints in one transaction (the bulk of a
-        sweep). Same effect as :meth:`record_result` on each, at a fraction of the cost."""
+        sweep). Same effect as :meth:`record_result` on each, at a fraction of the cost.
+
+        ``fresh``: the caller knows none of these endpoints was recorded in this scan before (a
+        session whose endpoints are unique by construction), so no earlier row is looked for.
+        ``open_hosts``: the hosts that had open findings when the scan began (from
+        :meth:`hosts_with_open_findings`); only those can have a finding this batch resolves,
+        so the others cost no query. Findings opened by this scan itself are never resolved by
+        it. Without either, every batch is checked in full (idempotent re-recording).
+        """
         if not results:
             return
         if any(r.reachable or r.findings for r in results):
@@ -170,7 +185,7 @@ class IngestMixin(StoreBase):
         with self._tx() as s:
             if s.get(ScanRow, scan_id) is None:
                 raise StoreError("record_unreachable before begin_scan for this scan id")
-            for chunk in _chunks(hosts):
+            for chunk in _chunks(hosts) if not fresh else ():
                 old = [
                     rid
                     for rid, h, p, pr in s.execute(
@@ -206,7 +221,8 @@ class IngestMixin(StoreBase):
                     for r in keys.values()
                 ],
             )
-            for chunk in _chunks(hosts):
+            suspects = hosts if open_hosts is None else [h for h in hosts if h in open_hosts]
+            for chunk in _chunks(suspects):
                 stale = s.scalars(
                     select(FindingRow).where(
                         FindingRow.status == FindingStatus.OPEN.value, FindingRow.host.in_(chunk)

@@ -35,7 +35,12 @@ class StoreObserver:
         options: dict[str, Any] | None = None,
         batch: int = 256,
         max_delay: float = 2.0,
+        unique_endpoints: bool = False,
     ) -> None:
+        #: the session yields each endpoint once (an address-only plan; a resume skips what is
+        #: stored), so a batch never replaces rows of its own scan (Store.record_unreachable)
+        self.unique_endpoints = unique_endpoints
+        self._open_hosts: frozenset[str] | None = None
         self.store = store
         self.batch = max(1, batch)
         self.max_delay = max_delay
@@ -49,6 +54,8 @@ class StoreObserver:
     def on_start(self, scan_id: str, total: int | None) -> None:
         self.scan_id = scan_id
         self.store.begin_scan(scan_id, scope=self.scope, options=self.options, total=total)
+        # Read once: a sweep's refused ports then cost no finding query per batch.
+        self._open_hosts = self.store.hosts_with_open_findings()
 
     def on_result(self, result: TargetResult) -> None:
         if self.scan_id is None:
@@ -67,7 +74,9 @@ class StoreObserver:
         """Write the buffered unreachable endpoints now."""
         if self._closed and self.scan_id is not None:
             batch, self._closed = self._closed, []
-            self.store.record_unreachable(self.scan_id, batch)
+            self.store.record_unreachable(
+                self.scan_id, batch, fresh=self.unique_endpoints, open_hosts=self._open_hosts
+            )
             self.stored += len(batch)
 
     def on_finish(self, report: ScanReport) -> None:

@@ -60,6 +60,14 @@ class QueriesMixin(RisksMixin):
             ).all()
         return frozenset(Endpoint(host=h, port=p, protocol=pr) for h, p, pr in rows)  # type: ignore[arg-type]
 
+    def hosts_with_open_findings(self) -> frozenset[str]:
+        """Hosts with at least one open finding: the only ones a refused port can resolve."""
+        with self._read() as s:
+            rows = s.scalars(
+                select(FindingRow.host).where(FindingRow.status == FindingStatus.OPEN.value).distinct()
+            ).all()
+        return frozenset(rows)
+
     def load_report(self, scan_id: str, *, include_unreachable: bool = False) -> ScanReport:
         """Rebuild the :class:`ScanReport` of a stored scan, as the engine returned it."""
         with self._read() as s:
