@@ -9,7 +9,7 @@ import pacsradar_samples as S
 import pytest
 
 from pacsradar.errors import StoreError
-from pacsradar.models import Endpoint
+from pacsradar.models import Endpoint, TargetResult
 from pacsradar.store import ScanStatus, Store, StoreObserver, scope_key
 
 
@@ -136,19 +136,25 @@ def test_nul_characters_never_break_the_backend(store: Store) -> None:
     assert loaded.summary == "a\N{REPLACEMENT CHARACTER}b"
 
 
+def _closed_sweep(observer: StoreObserver, scan_id: str, count: int) -> list[TargetResult]:
+    """Stream ``count`` refused endpoints (port 4242, where the lab report has findings)."""
+    observer.on_start(scan_id, total=count)
+    closed = [
+        S.result(f"127.0.{i // 250}.{i % 250}", 4242, [], reachable=False, started=S.T0.replace(day=9))
+        for i in range(1, count)
+    ]
+    for r in closed:
+        observer.on_result(r)
+    observer.on_finish(S.report(scan_id, closed, started=S.T0.replace(day=9)))
+    return closed
+
+
 def test_closed_ports_are_batched_and_still_resolve_findings(store: Store) -> None:
     # Given an open finding on an endpoint, then a scan where that port and many others are closed
     store.save_report(S.lab_report("before"))
     observer = StoreObserver(store, scope=("127.0.0.1/30",), batch=50)
-    observer.on_start("sweep", total=300)
-    closed = [
-        S.result(f"127.0.{i // 250}.{i % 250}", 4242, [], reachable=False, started=S.T0.replace(day=9))
-        for i in range(1, 300)
-    ]
     # When the results stream in and the scan finishes
-    for r in closed:
-        observer.on_result(r)
-    observer.on_finish(S.report("sweep", closed, started=S.T0.replace(day=9)))
+    closed = _closed_sweep(observer, "sweep", 300)
     # Then every closed endpoint is recorded once, and the gone service's findings are resolved
     assert len(store.resume("sweep")) == len(closed)
     assert store.get_scan("sweep").stats.endpoints_closed == len(closed)
@@ -165,15 +171,8 @@ def test_a_unique_endpoint_sweep_skips_lookups_but_resolves_the_same_findings(st
     store.save_report(S.lab_report("before"))
     assert "127.0.0.1" in store.hosts_with_open_findings()
     observer = StoreObserver(store, scope=("127.0.0.0/22",), batch=64, unique_endpoints=True)
-    observer.on_start("fast", total=600)
-    closed = [
-        S.result(f"127.0.{i // 250}.{i % 250}", 4242, [], reachable=False, started=S.T0.replace(day=9))
-        for i in range(1, 600)
-    ]
     # When they stream in without the per-batch lookups
-    for r in closed:
-        observer.on_result(r)
-    observer.on_finish(S.report("fast", closed, started=S.T0.replace(day=9)))
+    closed = _closed_sweep(observer, "fast", 600)
     # Then each endpoint is stored once, and the refused port still resolves its findings
     assert len(store.resume("fast")) == len(closed)
     diff = store.diff("before", "fast")
