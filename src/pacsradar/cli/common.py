@@ -14,14 +14,6 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-)
 from rich.text import Text
 
 from pacsradar.cli.exitcodes import ExitCode
@@ -32,6 +24,8 @@ from pacsradar.phi import peer_text
 from pacsradar.render import iter_jsonl, plain_lines, print_report
 
 if TYPE_CHECKING:
+    from rich.progress import TaskID
+
     from pacsradar.store.views import AcceptedRisk
 
 T = TypeVar("T")
@@ -186,6 +180,9 @@ class ProgressObserver:
     """A rich progress bar on stderr; the engine never prints, this observer does."""
 
     def __init__(self, console: Console, label: str = "probing") -> None:
+        # Imported here: piped and --no-progress runs never draw a bar (start-up, issue 11).
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
         self.progress = Progress(
             TextColumn("[bold]{task.description}"),
             BarColumn(),

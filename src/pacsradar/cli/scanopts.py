@@ -201,6 +201,8 @@ def scan_options(
 
 def check_cluster(workers: int | None, scheduler: str | None) -> None:
     """``--workers``/``--scheduler`` are valid (checked before anything is scanned)."""
+    if workers is None and scheduler is None:
+        return  # a local scan never imports the cluster code
     from pacsradar.distributed.frontend import check_cluster_options
 
     check_cluster_options(workers, scheduler)

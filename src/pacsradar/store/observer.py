@@ -23,8 +23,9 @@ class StoreObserver:
 
     Unreachable endpoints without findings (most of a sweep) are written in batches of
     ``batch`` or every ``max_delay`` seconds: one transaction per closed port would slow the
-    engine down (2,048 rows per transaction cost about 30% less per row than 256). If the process is killed, at most one batch of closed ports is lost, and a
-    resumed scan simply probes them again.
+    engine down (2,048 rows per transaction cost about 30% less per row than 256). If the
+    process is killed, at most one batch of closed ports is lost, and a resumed scan simply
+    probes them again.
     """
 
     def __init__(
