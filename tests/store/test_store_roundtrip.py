@@ -111,6 +111,18 @@ def test_finished_scan_status_and_stats(store: Store) -> None:
     assert summary.stats.endpoints_total == 4
 
 
+def test_a_scan_killed_midway_lists_what_it_stored_of_its_total(store: Store) -> None:
+    # Given a scan of 10 endpoints whose process died after storing 3 of them (no on_finish)
+    store.begin_scan("killed", scope=("127.0.0.0/29",), options={}, total=10)
+    store.record_unreachable(
+        "killed", [S.result(f"127.0.0.{i}", 11112, [], reachable=False) for i in range(1, 4)]
+    )
+    # When the scans are listed / Then it reads 3 of 10 (what --resume will skip), not 0/0
+    summary = store.get_scan("killed")
+    assert summary.status is ScanStatus.RUNNING
+    assert (summary.stats.endpoints_done, summary.stats.endpoints_total) == (3, 10)
+
+
 def test_assets_and_services_are_tracked(store: Store) -> None:
     # Given a stored scan
     store.save_report(S.lab_report())

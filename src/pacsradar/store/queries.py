@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
 from pacsradar.models import (
@@ -137,6 +137,7 @@ class QueriesMixin(RisksMixin):
 
     def _summaries(self, s: Session, rows: list[ScanRow]) -> list[ScanSummary]:
         found = self._findings_by_scan(s, [r.id for r in rows])
+        live = self._live_stats(s, [r for r in rows if r.status == ScanStatus.RUNNING.value])
         return [
             ScanSummary(
                 scan_id=r.id,
@@ -145,12 +146,34 @@ class QueriesMixin(RisksMixin):
                 status=ScanStatus(r.status),
                 scope=tuple(r.scope),
                 scope_key=r.scope_key,
-                stats=ScanStats.model_validate(r.stats),
+                stats=live.get(r.id) or ScanStats.model_validate(r.stats),
                 findings=SeverityCounts.of([f.severity for f in found.get(r.id, [])]),
                 exposure=exposure_of(found.get(r.id, [])),
             )
             for r in rows
         ]
+
+    @staticmethod
+    def _live_stats(s: Session, rows: list[ScanRow]) -> dict[str, ScanStats]:
+        """Stats of scans still running (or killed): endpoints stored so far of the planned total.
+
+        A finished scan's stats are written when it ends; before that they are zero, and a scan
+        killed mid-way would list as "0/0" although ``--resume`` finds its stored endpoints.
+        """
+        if not rows:
+            return {}
+        counted: dict[str, int] = {
+            scan_id: int(n)
+            for scan_id, n in s.execute(
+                select(ScanResultRow.scan_id, func.count())
+                .where(ScanResultRow.scan_id.in_([r.id for r in rows]))
+                .group_by(ScanResultRow.scan_id)
+            )
+        }
+        return {
+            r.id: ScanStats(endpoints_total=r.total or 0, endpoints_done=counted.get(r.id, 0))
+            for r in rows
+        }
 
     def trend(self, *, scope: str | None = None, limit: int = 30) -> list[TrendPoint]:
         """Findings and exposure per scan, oldest first, for the trend charts."""
