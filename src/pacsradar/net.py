@@ -106,6 +106,14 @@ class RateLimiter:
                 await asyncio.sleep((1.0 - self._tokens) / self._rate)
 
 
+class _HostState:
+    __slots__ = ("holders", "waiters")
+
+    def __init__(self) -> None:
+        self.holders = 1
+        self.waiters: collections.deque[asyncio.Future[None]] = collections.deque()
+
+
 class HostLimiter:
     """At most ``per_host`` concurrent holders per host; entries vanish when idle.
 
@@ -116,8 +124,7 @@ class HostLimiter:
 
     def __init__(self, per_host: int) -> None:
         self._per_host = max(1, per_host)
-        #: host -> [holders, waiters (None until someone waits)]
-        self._hosts: dict[str, list[object]] = {}
+        self._hosts: dict[str, _HostState] = {}
 
     def slot(self, host: str) -> _HostSlot:
         return _HostSlot(self, host)
@@ -125,17 +132,13 @@ class HostLimiter:
     async def _acquire(self, host: str) -> None:
         state = self._hosts.get(host)
         if state is None:
-            self._hosts[host] = [1, None]
+            self._hosts[host] = _HostState()
             return
-        waiters = cast("collections.deque[asyncio.Future[None]] | None", state[1])
-        if cast(int, state[0]) < self._per_host and not waiters:
-            state[0] = cast(int, state[0]) + 1
+        if state.holders < self._per_host and not state.waiters:
+            state.holders += 1
             return
-        if waiters is None:
-            waiters = collections.deque()
-            state[1] = waiters
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        waiters.append(fut)
+        state.waiters.append(fut)
         try:
             await fut  # the releaser hands its slot over: the holder count stays as it was
         except BaseException:
@@ -143,22 +146,19 @@ class HostLimiter:
                 self._release(host)  # handed a slot, then cancelled before we could use it
             else:
                 with contextlib.suppress(ValueError):
-                    waiters.remove(fut)
+                    state.waiters.remove(fut)
             raise
 
     def _release(self, host: str) -> None:
         state = self._hosts[host]
-        waiters = cast("collections.deque[asyncio.Future[None]] | None", state[1])
-        while waiters:
-            fut = waiters.popleft()
+        while state.waiters:
+            fut = state.waiters.popleft()
             if not fut.done():
                 fut.set_result(None)
                 return
-        holders = cast(int, state[0]) - 1
-        if holders <= 0:
+        state.holders -= 1
+        if state.holders <= 0:
             del self._hosts[host]
-        else:
-            state[0] = holders
 
 
 class _HostSlot:
@@ -454,21 +454,23 @@ class Net:
                 if waiter_set is not None:
                     waiter_set.close()
                 waiter_set = self._waiter = ConnectWaiter(loop, self.limits.connect_timeout)
-            if not await waiter_set.wait(sock.fileno()):
-                raise ConnectTimeout(f"connect did not complete within {self.limits.connect_timeout:g}s")
-            return sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-        waiter: asyncio.Future[bool] = loop.create_future()
-        fd = sock.fileno()
-        loop.add_writer(fd, _settle, waiter, True)
-        timer = loop.call_later(self.limits.connect_timeout, _settle, waiter, False)
-        try:
-            connected = await waiter
-        finally:
-            timer.cancel()
-            loop.remove_writer(fd)
+            connected = await waiter_set.wait(sock.fileno())
+        else:
+            connected = await self._writable_selector(loop, sock.fileno())
         if not connected:
             raise ConnectTimeout(f"connect did not complete within {self.limits.connect_timeout:g}s")
         return sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+
+    async def _writable_selector(self, loop: asyncio.AbstractEventLoop, fd: int) -> bool:
+        """Without epoll: asyncio's add_writer and a timer for this one connect."""
+        waiter: asyncio.Future[bool] = loop.create_future()
+        loop.add_writer(fd, _settle, waiter, True)
+        timer = loop.call_later(self.limits.connect_timeout, _settle, waiter, False)
+        try:
+            return await waiter
+        finally:
+            timer.cancel()
+            loop.remove_writer(fd)
 
     def close(self) -> None:
         """Release the connect waiter's epoll set (the engine calls it when a run ends)."""

@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from pacsradar.cli.common import stderr_console
 from pacsradar.cli.exitcodes import ExitCode
 from pacsradar.families import BY_NAME
 
@@ -26,8 +27,7 @@ def register(app: typer.Typer) -> None:
         from pacsradar.report.safe import safe_json
 
         if family is not None and family not in BY_NAME:
-            err = Console(stderr=True, soft_wrap=True, highlight=False)
-            err.print(Text(f"error: --family takes {', '.join(BY_NAME)}"))
+            stderr_console(highlight=False).print(Text(f"error: --family takes {', '.join(BY_NAME)}"))
             raise typer.Exit(ExitCode.USAGE)
         listed = [c for c in catalogue() if family is None or family in c.families]
         if as_json:

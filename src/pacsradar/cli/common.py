@@ -63,8 +63,9 @@ OPT_LOG_LEVEL = typer.Option("warning", "--log-level", help="Log level for pacsr
 OPT_NO_PROGRESS = typer.Option(False, "--no-progress", help="No progress bar.")
 
 
-def stderr_console() -> Console:
-    return Console(stderr=True, soft_wrap=True)
+def stderr_console(*, highlight: bool = True) -> Console:
+    """The CLI's stderr: lines never wrap (soft_wrap), so a piped error stays one greppable line."""
+    return Console(stderr=True, soft_wrap=True, highlight=highlight)
 
 
 def print_error(console: Console, label: str, message: object) -> None:

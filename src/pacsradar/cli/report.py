@@ -6,10 +6,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
-from rich.console import Console
 from rich.text import Text
 
-from pacsradar.cli.common import check_writable, write_private
+from pacsradar.cli.common import check_writable, stderr_console, write_private
 from pacsradar.cli.store import DB_HELP, fail, open_db
 from pacsradar.errors import PacsradarError, StoreError, UsageError
 from pacsradar.phi import peer_text
@@ -59,7 +58,7 @@ def register(app: typer.Typer) -> None:
             typer.echo(text, nl=False)
             return
         write_private(output, text)
-        Console(stderr=True, soft_wrap=True, highlight=False).print(Text(f"{fmt} report: {output}"))
+        stderr_console(highlight=False).print(Text(f"{fmt} report: {output}"))
 
 
 __all__ = ["known_scan", "register", "write_private"]

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.console import Console
 from rich.text import Text
 
+from pacsradar.cli.common import stderr_console
 from pacsradar.cli.exitcodes import ExitCode
 from pacsradar.cli.store import DB_HELP, fail, open_db
 from pacsradar.errors import PacsradarError
@@ -31,7 +31,7 @@ def register(app: typer.Typer) -> None:
         from pacsradar.dashboard import serve as run
         from pacsradar.dashboard.server import is_loopback
 
-        err = Console(stderr=True, soft_wrap=True, highlight=False)
+        err = stderr_console(highlight=False)
         if not is_loopback(host) and not allow_remote:
             err.print(
                 Text(

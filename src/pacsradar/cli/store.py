@@ -14,7 +14,7 @@ from rich.table import Table
 from rich.text import Text
 
 from pacsradar.cli import scanopts
-from pacsradar.cli.common import OPT_LINK_KEY
+from pacsradar.cli.common import OPT_LINK_KEY, stderr_console
 from pacsradar.cli.exitcodes import ExitCode
 from pacsradar.errors import PacsradarError, UsageError
 from pacsradar.models import Severity
@@ -32,7 +32,7 @@ ENV_SMTP_PASSWORD = "PACSRADAR_SMTP_PASSWORD"  # noqa: S105 - a variable name
 
 
 def _err() -> Console:
-    return Console(stderr=True, soft_wrap=True, highlight=False)
+    return stderr_console(highlight=False)
 
 
 def fail(exc: PacsradarError) -> typer.Exit:
