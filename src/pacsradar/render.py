@@ -37,7 +37,8 @@ def _sorted(findings: tuple[Finding, ...]) -> list[Finding]:
 MIN_TABLE_WIDTH = 110
 
 
-def _plural(n: int, word: str) -> str:
+def plural(n: int, word: str) -> str:
+    """``1 service``, ``2 services``: counts in output read as English."""
     return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
@@ -82,7 +83,7 @@ def errors_table(report: ScanReport) -> Table | None:
 def summary_line(report: ScanReport, accepted: Mapping[str, str] | None = None) -> str:
     """``3 endpoints probed: 1 open, 1 closed, 1 filtered; 1 could not be tested; 2 findings``."""
     s = report.stats
-    parts = [f"{_plural(s.endpoints_done, 'endpoint')} probed: {s.endpoints_open} open"]
+    parts = [f"{plural(s.endpoints_done, 'endpoint')} probed: {s.endpoints_open} open"]
     parts.append(f"{s.endpoints_closed} closed")
     parts.append(f"{s.endpoints_filtered} filtered")
     text = ", ".join(parts)
@@ -90,12 +91,12 @@ def summary_line(report: ScanReport, accepted: Mapping[str, str] | None = None) 
     text += f"; {untested} could not be tested" if untested else ""
     found = report.findings
     n_accepted = sum(1 for f in found if (accepted or {}).get(f.dedupe_key))
-    text += f"; {_plural(len(found), 'finding')}"
+    text += f"; {plural(len(found), 'finding')}"
     if n_accepted:
         text += f" ({n_accepted} accepted)"
     suspects = {r.endpoint.label for r in report.results for f in r.findings if f.suspected_honeypot}
     if suspects:
-        text += f"; {_plural(len(suspects), 'service')} suspected honeypot (README 'Honeypots')"
+        text += f"; {plural(len(suspects), 'service')} suspected honeypot (README 'Honeypots')"
     if s.interrupted:
         text += " (interrupted: partial results)"
     return text

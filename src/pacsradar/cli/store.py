@@ -19,6 +19,7 @@ from pacsradar.cli.exitcodes import ExitCode
 from pacsradar.errors import PacsradarError, UsageError
 from pacsradar.models import Severity
 from pacsradar.phi import peer_text
+from pacsradar.render import plural
 from pacsradar.report.safe import safe_json
 
 if TYPE_CHECKING:
@@ -156,7 +157,7 @@ def register(app: typer.Typer) -> None:
                 f"{s.findings.critical}C {s.findings.high}H {s.findings.medium}M {s.findings.low}L "
                 f"{s.findings.info}I",
                 ("≥ " if s.exposure.lower_bound else "") + f"{s.exposure.patients:,}",
-                f"{s.exposure.service_patients:,} ({s.exposure.services} services)",
+                f"{s.exposure.service_patients:,} ({plural(s.exposure.services, 'service')})",
                 ", ".join(s.scope),
             )
             for s in found
