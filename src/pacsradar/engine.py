@@ -31,9 +31,11 @@ from pacsradar.models import (
     ScanReport,
     ScanStats,
     TargetResult,
+    UnreachableGroup,
+    unreachable_attempts,
 )
 from pacsradar.net import HostLimiter, Net, size_concurrency
-from pacsradar.outcome import port_state, untested_reason
+from pacsradar.outcome import error_state, port_state, untested_reason
 
 log = logging.getLogger(__name__)
 
@@ -54,13 +56,22 @@ class Auditor(Protocol):
     name: str
 
     def wants(self, endpoint: Endpoint, prior: Sequence[TargetResult], options: ScanOptions) -> bool:
-        """Whether to audit this endpoint, given earlier auditors' results for it."""
+        """Whether to audit this endpoint, given earlier auditors' results for it.
+
+        With no ``prior`` result it must depend on the port and the options only: the engine
+        decides the TCP gate once per port.
+        """
         ...
 
     async def audit(self, endpoint: Endpoint, ctx: AuditContext) -> TargetResult: ...
 
 
 class Observer(Protocol):
+    """Gets every result of a scan. An observer may also define ``on_unreachable(group)``
+    (:class:`~pacsradar.models.UnreachableGroup`): a distributed scan then hands it a worker's
+    refused and silent endpoints as one group instead of one ``on_result`` each (the store
+    does; others get ``on_result`` per endpoint)."""
+
     def on_start(self, scan_id: str, total: int | None) -> None: ...
 
     def on_result(self, result: TargetResult) -> None: ...
@@ -79,7 +90,7 @@ class NullObserver:
         return None
 
 
-def _internal_result(endpoint: Endpoint, check: str, exc: BaseException) -> TargetResult:
+def internal_result(endpoint: Endpoint, check: str, exc: BaseException) -> TargetResult:
     """The envelope of a unit of work that raised unexpectedly: an error attempt, never a crash.
 
     Reachable, so the endpoint stays in the report, and with an error attempt, so the store
@@ -132,14 +143,58 @@ def _is_ip_literal(host: str) -> bool:
 def _unreachable(endpoint: Endpoint, reason: str, start: float, *, timed_out: bool = False) -> TargetResult:
     """The gate's result for a refused (closed) or timed-out (could not test) endpoint."""
     elapsed = (time.monotonic() - start) * 1000
-    attempts = (
-        (Attempt(check="engine.connect", status=AttemptStatus.ERROR, reason=f"ConnectTimeout: {reason}"),)
-        if timed_out
-        else ()
-    )
     return TargetResult(
-        endpoint=endpoint, reachable=False, error=reason, attempts=attempts, duration_ms=elapsed
+        endpoint=endpoint,
+        reachable=False,
+        error=reason,
+        attempts=unreachable_attempts(reason, timed_out),
+        duration_ms=elapsed,
     )
+
+
+#: What :meth:`Engine.audit_address` returns for a refused or silent port: (error, timed out).
+Gated = tuple[str, bool]
+
+
+#: A local scan hands its dead endpoints to the observers every this many rows, or seconds.
+GROUP_ROWS = 2048
+GROUP_SECONDS = 0.5
+
+
+class _DeadColumns:
+    """Refused and silent endpoints as columns per (error, timed out), until handed on."""
+
+    __slots__ = ("_columns", "_count", "_first", "_started")
+
+    def __init__(self) -> None:
+        self._columns: dict[Gated, tuple[list[str], list[int]]] = {}
+        self._count = 0
+        self._first = 0.0
+        self._started = datetime.now(UTC)
+
+    def add(self, host: str, port: int, key: Gated) -> bool:
+        """Keep one; True when the batch is due (rows or seconds)."""
+        if not self._count:
+            self._first = time.monotonic()
+            self._started = datetime.now(UTC)
+        column = self._columns.get(key)
+        if column is None:
+            column = self._columns[key] = ([], [])
+        column[0].append(host)
+        column[1].append(port)
+        self._count += 1
+        return self._count >= GROUP_ROWS or time.monotonic() - self._first >= GROUP_SECONDS
+
+    def take(self) -> list[UnreachableGroup]:
+        """The kept endpoints as groups (started when the first of them was kept); empties."""
+        groups = [
+            UnreachableGroup(
+                error=error, timed_out=timed_out, hosts=tuple(h), ports=tuple(p), started_at=self._started
+            )
+            for (error, timed_out), (h, p) in self._columns.items()
+        ]
+        self._columns, self._count = {}, 0
+        return groups
 
 
 class Engine:
@@ -168,6 +223,7 @@ class Engine:
         self.done = 0
         #: observers that raised ("Class.hook (ExcType)"): each is dropped at its first failure
         self.failed_observers: list[str] = []
+        self._gate_ports: dict[int, bool] = {}
         self._live_observers = list(self.observers)
 
     def stop(self) -> None:
@@ -190,14 +246,35 @@ class Engine:
             try:
                 getattr(obs, method)(*args)
             except Exception as exc:
-                name = type(obs).__name__
-                log.error(
-                    "observer %s failed in %s (%s); it gets no further results",
-                    name, method, type(exc).__name__,
-                )  # fmt: skip
-                log_internal(log, f"observer {name}.{method}", exc)
-                self._live_observers.remove(obs)
-                self.failed_observers.append(f"{name}.{method} ({type(exc).__name__})")
+                self._drop_observer(obs, method, exc)
+
+    def _notify_group(self, group: UnreachableGroup) -> None:
+        """Hand a group of dead endpoints to every observer: ``on_unreachable`` where it has
+        one, else ``on_result`` per endpoint. One that raises is dropped, as in :meth:`_notify`."""
+        for obs in tuple(self._live_observers):
+            bulk = getattr(obs, "on_unreachable", None)
+            if bulk is None:
+                for result in group.results():
+                    self._notify_one(obs, "on_result", result)
+            else:
+                self._notify_one(obs, "on_unreachable", group)
+
+    def _notify_one(self, obs: Observer, method: str, *args: object) -> None:
+        if obs not in self._live_observers:
+            return
+        try:
+            getattr(obs, method)(*args)
+        except Exception as exc:
+            self._drop_observer(obs, method, exc)
+
+    def _drop_observer(self, obs: Observer, method: str, exc: Exception) -> None:
+        name = type(obs).__name__
+        log.error(
+            "observer %s failed in %s (%s); it gets no further results", name, method, type(exc).__name__
+        )
+        log_internal(log, f"observer {name}.{method}", exc)
+        self._live_observers.remove(obs)
+        self.failed_observers.append(f"{name}.{method} ({type(exc).__name__})")
 
     async def _resolve(self, endpoint: Endpoint) -> Endpoint | str:
         """Resolve a hostname target; every address it yields must pass the exclusions again."""
@@ -216,24 +293,60 @@ class Engine:
             return "excluded after name resolution"
         return endpoint.model_copy(update={"host": addresses[0]})
 
-    async def audit_endpoint(self, endpoint: Endpoint) -> TargetResult:
-        start = time.monotonic()
+    def _gated(self, endpoint: Endpoint) -> bool:
+        """Whether the endpoint's first auditor sits behind the TCP gate.
+
+        Decided once per port: before any result, ``wants()`` depends on the port and the
+        options only (the :class:`Auditor` contract), and a sweep asks for every endpoint.
+        """
+        gated = self._gate_ports.get(endpoint.port)
+        if gated is None:
+            try:
+                first = next((a for a in self.auditors if a.wants(endpoint, (), self.options)), None)
+            except Exception:
+                return False  # a bug in wants(): audit_endpoint reports it as that auditor's part
+            gated = first is not None and bool(getattr(first, "gate", False))
+            self._gate_ports[endpoint.port] = gated
+        return gated
+
+    async def audit_address(self, host: str, port: int) -> TargetResult | Gated:
+        """:meth:`audit_endpoint` for an address from the plan (a sweep, local or on a worker).
+
+        A refused or silent port, nearly every endpoint of a sweep, returns ``(error, timed
+        out)`` and builds no model at all; the caller groups them
+        (:class:`~pacsradar.models.UnreachableGroup`). The record is the same as the local
+        engine's: :func:`_unreachable` and ``UnreachableGroup.results`` share their attempts.
+        """
+        gated = self._gate_ports.get(port)
+        if gated is None:
+            gated = self._gated(Endpoint(host=host, port=port))
+        if not gated or not _is_ip_literal(host):  # a name is resolved (async) by audit_endpoint
+            return await self.audit_endpoint(Endpoint(host=host, port=port))
         try:
-            resolved = await self._resolve(endpoint)
-        except Exception as exc:
-            log_internal(log, "name resolution", exc)
-            return _internal_result(endpoint, "engine.resolve", exc)
-        if isinstance(resolved, str):
-            return TargetResult(endpoint=endpoint, reachable=False, error=resolved)
-        endpoint = resolved
+            sock = await self.net.probe(host, port)
+        except ConnectTimeout as exc:
+            return (str(exc), True)
+        except ConnectError as exc:
+            return (str(exc), False)
+        self.net.adopt(host, port, sock)
+        return await self.audit_endpoint(Endpoint(host=host, port=port), gated=True)
+
+    async def audit_endpoint(self, endpoint: Endpoint, *, gated: bool = False) -> TargetResult:
+        """Audit one endpoint. ``gated``: an IP address whose gate connect already succeeded
+        (:meth:`audit_address`; the socket is adopted by ``self.net``)."""
+        start = time.monotonic()
+        if not gated:
+            try:
+                resolved = await self._resolve(endpoint)
+            except Exception as exc:
+                log_internal(log, "name resolution", exc)
+                return internal_result(endpoint, "engine.resolve", exc)
+            if isinstance(resolved, str):
+                return TargetResult(endpoint=endpoint, reachable=False, error=resolved)
+            endpoint = resolved
         parts: list[TargetResult] = []
         host, port = endpoint.host, endpoint.port
-        gated = False
-        try:
-            first = next((a for a in self.auditors if a.wants(endpoint, parts, self.options)), None)
-        except Exception:
-            first = None  # a bug in wants(): the loop below reports it as that auditor's part
-        if first is not None and getattr(first, "gate", False):
+        if not gated and self._gated(endpoint):
             # The TCP gate: a closed or silent endpoint (nearly all of a sweep) costs one
             # connect and one small result, never an auditor, a check or a stream.
             try:
@@ -261,7 +374,7 @@ class Engine:
                         # A bug in one auditor (discovery included) costs that auditor's part
                         # of this endpoint, never the other auditors or the scan.
                         log_internal(log, f"auditor {auditor.name}", exc)
-                        parts.append(_internal_result(endpoint, f"{auditor.name}.audit", exc))
+                        parts.append(internal_result(endpoint, f"{auditor.name}.audit", exc))
         except TimeoutError:
             # Connects are bounded by the (shorter) connect timeout, so an endpoint that ran
             # out of time had answered: it is reported as reachable with an error, never dropped.
@@ -304,28 +417,61 @@ class Engine:
 
     async def run(
         self,
-        endpoints: Iterable[Endpoint],
+        endpoints: Iterable[Endpoint | tuple[str, int]],
         *,
         total: int | None = None,
         scope: Sequence[str] = (),
     ) -> ScanReport:
+        """Audit every endpoint; stream the results to the observers; return the report.
+
+        ``endpoints`` may hold ``(address, port)`` pairs (IP addresses, names already
+        resolved): a refused or silent one then costs no model at all. They reach the observers
+        in groups (:class:`~pacsradar.models.UnreachableGroup`, ``on_unreachable``) every
+        :data:`GROUP_ROWS` endpoints or :data:`GROUP_SECONDS`, and as one ``on_result`` each for
+        observers without that hook.
+        """
         started = datetime.now(UTC)
         self._notify("on_start", self.scan_id, total)
-        iterator: Iterator[Endpoint] = iter(endpoints)
+        iterator: Iterator[Endpoint | tuple[str, int]] = iter(endpoints)
         kept: list[TargetResult] = []
         counts = {"done": 0, "open": 0, "closed": 0, "filtered": 0, "error": 0}
+        dead = _DeadColumns()
+
+        def flush_dead() -> None:
+            for group in dead.take():
+                if self.keep_closed:
+                    kept.extend(group.results())
+                self._notify_group(group)
 
         async def worker() -> None:
             while not self._stop.is_set():
-                endpoint = next(iterator, None)
-                if endpoint is None:
+                item = next(iterator, None)
+                if item is None:
                     return
-                async with self.hosts.slot(endpoint.host):
-                    try:
-                        result = await self.audit_endpoint(endpoint)
-                    except Exception as exc:  # the last line of the envelope: never lose a worker
-                        log_internal(log, "endpoint audit", exc)
-                        result = _internal_result(endpoint, "engine", exc)
+                if isinstance(item, tuple):
+                    host, port = item
+                    async with self.hosts.slot(host):
+                        try:
+                            got = await self.audit_address(host, port)
+                        except Exception as exc:  # the last line of the envelope: never lose a worker
+                            log_internal(log, "endpoint audit", exc)
+                            got = internal_result(Endpoint(host=host, port=port), "engine", exc)
+                    if isinstance(got, tuple):
+                        counts["done"] += 1
+                        self.done += 1
+                        state = error_state(got[0])
+                        counts["closed" if state == "unresolved" else state] += 1
+                        if dead.add(host, port, got):
+                            flush_dead()
+                        continue
+                    result = got
+                else:
+                    async with self.hosts.slot(item.host):
+                        try:
+                            result = await self.audit_endpoint(item)
+                        except Exception as exc:  # the last line of the envelope: never lose a worker
+                            log_internal(log, "endpoint audit", exc)
+                            result = internal_result(item, "engine", exc)
                 counts["done"] += 1
                 self.done += 1
                 # nmap's states (outcome.py); "error" counts open endpoints that could not be
@@ -358,6 +504,7 @@ class Engine:
         finally:
             self._workers = []
             self.net.close()
+            flush_dead()  # what finished reaches the store and the report, Ctrl-C or not
         interrupted = interrupted or self._stop.is_set()
         report = scan_report(
             self.scan_id, self.options, started, scope, counts, total or counts["done"], interrupted, kept
@@ -403,4 +550,13 @@ def scan_report(
     )
 
 
-__all__ = ["AuditContext", "Auditor", "Engine", "NullObserver", "Observer", "merge_results", "scan_report"]
+__all__ = [
+    "AuditContext",
+    "Auditor",
+    "Engine",
+    "NullObserver",
+    "Observer",
+    "internal_result",
+    "merge_results",
+    "scan_report",
+]

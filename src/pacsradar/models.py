@@ -12,6 +12,8 @@ Rules that keep the tool from becoming the leak (see README "PHI safety"):
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Literal
@@ -146,6 +148,55 @@ class TargetResult(_Frozen):
     duration_ms: float = 0.0
     #: The Dask worker that produced this result (``--workers`` / ``--scheduler``); None locally.
     worker: str | None = None
+
+
+#: The check name of a connect that timed out (engine.py's TCP gate): "could not test".
+CONNECT_CHECK = "engine.connect"
+
+
+def unreachable_attempts(error: str, timed_out: bool) -> tuple[Attempt, ...]:
+    """The attempts of a refused (none) or timed-out (one error: could not test) endpoint."""
+    if not timed_out:
+        return ()
+    return (Attempt(check=CONNECT_CHECK, status=AttemptStatus.ERROR, reason=f"ConnectTimeout: {error}"),)
+
+
+@dataclass(frozen=True, slots=True)
+class UnreachableGroup:
+    """Endpoints that refused, or never answered, with one error message, held as columns.
+
+    Nearly every endpoint of a sweep is one of these. A Dask worker returns them this way and
+    the store writes them as rows, so a dead endpoint never costs a :class:`TargetResult` on
+    the client (issue 14). :meth:`results` gives exactly the records the local engine builds
+    for them (engine.py's gate), for observers that want one record per endpoint.
+    """
+
+    error: str
+    timed_out: bool
+    hosts: tuple[str, ...]
+    ports: tuple[int, ...]
+    started_at: datetime
+    worker: str | None = None
+
+    def __len__(self) -> int:
+        return len(self.hosts)
+
+    @property
+    def clean(self) -> bool:
+        """Refused: re-tested and exposing nothing. Timed out: could not test (store/base.py)."""
+        return not self.timed_out
+
+    def results(self) -> Iterator[TargetResult]:
+        attempts = unreachable_attempts(self.error, self.timed_out)
+        for host, port in zip(self.hosts, self.ports, strict=True):
+            yield TargetResult(
+                endpoint=Endpoint(host=host, port=port),
+                reachable=False,
+                error=self.error,
+                attempts=attempts,
+                started_at=self.started_at,
+                worker=self.worker,
+            )
 
 
 class ScanStats(_Frozen):

@@ -11,12 +11,13 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from typing import Final, Literal
 
 from pacsradar.models import AttemptStatus, ScanReport, TargetResult
 
-__all__ = ["PORT_STATES", "PortState", "could_not_test", "port_state", "untested_reason"]
+__all__ = ["PORT_STATES", "PortState", "could_not_test", "error_state", "port_state", "untested_reason"]
 
 PortState = Literal["open", "closed", "filtered", "unresolved"]
 PORT_STATES: Final[tuple[PortState, ...]] = ("open", "closed", "filtered", "unresolved")
@@ -35,6 +36,17 @@ def port_state(result: TargetResult) -> PortState:
     if not error:
         reasons = [a.reason.lower() for a in result.attempts if a.reason]
         error = reasons[0] if reasons else ""
+    return error_state(error)
+
+
+@functools.lru_cache(maxsize=256)
+def error_state(error: str) -> PortState:
+    """The state of an endpoint that did not answer, from the engine's error message.
+
+    A sweep's dead endpoints carry a handful of distinct messages, so the answer is cached
+    (:class:`~pacsradar.models.UnreachableGroup` counts a whole group with one call).
+    """
+    error = error.lower()
     if error.startswith(_UNRESOLVED):
         return "unresolved"
     if error.startswith(_FILTERED_PREFIXES) or any(t in error for t in _FILTERED_ERRNO_TEXT):

@@ -252,8 +252,8 @@ class ScanPlan:
         except TargetError:
             return True  # neither an address nor a name: never scanned
 
-    def endpoints(self, done: Container[tuple[str, int]] = frozenset()) -> Iterator[Endpoint]:
-        """Lazily yield the endpoints to scan, exclusions re-checked, ``done`` ones skipped."""
+    def addresses(self, done: Container[tuple[str, int]] = frozenset()) -> Iterator[tuple[str, int]]:
+        """Lazily yield the (host, port) pairs to scan, exclusions re-checked, ``done`` skipped."""
         scope = self.scope()
         # Without exclusions the re-check cannot exclude anything; with them it runs on every
         # endpoint (the interval arithmetic already removed them: this is the second lock).
@@ -262,7 +262,12 @@ class ScanPlan:
             canonical = _canonical(host)
             if (canonical, port) in done or (check is not None and check(canonical)):
                 continue
-            yield Endpoint(host=canonical, port=port)
+            yield canonical, port
+
+    def endpoints(self, done: Container[tuple[str, int]] = frozenset()) -> Iterator[Endpoint]:
+        """:meth:`addresses` as :class:`Endpoint` records."""
+        for host, port in self.addresses(done):
+            yield Endpoint(host=host, port=port)
 
     def endpoint_count(self) -> int:
         """How many endpoints :meth:`endpoints` yields with nothing done (for progress)."""

@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Callable, Container, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
 from pacsradar.errors import UsageError
-from pacsradar.models import Endpoint, ScanReport
+from pacsradar.models import ScanReport
 from pacsradar.phi import KeyedHasher
 from pacsradar.plan import (
     FAMILIES,
@@ -82,16 +82,18 @@ class _Resolved:
         self.addresses = addresses
         self.done = done
 
-    def __iter__(self) -> Iterator[Endpoint]:
-        for endpoint in self.plan.endpoints():
-            if endpoint.host in self.addresses:
-                address = self.addresses[endpoint.host]
+    def __iter__(self) -> Iterator[tuple[str, int]]:
+        # Plain (address, port) pairs: the engine builds a record only for what answers.
+        names = self.addresses
+        for host, port in self.plan.addresses():
+            if names and host in names:
+                address = names[host]
                 if address is None:
                     continue
-                endpoint = endpoint.model_copy(update={"host": address})
-            if (endpoint.host, endpoint.port) in self.done:
+                host = address
+            if (host, port) in self.done:
                 continue
-            yield endpoint
+            yield host, port
 
 
 class ScanSession:

@@ -9,14 +9,16 @@ import dataclasses
 import ipaddress
 import pickle
 from collections import Counter
+from datetime import UTC, datetime
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pacsradar.config import Limits, ScanOptions
-from pacsradar.distributed.plan import ClusterPlan, compact, expand
+from pacsradar.distributed.plan import ClusterPlan
 from pacsradar.engine import _unreachable
-from pacsradar.models import Endpoint
+from pacsradar.models import Endpoint, UnreachableGroup
+from pacsradar.outcome import port_state
 from pacsradar.phi import KeyedHasher
 from pacsradar.targets import parse_scope
 
@@ -133,15 +135,25 @@ def test_rate_and_concurrency_are_cluster_totals_split_per_worker() -> None:
     assert auto.options.limits.concurrency == 0
 
 
-def test_a_closed_endpoint_travels_as_a_small_tuple_and_comes_back_the_same() -> None:
+def test_closed_endpoints_travel_as_columns_and_come_back_as_the_engines_records() -> None:
     # Given the engine's records for a refused and a timed-out endpoint
-    refused = _unreachable(Endpoint(host="127.12.0.1", port=104), "connect failed (refused)", 0.0)
-    silent = _unreachable(Endpoint(host="127.12.0.2", port=104), "connect timed out", 0.0, timed_out=True)
-    for record in (refused, silent):
-        # When a worker compacts it and the client expands it
-        small = compact(record)
-        assert small is not None
-        back = expand(small, "w1")
+    at = datetime(2026, 12, 7, tzinfo=UTC)
+    silent = "connect did not complete within 3s"  # net.py's message for a dropped SYN
+    cases = [
+        (_unreachable(Endpoint(host="127.12.0.1", port=104), "connect failed (refused)", 0.0), False),
+        (_unreachable(Endpoint(host="127.12.0.2", port=104), silent, 0.0, timed_out=True), True),
+    ]
+    for record, timed_out in cases:
+        # When a worker returns it in a group (error, timed out, columns) and the client expands it
+        group = UnreachableGroup(
+            error=str(record.error),
+            timed_out=timed_out,
+            hosts=(record.endpoint.host,),
+            ports=(record.endpoint.port,),
+            started_at=at,
+            worker="w1",
+        )
+        (back,) = list(pickle.loads(pickle.dumps(group)).results())  # noqa: S301 - our own bytes
         # Then the client stores what a local scan stores (a timeout stays "could not test")
         assert back.endpoint == record.endpoint
         assert back.error == record.error
@@ -149,3 +161,18 @@ def test_a_closed_endpoint_travels_as_a_small_tuple_and_comes_back_the_same() ->
             (a.check, a.status, a.reason) for a in record.attempts
         ]
         assert back.worker == "w1"
+        assert back.started_at == at
+        assert group.clean is not timed_out
+        assert port_state(back) == port_state(record) == ("filtered" if timed_out else "closed")
+
+
+def test_a_shards_addresses_are_its_endpoints_as_plain_pairs() -> None:
+    # Given a plan over two ports
+    plan = ClusterPlan.build("a", parse_scope(["127.13.0.0/26"]), _options((104, 11112)))
+    for k in range(plan.sharding.count):
+        # When a worker walks a shard as (host, port) pairs, minus what a resume finished
+        done = frozenset({("127.13.0.5", 104)})
+        pairs = list(plan.addresses(k, done))
+        # Then they are exactly the shard's endpoints, in the same order
+        assert pairs == [(e.host, e.port) for e in plan.endpoints(k, done)]
+        assert ("127.13.0.5", 104) not in pairs

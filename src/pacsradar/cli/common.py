@@ -18,7 +18,7 @@ from rich.text import Text
 
 from pacsradar.cli.exitcodes import ExitCode
 from pacsradar.errors import UsageError
-from pacsradar.models import ScanReport, Severity, TargetResult
+from pacsradar.models import ScanReport, Severity, TargetResult, UnreachableGroup
 from pacsradar.outcome import could_not_test
 from pacsradar.phi import peer_text
 from pacsradar.render import iter_jsonl, plain_lines, print_report
@@ -206,6 +206,10 @@ class ProgressObserver:
             self.open += 1
         if self.task is not None:
             self.progress.update(self.task, advance=1, found=self.open)
+
+    def on_unreachable(self, group: UnreachableGroup) -> None:
+        if self.task is not None:
+            self.progress.update(self.task, advance=len(group), found=self.open)
 
     def on_finish(self, report: ScanReport) -> None:
         self.progress.stop()

@@ -20,11 +20,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from pacsradar.distributed.plan import ClusterPlan, ShardResult, expand
+from pacsradar.distributed.plan import ClusterPlan, ShardResult
 from pacsradar.engine import Observer, scan_report
 from pacsradar.errors import ClusterError
-from pacsradar.models import ScanReport, TargetResult
-from pacsradar.outcome import port_state, untested_reason
+from pacsradar.models import ScanReport, TargetResult, UnreachableGroup
+from pacsradar.outcome import error_state, port_state, untested_reason
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -185,6 +185,22 @@ def run_cluster_scan(
         for obs in observers:
             obs.on_result(result)
 
+    def feed_group(group: UnreachableGroup) -> None:
+        # Refused or silent endpoints, one error: counted and stored as a group (issue 14).
+        n = len(group)
+        if n == 0:
+            return
+        counts["done"] += n
+        state = error_state(group.error)
+        counts["closed" if state == "unresolved" else state] += n
+        for obs in observers:
+            bulk = getattr(obs, "on_unreachable", None)
+            if bulk is not None:
+                bulk(group)
+            else:
+                for result in group.results():
+                    obs.on_result(result)
+
     interrupted = False
     first: list[Any] = []
     for _ in range(in_flight):
@@ -212,8 +228,8 @@ def run_cluster_scan(
                 accepted.add(part.shard)  # a re-run shard is accepted once
                 for result in part.results:
                     feed(result)
-                for item in part.unreachable:
-                    feed(expand(item, part.worker))
+                for group in part.unreachable:
+                    feed_group(group)
             future.release()
             if sigint[0] or (stop is not None and stop()):
                 raise KeyboardInterrupt

@@ -6,28 +6,22 @@ store, logger or client is inside: it pickles, and every worker re-checks the ex
 before it connects. The link key travels inside ``ScanOptions.hasher`` (a
 :class:`~pacsradar.phi.KeyedHasher`, whose repr hides it), so Dask's own logging of a task
 never shows it. Results come back compact and PHI-free: full :class:`TargetResult` records for
-the endpoints that answered (counts, keywords and keyed hashes only, as everywhere), and one
-small tuple per closed or silent endpoint.
+the endpoints that answered (counts, keywords and keyed hashes only, as everywhere), and the
+closed or silent endpoints as a few columnar groups (:class:`UnreachableGroup`).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import functools
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 from pacsradar.config import ScanOptions
 from pacsradar.distributed.space import SHARD_ENDPOINTS, HostSpace, Sharding
-from pacsradar.models import Attempt, AttemptStatus, Endpoint, TargetResult
+from pacsradar.models import Endpoint, TargetResult, UnreachableGroup
 from pacsradar.targets import Scope
 
 PLAN_VERSION = 1
-
-#: A closed or silent endpoint, as a worker returns it: host, port, error, and the check and
-#: reason of its error attempt (a timeout is "could not test"), or None for a refused port.
-Compact = tuple[str, int, str | None, str | None, str | None]
-
 
 @dataclass(frozen=True)
 class ClusterPlan:
@@ -76,15 +70,24 @@ class ClusterPlan:
         shared = dataclasses.replace(limits, rate=rate, concurrency=concurrency)
         return dataclasses.replace(self, options=dataclasses.replace(self.options, limits=shared))
 
-    def endpoints(self, shard: int, done: frozenset[tuple[str, int]] = frozenset()) -> Iterator[Endpoint]:
-        """The shard's endpoints, host by host (all ports of a host together), minus ``done``."""
+    def addresses(
+        self, shard: int, done: frozenset[tuple[str, int]] = frozenset()
+    ) -> Iterator[tuple[str, int]]:
+        """The shard's (host, port) pairs, host by host (all ports of a host together), minus
+        ``done``: plain tuples, so a dead endpoint never costs a model on the worker."""
         wanted = self.ports
+        extra = self.space.pinned_extra
         for item in self.sharding.items(shard):
             host, pinned = self.space.host(item)
-            ports = pinned if pinned is not None else wanted + self.space.pinned_extra.get(host, ())
+            ports = pinned if pinned is not None else (wanted + extra[host] if host in extra else wanted)
             for port in ports:
-                if (host, port) not in done:
-                    yield Endpoint(host=host, port=port)
+                if not done or (host, port) not in done:
+                    yield host, port
+
+    def endpoints(self, shard: int, done: frozenset[tuple[str, int]] = frozenset()) -> Iterator[Endpoint]:
+        """:meth:`addresses` as :class:`Endpoint` records."""
+        for host, port in self.addresses(shard, done):
+            yield Endpoint(host=host, port=port)
 
     def shard_of(self, host: str) -> int | None:
         item = self.space.item_of(host)
@@ -93,7 +96,11 @@ class ClusterPlan:
 
 @dataclass(frozen=True)
 class ShardResult:
-    """What one shard returns to the client: compact, PHI-free, idempotent by shard."""
+    """What one shard returns to the client: compact, PHI-free, idempotent by shard.
+
+    ``results``: the endpoints that answered, whole (counts, keywords, keyed hashes only, as
+    everywhere). ``unreachable``: the refused and silent ones, grouped by error as columns.
+    """
 
     scan_id: str
     shard: int
@@ -101,39 +108,12 @@ class ShardResult:
     endpoints: int
     excluded: int
     results: tuple[TargetResult, ...]
-    unreachable: tuple[Compact, ...]
+    unreachable: tuple[UnreachableGroup, ...]
+
+    @property
+    def done(self) -> int:
+        """Endpoints this shard finished (its results and unreachable groups)."""
+        return len(self.results) + sum(len(g) for g in self.unreachable)
 
 
-def compact(result: TargetResult) -> Compact | None:
-    """A closed or silent endpoint as a small tuple; None if the result must travel whole."""
-    if result.reachable or result.findings or len(result.attempts) > 1:
-        return None
-    ep = result.endpoint
-    if result.attempts:
-        a = result.attempts[0]
-        if a.status is not AttemptStatus.ERROR or a.details:
-            return None
-        return (ep.host, ep.port, result.error, a.check, a.reason)
-    return (ep.host, ep.port, result.error, None, None)
-
-
-@functools.lru_cache(maxsize=256)
-def _error_attempt(check: str, reason: str | None) -> tuple[Attempt, ...]:
-    # Frozen and shared: a sweep's timeouts all carry the same few (check, reason) pairs.
-    return (Attempt(check=check, status=AttemptStatus.ERROR, reason=reason),)
-
-
-def expand(item: Compact, worker: str | None = None) -> TargetResult:
-    """The client's side of :func:`compact`: the same record the local engine produces."""
-    host, port, error, check, reason = item
-    attempts = _error_attempt(check, reason) if check else ()
-    return TargetResult(
-        endpoint=Endpoint(host=host, port=port),
-        reachable=False,
-        error=error,
-        attempts=attempts,
-        worker=worker,
-    )
-
-
-__all__ = ["PLAN_VERSION", "ClusterPlan", "Compact", "ShardResult", "compact", "expand"]
+__all__ = ["PLAN_VERSION", "ClusterPlan", "ShardResult"]

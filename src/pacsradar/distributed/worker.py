@@ -13,11 +13,13 @@ import asyncio
 import contextlib
 import logging
 import threading
-from collections.abc import Iterable
+from collections.abc import Sequence
+from datetime import UTC, datetime
 
-from pacsradar.distributed.plan import ClusterPlan, Compact, ShardResult, compact
-from pacsradar.engine import Engine
-from pacsradar.models import Attempt, AttemptStatus, Endpoint, TargetResult
+from pacsradar.checks import log_internal
+from pacsradar.distributed.plan import ClusterPlan, ShardResult
+from pacsradar.engine import Engine, internal_result
+from pacsradar.models import Endpoint, TargetResult, UnreachableGroup
 from pacsradar.net import size_concurrency
 
 log = logging.getLogger(__name__)
@@ -40,7 +42,8 @@ class _Runtime:
             scan_id=plan.scan_id,
             excluded=plan.scope.is_excluded,
         )
-        self.slots = asyncio.Semaphore(size_concurrency(plan.options.limits))
+        self.cap = size_concurrency(plan.options.limits)
+        self.slots = asyncio.Semaphore(self.cap)
 
     def close(self) -> None:
         self.loop.call_soon_threadsafe(self.loop.stop)
@@ -48,42 +51,63 @@ class _Runtime:
         with contextlib.suppress(RuntimeError):
             self.loop.close()
 
-    async def run(self, endpoints: Iterable[Endpoint], worker: str) -> tuple[int, int, list[TargetResult]]:
+    async def run(self, addresses: Sequence[tuple[str, int]]) -> _ShardOut:
+        """Audit the shard's addresses with lanes that share the process's slots.
+
+        A lane holds one of the process's ``cap`` slots while it works through the shard, so
+        shards that run at once (the worker's threads) never exceed the process's share of
+        ``--concurrency``, and a dead endpoint costs no task, no model and no record: only its
+        address, appended to the column of its error (issue 14).
+        """
         engine, slots, scope = self.engine, self.slots, self.plan.scope
-        results: list[TargetResult] = []
-        tasks: set[asyncio.Task[None]] = set()
-        counts = [0, 0]
+        check_exclusions = scope.has_exclusions
+        out = _ShardOut(datetime.now(UTC))
+        it = iter(addresses)
 
-        async def one(endpoint: Endpoint) -> None:
-            try:
-                async with engine.hosts.slot(endpoint.host):
-                    result = await engine.audit_endpoint(endpoint)
-            except Exception as exc:  # a bug in one check never loses the shard
-                result = TargetResult(
-                    endpoint=endpoint,
-                    reachable=False,
-                    error="internal error",
-                    attempts=(
-                        Attempt(check="engine", status=AttemptStatus.ERROR, reason=type(exc).__name__),
-                    ),
-                )
-            finally:
-                slots.release()
-            results.append(result)
+        async def lane() -> None:
+            async with slots:
+                for host, port in it:
+                    out.seen += 1
+                    # Exclusions win everywhere: the worker checks again before it connects.
+                    if check_exclusions and scope.is_excluded(host):
+                        out.excluded += 1
+                        continue
+                    try:
+                        async with engine.hosts.slot(host):
+                            got = await engine.audit_address(host, port)
+                    except Exception as exc:  # a bug in one check never loses the shard
+                        log_internal(log, "endpoint audit", exc)
+                        got = internal_result(Endpoint(host=host, port=port), "engine", exc)
+                    if isinstance(got, tuple):
+                        column = out.groups.get(got)
+                        if column is None:
+                            column = out.groups[got] = ([], [])
+                        column[0].append(host)
+                        column[1].append(port)
+                    else:
+                        out.results.append(got)
 
-        for endpoint in endpoints:
-            counts[0] += 1
-            # Exclusions win everywhere: the worker checks again before it connects.
-            if scope.is_excluded(endpoint.host):
-                counts[1] += 1
-                continue
-            await slots.acquire()
-            task = asyncio.create_task(one(endpoint))
-            tasks.add(task)
-            task.add_done_callback(tasks.discard)
-        if tasks:
-            await asyncio.gather(*tasks)
-        return counts[0], counts[1], results
+        lanes = [asyncio.create_task(lane()) for _ in range(max(1, min(self.cap, len(addresses))))]
+        try:
+            await asyncio.gather(*lanes)
+        finally:
+            for task in lanes:
+                task.cancel()
+        return out
+
+
+class _ShardOut:
+    """One shard's results as the lanes collect them."""
+
+    __slots__ = ("excluded", "groups", "results", "seen", "started")
+
+    def __init__(self, started: datetime) -> None:
+        self.started = started
+        self.seen = 0
+        self.excluded = 0
+        self.results: list[TargetResult] = []
+        #: (error, timed out) -> (hosts, ports)
+        self.groups: dict[tuple[str, bool], tuple[list[str], list[int]]] = {}
 
 
 _lock = threading.Lock()
@@ -114,24 +138,26 @@ def scan_shard(plan: ClusterPlan, shard: int, done: frozenset[tuple[str, int]] =
     """The Dask task: audit one shard, return its compact result (never raises for a target)."""
     runtime = _runtime_for(plan)
     worker = _worker_name()
-    future = asyncio.run_coroutine_threadsafe(runtime.run(plan.endpoints(shard, done), worker), runtime.loop)
-    seen, excluded, results = future.result()
-    full: list[TargetResult] = []
-    small: list[Compact] = []
-    for result in results:
-        item = compact(result)
-        if item is None:
-            full.append(result.model_copy(update={"worker": worker}))
-        else:
-            small.append(item)
+    future = asyncio.run_coroutine_threadsafe(runtime.run(list(plan.addresses(shard, done))), runtime.loop)
+    out = future.result()
     return ShardResult(
         scan_id=plan.scan_id,
         shard=shard,
         worker=worker,
-        endpoints=seen,
-        excluded=excluded,
-        results=tuple(full),
-        unreachable=tuple(small),
+        endpoints=out.seen,
+        excluded=out.excluded,
+        results=tuple(r.model_copy(update={"worker": worker}) for r in out.results),
+        unreachable=tuple(
+            UnreachableGroup(
+                error=error,
+                timed_out=timed_out,
+                hosts=tuple(hosts),
+                ports=tuple(ports),
+                started_at=out.started,
+                worker=worker,
+            )
+            for (error, timed_out), (hosts, ports) in out.groups.items()
+        ),
     )
 
 

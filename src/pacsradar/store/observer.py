@@ -7,8 +7,10 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from pacsradar.models import ScanReport, TargetResult
+from pacsradar.models import ScanReport, TargetResult, UnreachableGroup
+from pacsradar.store.base import _is_clean
 from pacsradar.store.core import Store
+from pacsradar.store.ingest import UnreachableRow
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +47,7 @@ class StoreObserver:
         self.store = store
         self.batch = max(1, batch)
         self.max_delay = max_delay
-        self._closed: list[TargetResult] = []
+        self._closed: list[UnreachableRow] = []
         self._oldest = 0.0
         self.scope = tuple(scope)
         self.options = dict(options or {})
@@ -62,20 +64,34 @@ class StoreObserver:
         if self.scan_id is None:
             raise RuntimeError("on_result before on_start")
         if not result.reachable and not result.findings:
-            if not self._closed:
-                self._oldest = time.monotonic()
-            self._closed.append(result)
-            if len(self._closed) >= self.batch or time.monotonic() - self._oldest >= self.max_delay:
-                self.flush()
+            ep = result.endpoint
+            row = (ep.host, ep.port, ep.protocol, result.error, result.started_at, result.duration_ms)
+            self._buffer([(*row, _is_clean(result))])
             return
         self.store.record_result(self.scan_id, result)
         self.stored += 1
+
+    def on_unreachable(self, group: UnreachableGroup) -> None:
+        """A worker's refused or silent endpoints, as rows: no record is built for them."""
+        if self.scan_id is None:
+            raise RuntimeError("on_unreachable before on_start")
+        at, error, clean = group.started_at, group.error, group.clean
+        # "unknown": the protocol of a port that never answered (models.Endpoint's default)
+        pairs = zip(group.hosts, group.ports, strict=True)
+        self._buffer([(h, p, "unknown", error, at, 0.0, clean) for h, p in pairs])
+
+    def _buffer(self, rows: list[UnreachableRow]) -> None:
+        if not self._closed:
+            self._oldest = time.monotonic()
+        self._closed.extend(rows)
+        if len(self._closed) >= self.batch or time.monotonic() - self._oldest >= self.max_delay:
+            self.flush()
 
     def flush(self) -> None:
         """Write the buffered unreachable endpoints now."""
         if self._closed and self.scan_id is not None:
             batch, self._closed = self._closed, []
-            self.store.record_unreachable(
+            self.store.record_unreachable_rows(
                 self.scan_id, batch, fresh=self.unique_endpoints, open_hosts=self._open_hosts
             )
             self.stored += len(batch)
