@@ -57,7 +57,7 @@ Protocol = Literal["dicom", "dicom-tls", "http", "https", "ftp", "smb", "file", 
 
 
 class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
 
 class Endpoint(_Frozen):

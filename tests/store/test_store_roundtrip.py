@@ -9,7 +9,7 @@ import pacsradar_samples as S
 import pytest
 
 from pacsradar.errors import StoreError
-from pacsradar.models import Endpoint, TargetResult
+from pacsradar.models import Endpoint, TargetResult, UnreachableGroup
 from pacsradar.store import ScanStatus, Store, StoreObserver, scope_key
 
 
@@ -190,6 +190,45 @@ def test_a_unique_endpoint_sweep_skips_lookups_but_resolves_the_same_findings(st
     diff = store.diff("before", "fast")
     assert {c.finding.check_id for c in diff.resolved} == {S.DICOM_PHI, S.DICOM_ANON, S.TLS}
 
+
+
+def test_grouped_dead_endpoints_are_stored_as_rows_and_only_refusals_resolve(store: Store) -> None:
+    # Given open findings on 127.0.0.1:4242, then a sweep whose dead endpoints arrive as groups
+    # (a Dask worker's, or the local engine's, columns per error)
+    store.save_report(S.lab_report("before"))
+    observer = StoreObserver(store, scope=("127.0.0.0/22",), batch=64, unique_endpoints=True)
+    observer.on_start("grouped", total=401)
+    later = S.T0.replace(day=9)
+    silent = UnreachableGroup(
+        error="connect did not complete within 3s",
+        timed_out=True,
+        hosts=("127.0.0.1",),
+        ports=(4242,),
+        started_at=later,
+    )
+    # When the timed-out group comes first: the port could not be tested
+    observer.on_unreachable(silent)
+    observer.flush()
+    # Then it is stored, and the findings stay open ("could not test" never reads as fixed)
+    assert [(e.host, e.port) for e in store.resume("grouped")] == [("127.0.0.1", 4242)]
+    assert store.diff("before", "grouped").resolved == ()
+    # When a second scan finds the port refused, among 400 others, in one group
+    observer = StoreObserver(store, scope=("127.0.0.0/22",), batch=64, unique_endpoints=True)
+    observer.on_start("refused", total=401)
+    hosts = tuple(f"127.0.{i // 250}.{i % 250}" for i in range(1, 402))
+    refused = UnreachableGroup(
+        error="connect failed (Connection refused)",
+        timed_out=False,
+        hosts=hosts,
+        ports=(4242,) * len(hosts),
+        started_at=later,
+    )
+    observer.on_unreachable(refused)
+    observer.on_finish(S.report("refused", [], started=later))
+    # Then every endpoint is one row, and the gone service's findings are resolved
+    assert len(store.resume("refused")) == len(hosts)
+    diff = store.diff("before", "refused")
+    assert {c.finding.check_id for c in diff.resolved} == {S.DICOM_PHI, S.DICOM_ANON, S.TLS}
 
 def test_default_location_and_env_override(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # Given no URL: the store lives in the user data directory (XDG on Linux)

@@ -7,12 +7,18 @@ import logging
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
-from pacsradar.checks import Check
+from pacsradar.checks import Check, CheckSpec
 from pacsradar.config import ScanOptions
-from pacsradar.dicom.context import DicomContext
 from pacsradar.engine import AuditContext
 from pacsradar.models import Attempt, AttemptStatus, Endpoint, Finding, TargetResult
+
+if TYPE_CHECKING:
+    # The DICOM stack (Upper Layer, DIMSE, facts, fingerprints, honeypot tells) and the checks
+    # are imported on the first endpoint that answers, not with the auditor: a scan whose DICOM
+    # ports are all closed never pays for them (start-up, issue 11).
+    from pacsradar.dicom.context import DicomContext
 
 log = logging.getLogger(__name__)
 
@@ -23,12 +29,22 @@ class DicomAuditor:
     gate = True
 
     def __init__(self, checks: Sequence[Check[DicomContext]] | None = None) -> None:
-        if checks is None:
+        self._checks = tuple(checks) if checks is not None else None
+        self._spec_map: dict[str, CheckSpec] | None = None
+
+    @property
+    def checks(self) -> tuple[Check[DicomContext], ...]:
+        if self._checks is None:
             from pacsradar.registry import dicom_checks
 
-            checks = dicom_checks()
-        self.checks = tuple(checks)
-        self._specs = {spec.id: spec for check in self.checks for spec in check.specs}
+            self._checks = tuple(dicom_checks())
+        return self._checks
+
+    @property
+    def _specs(self) -> dict[str, CheckSpec]:
+        if self._spec_map is None:
+            self._spec_map = {spec.id: spec for check in self.checks for spec in check.specs}
+        return self._spec_map
 
     def wants(self, endpoint: Endpoint, prior: Sequence[TargetResult], options: ScanOptions) -> bool:
         if "dicom" not in options.only:
@@ -48,6 +64,8 @@ class DicomAuditor:
         attempts: list[Attempt] = []
         findings: list[Finding] = []
         debug = log.isEnabledFor(logging.DEBUG)
+        from pacsradar.dicom.context import DicomContext
+
         async with contextlib.AsyncExitStack() as stack:
             ctx = DicomContext(endpoint=endpoint, options=actx.options, net=actx.net, stack=stack)
             for check in self.checks:
