@@ -38,6 +38,7 @@ from pacsradar.plan import (
 if TYPE_CHECKING:
     from pacsradar.engine import Auditor, Engine, Observer
     from pacsradar.store import Store
+    from pacsradar.store.plain import ScanWriter
 
 __all__ = [
     "FAMILIES",
@@ -109,7 +110,7 @@ class ScanSession:
         self,
         plan: ScanPlan,
         *,
-        store: Store | None = None,
+        store: ScanWriter | None = None,
         observers: Sequence[Observer] = (),
         scan_id: str | None = None,
         done: frozenset[tuple[str, int]] = frozenset(),

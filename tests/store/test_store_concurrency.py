@@ -13,7 +13,8 @@ from alembic.config import Config
 from alembic.script import ScriptDirectory
 
 from pacsradar.store import Store
-from pacsradar.store.base import MIGRATIONS, SCHEMA_REVISION
+from pacsradar.store.base import MIGRATIONS
+from pacsradar.store.plain import SCHEMA_REVISION
 
 ENV = {**os.environ, "NO_COLOR": "1"}
 SCANS = 4

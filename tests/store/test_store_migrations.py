@@ -14,8 +14,8 @@ from sqlalchemy.exc import OperationalError
 
 from pacsradar.errors import StoreError
 from pacsradar.store import Store
-from pacsradar.store.base import SCHEMA_REVISION
 from pacsradar.store.core import MIGRATIONS
+from pacsradar.store.plain import SCHEMA_REVISION
 from pacsradar.store.schema import metadata
 
 

@@ -42,6 +42,7 @@ from pacsradar.session import ScanPlan, ScanSession, load_imports
 
 if TYPE_CHECKING:
     from pacsradar.store import Store
+    from pacsradar.store.plain import ScanWriter
     from pacsradar.store.views import AcceptedRisk
 
 #: Options that shape what a scan touches: with --resume they come from the stored plan, and
@@ -78,11 +79,17 @@ def _open_store(db: str | None, *, create: bool = True) -> Store:
     return open_db(db, create=create)
 
 
+def _open_writer(db: str | None) -> ScanWriter:
+    from pacsradar.cli.store import open_writer
+
+    return open_writer(db)
+
+
 def _error(err: Console, exc: PacsradarError | str) -> None:
     err.print(Text(f"error: {exc}", style="bold red"), highlight=False)
 
 
-def accepted_risks(store: Store | None) -> list[AcceptedRisk]:
+def accepted_risks(store: ScanWriter | None) -> list[AcceptedRisk]:
     """The accepted risks in force now (none without a store)."""
     if store is None:
         return []
@@ -268,7 +275,7 @@ def register(app: typer.Typer) -> None:
                     link_key=link_key,
                     allow_large=allow_large_scope,
                 )
-                session = ScanSession(plan, store=_open_store(db) if store else None, link_key=link_key)
+                session = ScanSession(plan, store=_open_writer(db) if store else None, link_key=link_key)
         except (UsageError, StoreError) as exc:
             _error(err, exc)
             raise typer.Exit(ExitCode.USAGE) from None

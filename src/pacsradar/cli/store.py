@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from pacsradar.alerts import AlertSink
     from pacsradar.monitor import Cycle
     from pacsradar.store import Store
+    from pacsradar.store.plain import ScanWriter
 
 DB_HELP = "SQLAlchemy URL of the findings store (default: SQLite in the user data directory)."
 ENV_WEBHOOK_SECRET = "PACSRADAR_WEBHOOK_SECRET"  # noqa: S105 - a variable name
@@ -58,6 +59,19 @@ def open_db(db: str | None, *, create: bool = False) -> Store:
             raise UsageError(f"no findings store at '{where}' (nothing stored yet, or a typo in --db)")
     try:
         return Store(url)
+    except ModuleNotFoundError as exc:
+        raise UsageError(_missing_driver(url, exc)) from None
+
+
+def open_writer(db: str | None) -> ScanWriter:
+    """The store a new scan writes to: created and migrated if need be, and on a current
+    SQLite file the SQLAlchemy-free writer (:mod:`pacsradar.store.lite`, start-up)."""
+    from pacsradar.store.lite import open_scan_writer
+    from pacsradar.store.plain import default_db_url
+
+    url = db or default_db_url()
+    try:
+        return open_scan_writer(url)
     except ModuleNotFoundError as exc:
         raise UsageError(_missing_driver(url, exc)) from None
 

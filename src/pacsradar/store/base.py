@@ -12,13 +12,10 @@ import hashlib
 import json
 import os
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Self
-
-import platformdirs
 
 try:
     import fcntl
@@ -30,41 +27,16 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from pacsradar.errors import StoreError
-from pacsradar.models import (
-    AttemptStatus,
-    Evidence,
-    TargetResult,
-)
+from pacsradar.models import Evidence
+from pacsradar.store.plain import SCHEMA_REVISION, _prepare_sqlite_file, _sqlite_pragmas, default_db_url
 from pacsradar.store.schema import (
     ScanRow,
 )
 
-ENV_DB = "PACSRADAR_DB"
 MIGRATIONS = Path(__file__).parent / "migrations"
-#: The newest Alembic revision under ``migrations/versions`` (tests/store/test_store_migrations.py
-#: checks that it is Alembic's head). A store already at it is opened without importing Alembic.
-SCHEMA_REVISION = "0001"
 _PG_MIGRATION_LOCK = 0x70616373  # "pacs": one migrator at a time on a shared PostgreSQL
 #: Attempts at a migration that lost a race ("database is locked", a table made meanwhile).
 _MIGRATION_ATTEMPTS = 5
-
-
-def default_db_path() -> Path:
-    return Path(platformdirs.user_data_dir("pacsradar", appauthor=False)) / "pacsradar.db"
-
-
-def default_db_url() -> str:
-    """``$PACSRADAR_DB`` if set, else SQLite in the user data directory."""
-    env = os.environ.get(ENV_DB)
-    if env:
-        return env
-    return f"sqlite:///{default_db_path()}"
-
-
-def scope_key(scope: Iterable[str]) -> str:
-    """Scans of the same scope (same targets, in any order) share this key."""
-    canon = "\n".join(sorted({s.strip() for s in scope if s.strip()}))
-    return hashlib.sha256(canon.encode()).hexdigest()[:32]
 
 
 def evidence_hash(evidence: Evidence) -> str:
@@ -72,65 +44,9 @@ def evidence_hash(evidence: Evidence) -> str:
     return hashlib.sha256(canon.encode()).hexdigest()
 
 
-def _t(value: str) -> str:
-    # PostgreSQL text cannot hold NUL; peer_text() already replaces control characters, this
-    # only guards strings that reached a model some other way. Same result on every backend.
-    return value.replace("\x00", "\N{REPLACEMENT CHARACTER}")
-
-
-def _to(value: str | None) -> str | None:
-    return None if value is None else _t(value)
-
-
-def _tj(value: Any) -> Any:
-    if isinstance(value, str):
-        return _t(value)
-    if isinstance(value, list):
-        return [_tj(v) for v in value]
-    if isinstance(value, dict):
-        return {_t(str(k)): _tj(v) for k, v in value.items()}
-    return value
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-def _is_clean(result: TargetResult) -> bool:
-    """Whether the endpoint was re-tested well enough for a missing finding to count as fixed.
-
-    An endpoint that refuses connections exposes nothing, so it counts. One that timed out
-    (an error attempt: filtered, or down for now) or answered but where a check or the engine
-    errored does not: "could not test" never reads as "safe".
-    """
-    no_errors = all(a.status is not AttemptStatus.ERROR for a in result.attempts)
-    if not result.reachable:
-        return no_errors
-    return result.error is None and no_errors
-
-
 def _chunks(items: Sequence[str], size: int = 500) -> Iterator[Sequence[str]]:
     for i in range(0, len(items), size):
         yield items[i : i + size]
-
-
-def _prepare_sqlite_file(path: Path) -> None:
-    """Create the database file owner-only: it lists where patient data leaks."""
-    path = path.expanduser()
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    if not path.exists():
-        fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
-        os.close(fd)
-
-
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA foreign_keys=ON")
-    # WAL: readers (the dashboard) never block the scan's writer; every commit is durable
-    # against a killed process (synchronous=NORMAL only risks the last commits on power loss).
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.close()
 
 
 def _transactional_ddl_engine(url: str) -> Engine:

@@ -23,7 +23,8 @@ from pacsradar.models import (
     ScanStats,
     TargetResult,
 )
-from pacsradar.store.base import StoreBase, _chunks, _is_clean, _now, _t, _tj, _to, evidence_hash, scope_key
+from pacsradar.store.base import StoreBase, _chunks, evidence_hash
+from pacsradar.store.plain import UnreachableRow, _is_clean, _now, _t, _tj, _to, scope_key
 from pacsradar.store.schema import (
     AssetRow,
     AttemptRow,
@@ -38,10 +39,6 @@ from pacsradar.store.views import (
     FindingStatus,
     ScanStatus,
 )
-
-#: An unreachable endpoint as the store writes it: host, port, protocol, error, started_at,
-#: duration_ms, clean (see :meth:`IngestMixin.record_unreachable_rows`).
-UnreachableRow = tuple[str, int, str, str | None, datetime, float, bool]
 
 
 class IngestMixin(StoreBase):

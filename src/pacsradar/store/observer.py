@@ -8,9 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from pacsradar.models import ScanReport, TargetResult, UnreachableGroup
-from pacsradar.store.base import _is_clean
-from pacsradar.store.core import Store
-from pacsradar.store.ingest import UnreachableRow
+from pacsradar.store.plain import ScanWriter, UnreachableRow, _is_clean
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +30,7 @@ class StoreObserver:
 
     def __init__(
         self,
-        store: Store,
+        store: ScanWriter,
         *,
         scope: Sequence[str] = (),
         options: dict[str, Any] | None = None,

@@ -22,7 +22,7 @@ from pacsradar.models import (
     TargetResult,
 )
 from pacsradar.report.exposure import exposure_of
-from pacsradar.store.base import _now
+from pacsradar.store.plain import _now
 from pacsradar.store.risks import RisksMixin
 from pacsradar.store.schema import (
     AssetRow,

@@ -7,7 +7,8 @@ from datetime import UTC, datetime
 from sqlalchemy import select
 
 from pacsradar.errors import StoreError
-from pacsradar.store.base import StoreBase, _now, _t
+from pacsradar.store.base import StoreBase
+from pacsradar.store.plain import _now, _t
 from pacsradar.store.schema import (
     AcceptedRiskRow,
 )
