@@ -23,7 +23,7 @@ TLS_FIRST_PORTS: frozenset[int] = frozenset({2762, 443, 8443})
 class Limits:
     """Every network step has a timeout and a size bound (README 'Safety')."""
 
-    #: Upper bound on endpoints in flight; 0: sized from rate x connect timeout (net.size_concurrency).
+    #: Upper bound on endpoints in flight; 0: sized from rate x connect timeout (pools.size_pools).
     concurrency: int = 0
     per_host: int = 4
     rate: float = 1000.0  # new TCP connections per second; 0 disables the limit

@@ -34,8 +34,9 @@ from pacsradar.models import (
     UnreachableGroup,
     unreachable_attempts,
 )
-from pacsradar.net import HostLimiter, Net, size_concurrency
+from pacsradar.net import HostLimiter, Net
 from pacsradar.outcome import error_state, port_state, untested_reason
+from pacsradar.pools import size_pools
 
 log = logging.getLogger(__name__)
 
@@ -217,6 +218,10 @@ class Engine:
         self.net = Net(options.limits)
         # Endpoints of one host audited at once; each holds at most two connections at a time.
         self.hosts = HostLimiter(options.limits.per_host)
+        #: endpoints in flight (one descriptor each), and endpoints audited at once (a second
+        #: descriptor each, net.size_pools): together within the open-file limit
+        self.in_flight, audits = size_pools(options.limits)
+        self._audits = asyncio.Semaphore(audits)
         self._stop = asyncio.Event()
         self._workers: list[asyncio.Task[None]] = []
         #: endpoints finished so far (their records went to the observers)
@@ -357,54 +362,60 @@ class Engine:
             except ConnectError as exc:
                 return _unreachable(endpoint, str(exc), start)
         deadline = self.options.limits.target_deadline
+        # A second descriptor only from the audit pool (net.size_pools): the gate's socket is this
+        # endpoint's first, and a sweep's many dead endpoints keep the rest of the budget.
         try:
-            async with asyncio.timeout(deadline):
-                for auditor in self.auditors:
-                    try:
-                        if not auditor.wants(endpoint, parts, self.options):
-                            continue
-                        ctx = AuditContext(
-                            options=self.options, net=self.net, prior=parts, deadline=start + deadline
+            async with self._audits:
+                try:
+                    async with asyncio.timeout(deadline):
+                        for auditor in self.auditors:
+                            try:
+                                if not auditor.wants(endpoint, parts, self.options):
+                                    continue
+                                ctx = AuditContext(
+                                    options=self.options, net=self.net, prior=parts, deadline=start + deadline
+                                )
+                                parts.append(await auditor.audit(endpoint, ctx))
+                                self.net.discard(host, port)  # a gate socket the auditor did not take
+                            except ScanError:
+                                raise  # ours, with a message we wrote: handled below
+                            except Exception as exc:
+                                # A bug in one auditor (discovery included) costs that auditor's part
+                                # of this endpoint, never the other auditors or the scan.
+                                log_internal(log, f"auditor {auditor.name}", exc)
+                                parts.append(internal_result(endpoint, f"{auditor.name}.audit", exc))
+                except TimeoutError:
+                    # Connects are bounded by the (shorter) connect timeout, so an endpoint that ran
+                    # out of time had answered: it is reported as reachable with an error, never dropped.
+                    parts.append(
+                        TargetResult(
+                            endpoint=endpoint,
+                            reachable=True,
+                            attempts=(
+                                Attempt(
+                                    check="engine.deadline",
+                                    status=AttemptStatus.ERROR,
+                                    reason=f"per-target deadline of {deadline:g}s exceeded",
+                                ),
+                            ),
+                            error="deadline exceeded",
                         )
-                        parts.append(await auditor.audit(endpoint, ctx))
-                        self.net.discard(host, port)  # a gate socket the auditor did not take
-                    except ScanError:
-                        raise  # ours, with a message we wrote: handled below
-                    except Exception as exc:
-                        # A bug in one auditor (discovery included) costs that auditor's part
-                        # of this endpoint, never the other auditors or the scan.
-                        log_internal(log, f"auditor {auditor.name}", exc)
-                        parts.append(internal_result(endpoint, f"{auditor.name}.audit", exc))
-        except TimeoutError:
-            # Connects are bounded by the (shorter) connect timeout, so an endpoint that ran
-            # out of time had answered: it is reported as reachable with an error, never dropped.
-            parts.append(
-                TargetResult(
-                    endpoint=endpoint,
-                    reachable=True,
-                    attempts=(
-                        Attempt(
-                            check="engine.deadline",
-                            status=AttemptStatus.ERROR,
-                            reason=f"per-target deadline of {deadline:g}s exceeded",
-                        ),
-                    ),
-                    error="deadline exceeded",
-                )
-            )
-        except ConnectError as exc:
-            parts.append(TargetResult(endpoint=endpoint, reachable=False, error=str(exc)))
-        except ScanError as exc:
-            parts.append(
-                TargetResult(
-                    endpoint=endpoint,
-                    reachable=True,
-                    attempts=(Attempt(check="engine", status=AttemptStatus.ERROR, reason=str(exc)),),
-                    error=str(exc),
-                )
-            )
+                    )
+                except ConnectError as exc:
+                    parts.append(TargetResult(endpoint=endpoint, reachable=False, error=str(exc)))
+                except ScanError as exc:
+                    parts.append(
+                        TargetResult(
+                            endpoint=endpoint,
+                            reachable=True,
+                            attempts=(Attempt(check="engine", status=AttemptStatus.ERROR, reason=str(exc)),),
+                            error=str(exc),
+                        )
+                    )
+                finally:
+                    self.net.discard(host, port)
         finally:
-            self.net.discard(host, port)
+            self.net.discard(host, port)  # also when cancelled while waiting for an audit slot
         merged = merge_results(endpoint, parts, (time.monotonic() - start) * 1000)
         if gated and not merged.reachable:
             # The gate saw the port open; an audit that could not connect again (a server whose
@@ -484,7 +495,7 @@ class Engine:
                     kept.append(result)
                 self._notify("on_result", result)
 
-        n_workers = size_concurrency(self.options.limits)
+        n_workers = self.in_flight
         if total is not None:
             n_workers = max(1, min(n_workers, total))
         tasks = [asyncio.create_task(worker()) for _ in range(n_workers)]

@@ -13,7 +13,7 @@ import pytest
 
 from pacsradar.config import Limits
 from pacsradar.errors import ConnectError, ConnectTimeout
-from pacsradar.net import HostLimiter, Net
+from pacsradar.net import HostLimiter, Net, RateLimiter
 
 
 @pytest.fixture
@@ -121,3 +121,34 @@ async def test_host_limiter_hands_a_slot_on_and_survives_a_cancelled_waiter() ->
     assert order == ["holder", "second"]
     assert cancelled.cancelled()
     assert limiter._hosts == {}
+
+
+async def test_the_rate_limiter_schedules_waiters_side_by_side_and_refunds_a_cancelled_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given a limiter of 10 connections per second on a clock that stands still
+    clock = [100.0]
+    monkeypatch.setattr("pacsradar.net.time.monotonic", lambda: clock[0])
+    limiter = RateLimiter(10)
+    slept: list[float] = []
+    real_sleep = asyncio.sleep
+
+    async def fake_sleep(delay: float) -> None:
+        slept.append(round(delay, 6))
+        await real_sleep(0)
+
+    monkeypatch.setattr("pacsradar.net.asyncio.sleep", fake_sleep)
+    # When 13 connections ask at once
+    await asyncio.gather(*(limiter.acquire() for _ in range(13)))
+    # Then the burst (one second's worth) passes at once, and each later one waits for its own
+    # token, all of them at the same time (no queue behind a lock)
+    assert slept == [0.1, 0.2, 0.3]
+    # And a waiter cancelled while it waits gives its token back to the next one
+    task = asyncio.ensure_future(limiter.acquire())
+    await real_sleep(0)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    slept.clear()
+    await limiter.acquire()
+    assert slept == [0.4]

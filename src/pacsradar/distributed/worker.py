@@ -20,7 +20,6 @@ from pacsradar.checks import log_internal
 from pacsradar.distributed.plan import ClusterPlan, ShardResult
 from pacsradar.engine import Engine, internal_result
 from pacsradar.models import Endpoint, TargetResult, UnreachableGroup
-from pacsradar.net import size_concurrency
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +41,7 @@ class _Runtime:
             scan_id=plan.scan_id,
             excluded=plan.scope.is_excluded,
         )
-        self.cap = size_concurrency(plan.options.limits)
+        self.cap = self.engine.in_flight
         self.slots = asyncio.Semaphore(self.cap)
 
     def close(self) -> None:
@@ -52,43 +51,57 @@ class _Runtime:
             self.loop.close()
 
     async def run(self, addresses: Sequence[tuple[str, int]]) -> _ShardOut:
-        """Audit the shard's addresses with lanes that share the process's slots.
+        """Audit the shard's addresses with lanes, each started on one of the process's slots.
 
-        A lane holds one of the process's ``cap`` slots while it works through the shard, so
-        shards that run at once (the worker's threads) never exceed the process's share of
-        ``--concurrency``, and a dead endpoint costs no task, no model and no record: only its
-        address, appended to the column of its error (issue 14).
+        A lane is started only when one of the process's ``cap`` slots is free, and gives it
+        back when the shard has no address left, so shards that run at once (the worker's
+        threads) never exceed the process's share of ``--concurrency``, and a waiting shard
+        costs one waiter, not a lane per endpoint. A dead endpoint costs no task, no model and
+        no record: only its address, appended to the column of its error (issue 14).
         """
         engine, slots, scope = self.engine, self.slots, self.plan.scope
         check_exclusions = scope.has_exclusions
         out = _ShardOut(datetime.now(UTC))
-        it = iter(addresses)
+        n = len(addresses)
+        cursor = [0]
 
         async def lane() -> None:
-            async with slots:
-                for host, port in it:
-                    out.seen += 1
-                    # Exclusions win everywhere: the worker checks again before it connects.
-                    if check_exclusions and scope.is_excluded(host):
-                        out.excluded += 1
-                        continue
-                    try:
-                        async with engine.hosts.slot(host):
-                            got = await engine.audit_address(host, port)
-                    except Exception as exc:  # a bug in one check never loses the shard
-                        log_internal(log, "endpoint audit", exc)
-                        got = internal_result(Endpoint(host=host, port=port), "engine", exc)
-                    if isinstance(got, tuple):
-                        column = out.groups.get(got)
-                        if column is None:
-                            column = out.groups[got] = ([], [])
-                        column[0].append(host)
-                        column[1].append(port)
-                    else:
-                        out.results.append(got)
+            while cursor[0] < n:
+                host, port = addresses[cursor[0]]
+                cursor[0] += 1
+                out.seen += 1
+                # Exclusions win everywhere: the worker checks again before it connects.
+                if check_exclusions and scope.is_excluded(host):
+                    out.excluded += 1
+                    continue
+                try:
+                    async with engine.hosts.slot(host):
+                        got = await engine.audit_address(host, port)
+                except Exception as exc:  # a bug in one check never loses the shard
+                    log_internal(log, "endpoint audit", exc)
+                    got = internal_result(Endpoint(host=host, port=port), "engine", exc)
+                if isinstance(got, tuple):
+                    column = out.groups.get(got)
+                    if column is None:
+                        column = out.groups[got] = ([], [])
+                    column[0].append(host)
+                    column[1].append(port)
+                else:
+                    out.results.append(got)
 
-        lanes = [asyncio.create_task(lane()) for _ in range(max(1, min(self.cap, len(addresses))))]
+        def give_back(_: asyncio.Task[None]) -> None:
+            slots.release()  # a done callback: runs even for a lane cancelled before it started
+
+        lanes: list[asyncio.Task[None]] = []
         try:
+            while cursor[0] < n and len(lanes) < n:
+                await slots.acquire()
+                if cursor[0] >= n:
+                    slots.release()
+                    break
+                task = asyncio.create_task(lane())
+                task.add_done_callback(give_back)
+                lanes.append(task)
             await asyncio.gather(*lanes)
         finally:
             for task in lanes:
