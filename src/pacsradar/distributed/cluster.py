@@ -69,7 +69,7 @@ def open_cluster(*, workers: int | None = None, scheduler: str | None = None) ->
         else:
             n = max(1, workers or 1)
             try:
-                with _workers_ignore_sigint(), _forkserver():
+                with _workers_ignore_sigint():
                     cluster = distributed.LocalCluster(
                         n_workers=n,
                         threads_per_worker=LOCAL_THREADS,
@@ -97,23 +97,6 @@ def open_cluster(*, workers: int | None = None, scheduler: str | None = None) ->
         if cluster is not None:
             with contextlib.suppress(Exception):
                 cluster.close(timeout=10)
-
-
-@contextlib.contextmanager
-def _forkserver() -> Iterator[None]:
-    """Start local workers by forking a server that has imported Dask once (POSIX), unless the
-    user chose a method. Each spawned worker would import it again, on the same cores as the
-    scan: about 1.5 s of a --workers 2 sweep's start (issue 14)."""
-    import multiprocessing
-
-    import dask
-
-    key = "distributed.worker.multiprocessing-method"
-    if dask.config.get(key) != "spawn" or "forkserver" not in multiprocessing.get_all_start_methods():
-        yield
-        return
-    with dask.config.set({key: "forkserver"}):
-        yield
 
 
 @contextlib.contextmanager
