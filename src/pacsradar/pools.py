@@ -17,12 +17,12 @@ FD_RESERVE = 256
 #: Connections one endpoint may hold at once (the DICOM session plus one probe; see Net).
 FDS_PER_ENDPOINT = 2
 #: One in this many descriptors of the budget is kept for the second connection of endpoints
-#: that answered (Engine's audit slots). Every endpoint in flight holds one descriptor (the
+#: that answered (the engine's audit slots). Every endpoint in flight holds one descriptor (the
 #: gate's socket); only an audited one may hold a second. A sweep's endpoints are nearly all
-#: dead, so the rest of the budget is one endpoint per descriptor: twice the endpoints in flight
-#: of a flat two-per-endpoint budget under the same limit (issue 14: a sandbox without
-#: CAP_SYS_RESOURCE cannot raise its 20,000).
-AUDIT_SHARE = 8
+#: dead, so the rest of the budget is one endpoint per descriptor: under a 20,000-file limit
+#: (a sandbox without CAP_SYS_RESOURCE cannot raise it) about 19,100 endpoints in flight and
+#: 610 audits at once, where two descriptors for every endpoint allowed 9,870 (issue 14).
+AUDIT_SHARE = 32
 #: With ``--rate 0`` nothing bounds the pool but the descriptors; more would only add latency.
 UNLIMITED_RATE_CONCURRENCY = 4096
 
