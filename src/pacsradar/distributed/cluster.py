@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 
 #: Threads per LocalCluster worker process: shards that overlap on one process share its rate
 #: and pool (see worker.py), so a shard's connect-timeout tail never idles the process.
-LOCAL_THREADS = 24
+LOCAL_THREADS = 16
 #: Seconds to reach a scheduler (and for a LocalCluster's workers to come up).
 CONNECT_TIMEOUT = 10.0
 
