@@ -312,7 +312,8 @@ def case_client(work: Path) -> list[str]:
     endpoints = 131072 * 2
     floor = endpoints / 20000 + CONNECT_TIMEOUT
     with sparse_lab() as net:
-        args = ["198.18.0.0/15", "-p", "104,11112", "--only", "dicom", "--workers", "2", "--rate", "20000"]
+        args = ["198.18.0.0/15", "-p", "104,11112", "--only", "dicom", "--workers", "2", "--rate", "20000",
+                "--allow-large-scope"]
         run = run_tree(Run("pacsradar /15 --workers 2", scan_argv(net, *args, "--db",
                                                                  f"sqlite:///{work}/w15.db")), work)
         seen = pacsradar_found(run)
