@@ -106,6 +106,15 @@ def internal_result(endpoint: Endpoint, check: str, exc: BaseException) -> Targe
     )
 
 
+def observer_failed(obs: object, method: str, exc: Exception) -> str:
+    """Log an observer that raised (type only; the stack at debug level) and name it for the
+    user: ``"Class.hook (ExcType)"``. The caller drops it: it gets no further results."""
+    name = type(obs).__name__
+    log.error("observer %s failed in %s (%s); it gets no further results", name, method, type(exc).__name__)
+    log_internal(log, f"observer {name}.{method}", exc)
+    return f"{name}.{method} ({type(exc).__name__})"
+
+
 def merge_results(endpoint: Endpoint, parts: Sequence[TargetResult], elapsed: float) -> TargetResult:
     """One endpoint may be seen by several auditors (DICOM then web); fold them together."""
     if not parts:
@@ -273,13 +282,8 @@ class Engine:
             self._drop_observer(obs, method, exc)
 
     def _drop_observer(self, obs: Observer, method: str, exc: Exception) -> None:
-        name = type(obs).__name__
-        log.error(
-            "observer %s failed in %s (%s); it gets no further results", name, method, type(exc).__name__
-        )
-        log_internal(log, f"observer {name}.{method}", exc)
         self._live_observers.remove(obs)
-        self.failed_observers.append(f"{name}.{method} ({type(exc).__name__})")
+        self.failed_observers.append(observer_failed(obs, method, exc))
 
     async def _resolve(self, endpoint: Endpoint) -> Endpoint | str:
         """Resolve a hostname target; every address it yields must pass the exclusions again."""
@@ -569,5 +573,6 @@ __all__ = [
     "Observer",
     "internal_result",
     "merge_results",
+    "observer_failed",
     "scan_report",
 ]

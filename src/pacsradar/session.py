@@ -136,6 +136,8 @@ class ScanSession:
         self.total: int | None = None
         self._engine: Engine | None = None
         self._stop_requested = False
+        #: observers dropped by a distributed run (pacsradar.distributed.cluster), as the engine's
+        self.cluster_failed: list[str] = []
 
     # -- resume --------------------------------------------------------------------------------
 
@@ -196,7 +198,8 @@ class ScanSession:
     @property
     def failed_observers(self) -> list[str]:
         """Observers (the store, alerts...) that raised and were dropped during the run."""
-        return list(self._engine.failed_observers) if self._engine is not None else []
+        local = self._engine.failed_observers if self._engine is not None else []
+        return [*local, *self.cluster_failed]
 
     async def resolve_names(self) -> dict[str, str | None]:
         """Resolve every name in the scope once: its address, or ``None`` (warned, skipped).

@@ -120,6 +120,29 @@ def test_a_local_cluster_of_two_finds_every_scp_once_and_records_the_worker(
     assert statuses[-1].workers == 2
 
 
+
+class _BrokenStore(Seen):
+    """An observer (a store, say) whose bulk hook fails on its first group."""
+
+    def on_unreachable(self, group: object) -> None:
+        raise KeyError("a bug in an observer")
+
+
+def test_an_observer_that_fails_on_the_client_is_dropped_and_named_and_the_scan_goes_on(
+    cluster: object, scps: int
+) -> None:
+    # Given a distributed scan with a broken observer beside a healthy one
+    scope = parse_scope(["127.14.0.0/24"])
+    plan = ClusterPlan.build("t-broken", scope, _options(scps, rate=0), shard_endpoints=64)
+    broken, healthy = _BrokenStore(), Seen()
+    failed: list[str] = []
+    # When the workers' dead endpoints reach the client
+    report = run_cluster_scan(cluster, plan, [broken, healthy], failed=failed)  # type: ignore[arg-type]
+    # Then the scan finished, the broken observer is named once, the other got every endpoint
+    assert report.stats.endpoints_done == 256
+    assert failed == ["_BrokenStore.on_unreachable (KeyError)"]
+    assert len(healthy.endpoints) == 256 and set(healthy.endpoints.values()) == {1}
+
 def test_workers_check_the_exclusions_again_before_they_connect(cluster: object) -> None:
     # Given a listener on an address that the plan's scope excludes, while its shard space
     # (built before the exclusion, as a stale or hand-made plan might be) still lists it

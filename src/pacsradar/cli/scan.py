@@ -133,12 +133,17 @@ def run_session(
     if progress:
         session.observers = (ProgressObserver(console), *session.observers)
     report, interrupted = run_interruptible(session.run_async, console, session.interrupt)
-    for failed in session.failed_observers:
-        print_error(console, "error", f"{failed}: later results were not passed to it")
-        OBSERVER_FAILED.add(report.scan_id)
+    note_failed_observers(session, report, console)
     if interrupted:
         INTERRUPTED_BY_USER.add(report.scan_id)
     return report
+
+
+def note_failed_observers(session: ScanSession, report: ScanReport, console: Console) -> None:
+    """Name every observer (the store...) that failed and was dropped; the exit code becomes 3."""
+    for failed in session.failed_observers:
+        print_error(console, "error", f"{failed}: later results were not passed to it")
+        OBSERVER_FAILED.add(report.scan_id)
 
 
 def finish(
@@ -288,6 +293,7 @@ def register(app: typer.Typer) -> None:
                     console=err,
                     progress=not no_progress and err.is_terminal,
                 )
+                note_failed_observers(session, report, err)
             else:
                 report = run_session(session, console=err, progress=not no_progress and err.is_terminal)
             code = finish(
@@ -373,4 +379,12 @@ def register(app: typer.Typer) -> None:
         raise typer.Exit(ExitCode.OK)
 
 
-__all__ = ["PLAN_PARAMETERS", "accepted_map", "accepted_risks", "finish", "register", "run_session"]
+__all__ = [
+    "PLAN_PARAMETERS",
+    "accepted_map",
+    "accepted_risks",
+    "finish",
+    "note_failed_observers",
+    "register",
+    "run_session",
+]

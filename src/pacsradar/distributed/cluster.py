@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from pacsradar.distributed.plan import ClusterPlan, ShardResult
-from pacsradar.engine import Observer, scan_report
+from pacsradar.engine import Observer, observer_failed, scan_report
 from pacsradar.errors import ClusterError
 from pacsradar.models import ScanReport, TargetResult, UnreachableGroup
 from pacsradar.outcome import error_state, port_state, untested_reason
@@ -132,11 +132,14 @@ def run_cluster_scan(
     scope: Sequence[str] = (),
     progress: Callable[[ClusterStatus], None] | None = None,
     stop: Callable[[], bool] | None = None,
+    failed: list[str] | None = None,
 ) -> ScanReport:
     """Run ``plan`` on ``client``'s cluster; results stream to ``observers`` as shards finish.
 
     ``done`` are endpoints already finished (``--resume``): grouped by shard here, skipped there.
     Ctrl-C (KeyboardInterrupt) or ``stop()`` cancels every pending shard and keeps what finished.
+    An observer that raises (the store) is dropped and named in ``failed`` ("Class.hook
+    (ExcType)"), as the local engine does; the scan and the other observers go on.
     """
     from distributed import as_completed
 
@@ -151,8 +154,8 @@ def run_cluster_scan(
         shard = plan.shard_of(host)
         if shard is not None:
             by_shard.setdefault(shard, set()).add((host, port))
-    for obs in observers:
-        obs.on_start(plan.scan_id, total)
+    fan = _Fanout(observers, failed if failed is not None else [])
+    fan.call("on_start", plan.scan_id, total)
 
     counts = {"done": 0, "open": 0, "closed": 0, "filtered": 0, "error": 0}
     kept: list[TargetResult] = []
@@ -182,8 +185,7 @@ def run_cluster_scan(
             counts["error"] += 1
         if result.reachable:
             kept.append(result)
-        for obs in observers:
-            obs.on_result(result)
+        fan.call("on_result", result)
 
     def feed_group(group: UnreachableGroup) -> None:
         # Refused or silent endpoints, one error: counted and stored as a group (issue 14).
@@ -193,13 +195,7 @@ def run_cluster_scan(
         counts["done"] += n
         state = error_state(group.error)
         counts["closed" if state == "unresolved" else state] += n
-        for obs in observers:
-            bulk = getattr(obs, "on_unreachable", None)
-            if bulk is not None:
-                bulk(group)
-            else:
-                for result in group.results():
-                    obs.on_result(result)
+        fan.group(group)
 
     interrupted = False
     first: list[Any] = []
@@ -256,9 +252,42 @@ def run_cluster_scan(
             signal.signal(signal.SIGINT, previous_handler)
     interrupted = interrupted or sigint[0]
     report = scan_report(plan.scan_id, plan.options, started, scope, counts, total, interrupted, kept)
-    for obs in observers:
-        obs.on_finish(report)
+    fan.call("on_finish", report)
     return report
+
+
+class _Fanout:
+    """The client's observers: one that raises is dropped and named, never the scan."""
+
+    def __init__(self, observers: Sequence[Observer], failed: list[str]) -> None:
+        self.live = list(observers)
+        self.failed = failed
+
+    def call(self, method: str, *args: object) -> None:
+        for obs in tuple(self.live):
+            try:
+                getattr(obs, method)(*args)
+            except Exception as exc:
+                self._drop(obs, method, exc)
+
+    def group(self, group: UnreachableGroup) -> None:
+        """A worker's dead endpoints: ``on_unreachable`` where an observer has it, else one
+        ``on_result`` each."""
+        for obs in tuple(self.live):
+            bulk = getattr(obs, "on_unreachable", None)
+            method = "on_unreachable" if bulk is not None else "on_result"
+            try:
+                if bulk is not None:
+                    bulk(group)
+                else:
+                    for result in group.results():
+                        obs.on_result(result)
+            except Exception as exc:
+                self._drop(obs, method, exc)
+
+    def _drop(self, obs: Observer, method: str, exc: Exception) -> None:
+        self.live.remove(obs)
+        self.failed.append(observer_failed(obs, method, exc))
 
 
 __all__ = ["ClusterError", "ClusterStatus", "open_cluster", "run_cluster_scan"]

@@ -95,7 +95,8 @@ def cluster_scan(
     observers.extend(session.observers)
     with open_cluster(workers=workers, scheduler=scheduler) as client:
         shown = console if progress else None
-        return _run(client, plan, observers, session.plan.targets, session.done, shown)
+        failed = session.cluster_failed
+        return _run(client, plan, observers, session.plan.targets, session.done, shown, failed)
 
 
 def _run(
@@ -105,12 +106,15 @@ def _run(
     scope_text: Sequence[str],
     done: frozenset[tuple[str, int]],
     console: Console | None,
+    failed: list[str],
 ) -> ScanReport:
     if console is None:
-        return run_cluster_scan(client, plan, observers, done=done, scope=scope_text)
+        return run_cluster_scan(client, plan, observers, done=done, scope=scope_text, failed=failed)
     bar = _Bar(console)
     with bar.progress:
-        return run_cluster_scan(client, plan, observers, done=done, scope=scope_text, progress=bar)
+        return run_cluster_scan(
+            client, plan, observers, done=done, scope=scope_text, progress=bar, failed=failed
+        )
 
 
 class MonitorCluster:
