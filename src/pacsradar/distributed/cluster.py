@@ -204,21 +204,24 @@ def run_cluster_scan(
             break
     ac = as_completed(first, loop=client.loop)
     # Ctrl-C may land while Dask runs a gc callback, which swallows a KeyboardInterrupt and
-    # prints it; so the handler sets a flag that the loop acts on after the next shard.
+    # prints it; so the handler sets a flag that the loop checks while it waits (_completed).
     sigint = [False]
     previous_handler = None
     if threading.current_thread() is threading.main_thread():
 
         def on_sigint(signum: int, frame: Any) -> None:
             # First press: a flag only (raising here could land in that gc callback and print
-            # a traceback); the loop stops after the next shard. A second press raises.
+            # a traceback); the loop stops within 50 ms. A second press raises.
             if sigint[0]:
                 raise KeyboardInterrupt
             sigint[0] = True
 
         previous_handler = signal.signal(signal.SIGINT, on_sigint)
+    def stopping() -> bool:
+        return sigint[0] or (stop is not None and stop())
+
     try:
-        for future in ac:
+        for future in _completed(ac, stopping):
             part: ShardResult = future.result()
             if part.shard not in accepted and part.scan_id == plan.scan_id:
                 accepted.add(part.shard)  # a re-run shard is accepted once
@@ -227,7 +230,7 @@ def run_cluster_scan(
                 for group in part.unreachable:
                     feed_group(group)
             future.release()
-            if sigint[0] or (stop is not None and stop()):
+            if stopping():
                 raise KeyboardInterrupt
             submit(ac)
             if progress is not None:
@@ -254,6 +257,18 @@ def run_cluster_scan(
     report = scan_report(plan.scan_id, plan.options, started, scope, counts, total, interrupted, kept)
     fan.call("on_finish", report)
     return report
+
+
+def _completed(ac: Any, stopping: Callable[[], bool]) -> Iterator[Any]:
+    """The futures of ``ac`` as they complete, with ``stopping()`` asked every 50 ms while none
+    is ready: a Ctrl-C never waits for a shard (a shard lasts a connect timeout or more)."""
+    while not ac.is_empty():
+        if not ac.has_ready():
+            if stopping():
+                raise KeyboardInterrupt
+            time.sleep(0.05)
+            continue
+        yield from ac.next_batch(block=False)
 
 
 class _Fanout:

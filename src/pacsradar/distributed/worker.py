@@ -10,6 +10,7 @@ the connect-timeout tail of one shard overlaps the start of the next.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import logging
 import threading
@@ -147,12 +148,43 @@ def _worker_name() -> str:
         return "local"
 
 
+class ShardCancelled(Exception):
+    """The client cancelled this shard (Ctrl-C): its endpoints stop, its result is not wanted."""
+
+
+def _cancelled() -> bool:
+    """Whether the client cancelled the task this thread runs (Dask never stops a running task:
+    it marks it; a task that keeps running holds its worker's sockets and, at shutdown, makes
+    the nanny wait 4 s before it kills the process)."""
+    try:
+        from dask.context import thread_state  # where Dask's executor records the task's key
+        from distributed import get_worker
+
+        worker = get_worker()
+    except (ImportError, ValueError):
+        return False
+    key = getattr(thread_state, "key", None)
+    task = worker.state.tasks.get(key) if key is not None else None
+    # Only a task seen in a cancelled state: anything unexpected keeps the shard running.
+    return task is not None and task.state in ("cancelled", "released", "forgotten")
+
+
 def scan_shard(plan: ClusterPlan, shard: int, done: frozenset[tuple[str, int]] = frozenset()) -> ShardResult:
-    """The Dask task: audit one shard, return its compact result (never raises for a target)."""
+    """The Dask task: audit one shard, return its compact result (never raises for a target).
+
+    Raises :class:`ShardCancelled` (checked four times a second) once the client cancelled it.
+    """
     runtime = _runtime_for(plan)
     worker = _worker_name()
     future = asyncio.run_coroutine_threadsafe(runtime.run(list(plan.addresses(shard, done))), runtime.loop)
-    out = future.result()
+    while True:
+        try:
+            out = future.result(timeout=0.25)
+            break
+        except concurrent.futures.TimeoutError:
+            if _cancelled():
+                future.cancel()  # the lanes are cancelled on the loop: their sockets close
+                raise ShardCancelled(f"shard {shard} of scan {plan.scan_id[:64]} was cancelled") from None
     return ShardResult(
         scan_id=plan.scan_id,
         shard=shard,
@@ -174,4 +206,4 @@ def scan_shard(plan: ClusterPlan, shard: int, done: frozenset[tuple[str, int]] =
     )
 
 
-__all__ = ["scan_shard"]
+__all__ = ["ShardCancelled", "scan_shard"]
