@@ -228,7 +228,7 @@ class Engine:
         # Endpoints of one host audited at once; each holds at most two connections at a time.
         self.hosts = HostLimiter(options.limits.per_host)
         #: endpoints in flight (one descriptor each), and endpoints audited at once (a second
-        #: descriptor each, net.size_pools): together within the open-file limit
+        #: descriptor each, pools.size_pools): together within the open-file limit
         self.in_flight, audits = size_pools(options.limits)
         self._audits = asyncio.Semaphore(audits)
         self._stop = asyncio.Event()
@@ -366,7 +366,7 @@ class Engine:
             except ConnectError as exc:
                 return _unreachable(endpoint, str(exc), start)
         deadline = self.options.limits.target_deadline
-        # A second descriptor only from the audit pool (net.size_pools): the gate's socket is this
+        # A second descriptor only from the audit pool (pools.size_pools): the gate's socket is this
         # endpoint's first, and a sweep's many dead endpoints keep the rest of the budget.
         try:
             async with self._audits:
