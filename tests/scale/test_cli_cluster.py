@@ -156,6 +156,8 @@ def test_ctrl_c_cancels_the_cluster_keeps_what_finished_and_exits_130(tmp_path: 
     # Then it exits 130 without a traceback, and the report and store keep what was finished
     assert proc.returncode == 130, err.decode()[-2000:]
     assert b"Traceback" not in err
+    # And the first Ctrl-C said, in one line, what it is doing
+    assert err.count(b"stopping: cancelling the shards in flight") == 1, err.decode()[-2000:]
     report = json.loads(out)
     assert report["stats"]["interrupted"] is True
     assert 0 < report["stats"]["endpoints_done"] < 16384

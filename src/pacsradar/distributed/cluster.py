@@ -133,6 +133,7 @@ def run_cluster_scan(
     progress: Callable[[ClusterStatus], None] | None = None,
     stop: Callable[[], bool] | None = None,
     failed: list[str] | None = None,
+    on_interrupt: Callable[[int], None] | None = None,
 ) -> ScanReport:
     """Run ``plan`` on ``client``'s cluster; results stream to ``observers`` as shards finish.
 
@@ -140,6 +141,8 @@ def run_cluster_scan(
     Ctrl-C (KeyboardInterrupt) or ``stop()`` cancels every pending shard and keeps what finished.
     An observer that raises (the store) is dropped and named in ``failed`` ("Class.hook
     (ExcType)"), as the local engine does; the scan and the other observers go on.
+    ``on_interrupt(done)`` is called once, from this thread, when the first Ctrl-C is seen (the
+    CLI prints its "stopping" line there; the library never prints).
     """
     from distributed import as_completed
 
@@ -218,7 +221,12 @@ def run_cluster_scan(
 
         previous_handler = signal.signal(signal.SIGINT, on_sigint)
     def stopping() -> bool:
+        if sigint[0] and on_interrupt is not None and not told[0]:
+            told[0] = True
+            on_interrupt(counts["done"])
         return sigint[0] or (stop is not None and stop())
+
+    told = [False]
 
     try:
         for future in _completed(ac, stopping):

@@ -94,9 +94,8 @@ def cluster_scan(
     observers = [o for o in (session._store_observer(),) if o is not None]
     observers.extend(session.observers)
     with open_cluster(workers=workers, scheduler=scheduler) as client:
-        shown = console if progress else None
         failed = session.cluster_failed
-        return _run(client, plan, observers, session.plan.targets, session.done, shown, failed)
+        return _run(client, plan, observers, session.plan.targets, session.done, console, progress, failed)
 
 
 def _run(
@@ -106,14 +105,33 @@ def _run(
     scope_text: Sequence[str],
     done: frozenset[tuple[str, int]],
     console: Console | None,
+    progress: bool,
     failed: list[str],
 ) -> ScanReport:
-    if console is None:
-        return run_cluster_scan(client, plan, observers, done=done, scope=scope_text, failed=failed)
+    def stopping(finished: int) -> None:
+        if console is not None:
+            console.print(
+                f"stopping: cancelling the shards in flight, keeping {finished} finished endpoints… "
+                "(Ctrl-C again to quit at once)",
+                markup=False,
+                highlight=False,
+            )
+
+    if console is None or not progress:
+        return run_cluster_scan(
+            client, plan, observers, done=done, scope=scope_text, failed=failed, on_interrupt=stopping
+        )
     bar = _Bar(console)
     with bar.progress:
         return run_cluster_scan(
-            client, plan, observers, done=done, scope=scope_text, progress=bar, failed=failed
+            client,
+            plan,
+            observers,
+            done=done,
+            scope=scope_text,
+            progress=bar,
+            failed=failed,
+            on_interrupt=stopping,
         )
 
 
