@@ -66,14 +66,14 @@ def test_ctrl_c_ends_a_scan_of_silent_peers_at_once_and_keeps_finished_records(
     # Then it exits 130 without waiting for the silent peers, with one line and no traceback
     assert proc.returncode == 130, stderr[-2000:]
     assert "Traceback" not in stderr
-    assert stderr.count("stopping: finishing") == 1, stderr[-2000:]
+    assert stderr.count("stopping: keeping the records of") == 1, stderr[-2000:]
     if presses == 1:
         # And the finished endpoint is in the report and the store, the others are not
         report = json.loads(out.read_text())
         assert report["stats"]["interrupted"] is True
         hosts = {r["endpoint"]["host"] for r in report["results"]}
         assert hosts <= {"127.0.0.120"}
-        assert "stopping: finishing 1 endpoints' records" in stderr, stderr[-2000:]
+        assert "stopping: keeping the records of 1 finished endpoint…" in stderr, stderr[-2000:]
         assert hosts == {"127.0.0.120"}
         scans = subprocess.run(
             [sys.executable, "-m", "pacsradar", "scans", "--db", f"sqlite:///{db}", "--json"],

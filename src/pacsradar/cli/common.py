@@ -21,7 +21,7 @@ from pacsradar.errors import UsageError
 from pacsradar.models import ScanReport, Severity, TargetResult, UnreachableGroup
 from pacsradar.outcome import could_not_test
 from pacsradar.phi import peer_text
-from pacsradar.render import iter_jsonl, plain_lines, print_report
+from pacsradar.render import iter_jsonl, plain_lines, plural, print_report
 
 if TYPE_CHECKING:
     from rich.progress import TaskID
@@ -97,7 +97,8 @@ class _Interrupt:
             _exit_now(signal.SIGINT, None)  # the user asked twice: no cleanup beyond flushing
         done = self.interrupt()
         self.console.print(
-            f"stopping: finishing {done} endpoints' records… (Ctrl-C again to quit at once)",
+            f"stopping: keeping the records of {plural(done, 'finished endpoint')}… "
+            "(Ctrl-C again to quit at once)",
             markup=False,
             highlight=False,
         )

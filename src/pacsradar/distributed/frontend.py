@@ -19,6 +19,7 @@ from pacsradar.distributed.plan import ClusterPlan
 from pacsradar.engine import Observer
 from pacsradar.errors import UsageError
 from pacsradar.models import ScanReport
+from pacsradar.render import plural
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -110,9 +111,9 @@ def _run(
 ) -> ScanReport:
     def stopping(finished: int) -> None:
         if console is not None:
+            kept = plural(finished, "finished endpoint")
             console.print(
-                f"stopping: cancelling the shards in flight, keeping {finished} finished endpoints… "
-                "(Ctrl-C again to quit at once)",
+                f"stopping: cancelling the shards in flight, keeping {kept}… (Ctrl-C again to quit at once)",
                 markup=False,
                 highlight=False,
             )
