@@ -38,10 +38,15 @@ class LoopThread:
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(timeout)
         # A task can still be born after the drain: a TLS handshake that was in flight when the
-        # server closed completes and its connection callback starts a handler. Drain again on
-        # this thread until none is left, so no task is ever destroyed while pending.
-        self.loop.run_until_complete(self._drain_tasks())
-        self.loop.run_until_complete(self.loop.shutdown_asyncgens())
+        # server closed completes and its connection callback starts a handler, in any turn of
+        # the loop (shutdown_asyncgens turns it too). Drain on this thread until a check made
+        # after the last turn finds none: no turn runs between that check and close(), so no
+        # task is ever destroyed while pending.
+        for _ in range(10):
+            self.loop.run_until_complete(self._drain_tasks())
+            self.loop.run_until_complete(self.loop.shutdown_asyncgens())
+            if not asyncio.all_tasks(self.loop):
+                break
         self.loop.close()
 
     @staticmethod
