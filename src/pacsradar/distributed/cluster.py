@@ -2,7 +2,7 @@
 
 Only this process writes the store, the reports and the alerts: it feeds each result to the
 same observers a local scan has. Shards are submitted lazily (a few per worker thread in
-flight), each under a deterministic key ``pacsradar-<scan>-<shard>``; Dask re-runs the shards
+flight), each under the key ``pacsradar-<scan>-<run>-<shard>``; Dask re-runs the shards
 of a worker that died, and the client accepts each shard once, so every endpoint is reported
 exactly once. ``--rate`` and ``--concurrency`` are cluster totals: the plan each worker gets
 carries its share.
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import secrets
 import signal
 import threading
 import time
@@ -168,14 +169,17 @@ def run_cluster_scan(
     t0 = time.monotonic()
     alive: list[float] = [float(n_proc), t0 + 1.0]  # workers alive, next time to ask
 
+    # One token per run: a resumed scan (same scan id) submits its shards under new keys, never
+    # under those of the run it resumes, whose cancellation the scheduler may still be applying.
+    run = secrets.token_hex(3)
+
     def submit(ac: Any) -> bool:
         shard = next(shards, None)
         if shard is None:
             return False
         prior = frozenset(by_shard.pop(shard, ()))
-        future = client.submit(
-            scan_shard, shared, shard, prior, key=f"pacsradar-{plan.scan_id}-{shard}", retries=1, pure=False
-        )
+        key = f"pacsradar-{plan.scan_id}-{run}-{shard}"
+        future = client.submit(scan_shard, shared, shard, prior, key=key, retries=1, pure=False)
         ac.append(future) if isinstance(ac, list) else ac.add(future)
         return True
 
