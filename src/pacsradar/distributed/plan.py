@@ -110,10 +110,5 @@ class ShardResult:
     results: tuple[TargetResult, ...]
     unreachable: tuple[UnreachableGroup, ...]
 
-    @property
-    def done(self) -> int:
-        """Endpoints this shard finished (its results and unreachable groups)."""
-        return len(self.results) + sum(len(g) for g in self.unreachable)
-
 
 __all__ = ["PLAN_VERSION", "ClusterPlan", "ShardResult"]
