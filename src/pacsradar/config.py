@@ -19,6 +19,10 @@ DEFAULT_SHARE_PORTS: tuple[int, ...] = (21, 445)
 TLS_FIRST_PORTS: frozenset[int] = frozenset({2762, 443, 8443})
 
 
+#: The TCP gates a sweep may use (``Limits.gate``).
+GATES: tuple[str, ...] = ("auto", "connect", "syn")
+
+
 @dataclass(frozen=True)
 class Limits:
     """Every network step has a timeout and a size bound (README 'Safety')."""
@@ -36,6 +40,14 @@ class Limits:
     target_deadline: float = 60.0
     max_pdu_bytes: int = 4 * 1024 * 1024  # cap on any single PDU a peer announces
     max_body_bytes: int = 2 * 1024 * 1024  # cap on any HTTP body we read
+    #: How a sweep learns that a port answers (:data:`GATES`): ``"connect"`` (one socket per
+    #: endpoint), ``"syn"`` (one raw socket for all: :mod:`pacsradar.syngate`, root), or
+    #: ``"auto"``: SYN only when the open-file limit cannot hold what ``rate`` needs.
+    gate: str = "auto"
+
+    def __post_init__(self) -> None:
+        if self.gate not in GATES:
+            raise ValueError(f"gate must be one of {', '.join(GATES)}")
 
 
 @dataclass(frozen=True)

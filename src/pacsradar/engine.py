@@ -10,19 +10,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import ipaddress
 import logging
+import os
 import secrets
 import socket
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from pacsradar import __version__
 from pacsradar.checks import internal_error, log_internal
-from pacsradar.config import ScanOptions
+from pacsradar.config import Limits, ScanOptions
 from pacsradar.errors import ConnectError, ConnectTimeout, ScanError
 from pacsradar.models import (
     Attempt,
@@ -34,9 +36,12 @@ from pacsradar.models import (
     UnreachableGroup,
     unreachable_attempts,
 )
-from pacsradar.net import HostLimiter, Net
+from pacsradar.net import HostLimiter, Net, refused_message, timeout_message
 from pacsradar.outcome import error_state, port_state, untested_reason
-from pacsradar.pools import size_pools
+from pacsradar.pools import size_pools, wanted_in_flight
+
+if TYPE_CHECKING:
+    from pacsradar.syngate import SynGate
 
 log = logging.getLogger(__name__)
 
@@ -166,12 +171,16 @@ def _unreachable(endpoint: Endpoint, reason: str, start: float, *, timed_out: bo
 Gated = tuple[str, bool]
 
 
+#: Lanes that send a run's (or a shard's) SYNs: enough to keep 20,000 a second paced while
+#: some wait on the rate limiter; an endpoint waiting for its answer holds none.
+SYN_LANES = 64
+
 #: A local scan hands its dead endpoints to the observers every this many rows, or seconds.
 GROUP_ROWS = 2048
 GROUP_SECONDS = 0.5
 
 
-class _DeadColumns:
+class DeadColumns:
     """Refused and silent endpoints as columns per (error, timed out), until handed on."""
 
     __slots__ = ("_columns", "_count", "_first", "_started")
@@ -195,16 +204,150 @@ class _DeadColumns:
         self._count += 1
         return self._count >= GROUP_ROWS or time.monotonic() - self._first >= GROUP_SECONDS
 
-    def take(self) -> list[UnreachableGroup]:
+    def take(self, worker: str | None = None) -> list[UnreachableGroup]:
         """The kept endpoints as groups (started when the first of them was kept); empties."""
         groups = [
             UnreachableGroup(
-                error=error, timed_out=timed_out, hosts=tuple(h), ports=tuple(p), started_at=self._started
+                error=error,
+                timed_out=timed_out,
+                hosts=tuple(h),
+                ports=tuple(p),
+                started_at=self._started,
+                worker=worker,
             )
             for (error, timed_out), (h, p) in self._columns.items()
         ]
         self._columns, self._count = {}, 0
         return groups
+
+
+def _use_syn(limits: Limits, in_flight: int) -> bool:
+    """``Limits.gate``: "syn" always, "connect" never, "auto" when the connect gate's pool
+    (one descriptor per endpoint) is smaller than what the rate needs and this process may
+    open a raw socket (issue 14)."""
+    if limits.gate == "connect":
+        return False
+    if limits.gate == "auto" and (limits.rate <= 0 or in_flight >= wanted_in_flight(limits)):
+        return False
+    from pacsradar.syngate import unavailable_reason
+
+    reason = unavailable_reason()
+    if reason is not None:
+        if limits.gate == "syn":
+            raise ScanError(reason)
+        return False
+    return True
+
+
+class Sweep:
+    """One run's (or shard's) IPv4 endpoints through the SYN gate.
+
+    :meth:`offer` takes a rate token and sends the SYN; the caller goes on to its next address
+    at once, so an endpoint waiting for its answer is no task, socket or future, only an entry
+    in the gate. Refused and silent endpoints go to ``on_dead`` with the connect gate's very
+    errors; an open one is audited in a task of its own (:meth:`Engine.audit_address`, which
+    connects for real) and goes to ``on_result`` (or ``on_dead`` if it refused the connect).
+    ``room`` bounds the endpoints in flight across the process.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        gate: SynGate,
+        room: asyncio.Semaphore,
+        on_dead: Callable[[str, int, Gated], None],
+        on_result: Callable[[TargetResult], None],
+    ) -> None:
+        self.engine = engine
+        self.gate = gate
+        self.room = room
+        self.on_dead = on_dead
+        self.on_result = on_result
+        self._waiting = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._audits: set[asyncio.Task[None]] = set()
+        timeout = engine.options.limits.connect_timeout
+        self._refused: Gated = (refused_message(errno.ECONNREFUSED), False)
+        self._silent: Gated = (timeout_message(timeout), True)
+
+    async def offer(self, host: str, port: int) -> bool:
+        """Send this endpoint's SYN; False if it is not for the SYN gate (IPv6, a port whose
+        first auditor is not gated, a busy gate): the caller audits it itself."""
+        engine = self.engine
+        gated = engine._gate_ports.get(port)
+        if gated is None:
+            gated = engine._gated(Endpoint(host=host, port=port))
+        if not gated or ":" in host:
+            return False
+        await self.room.acquire()
+        try:
+            await engine.net.token()
+        except BaseException:
+            self.room.release()
+            raise
+        why = self.gate.send(host, port, self._reply)
+        if why is None:
+            self._waiting += 1
+            self._idle.clear()
+            return True
+        self.room.release()
+        if why == "busy":
+            return False
+        self.on_dead(host, port, (why, False))
+        return True
+
+    def _reply(self, host: str, port: int, outcome: int) -> None:
+        if outcome == 0:  # syngate.OPEN
+            task = asyncio.create_task(self._audit(host, port))
+            self._audits.add(task)
+            task.add_done_callback(self._audited)
+            return
+        self.room.release()
+        self._done()
+        try:
+            self.on_dead(host, port, self._refused if outcome == 1 else self._silent)
+        except Exception as exc:  # never into the gate's reader: the other answers still count
+            log_internal(log, "SYN gate reply", exc)
+
+    async def _audit(self, host: str, port: int) -> None:
+        engine = self.engine
+        try:
+            async with engine.hosts.slot(host):
+                got = await engine.audit_address(host, port)
+        except Exception as exc:  # the last line of the envelope, as in Engine.run
+            log_internal(log, "endpoint audit", exc)
+            got = internal_result(Endpoint(host=host, port=port), "engine", exc)
+        if isinstance(got, tuple):
+            self.on_dead(host, port, got)
+        else:
+            self.on_result(got)
+
+    def _audited(self, task: asyncio.Task[None]) -> None:
+        self._audits.discard(task)
+        self.room.release()
+        self._done()
+
+    def _done(self) -> None:
+        self._waiting -= 1
+        if self._waiting <= 0:
+            self._idle.set()
+
+    async def drain(self) -> None:
+        """Wait until every endpoint offered has its answer (or its timeout) and its audit."""
+        await self._idle.wait()
+
+    def cancel(self) -> None:
+        """Drop the endpoints still waiting (no record, as for a cancelled connect) and cancel
+        the audits in flight; gives their room back."""
+        mine = self._reply
+        dropped = self.gate.forget(lambda reply: reply == mine)
+        for _ in range(dropped):
+            self.room.release()
+        for task in tuple(self._audits):
+            task.cancel()
+        self._waiting = 0
+        self._idle.set()
 
 
 class Engine:
@@ -230,6 +373,12 @@ class Engine:
         #: endpoints in flight (one descriptor each), and endpoints audited at once (a second
         #: descriptor each, pools.size_pools): together within the open-file limit
         self.in_flight, audits = size_pools(options.limits)
+        #: whether sweeps of IPv4 addresses go through the SYN gate (pacsradar.syngate)
+        self.syn = _use_syn(options.limits, self.in_flight)
+        if self.syn:
+            self.in_flight, audits = size_pools(options.limits, held=False)
+        self._syn_gate: SynGate | None = None
+        self._syn_room: asyncio.Semaphore | None = None
         self._audits = asyncio.Semaphore(audits)
         self._stop = asyncio.Event()
         self._workers: list[asyncio.Task[None]] = []
@@ -239,6 +388,35 @@ class Engine:
         self.failed_observers: list[str] = []
         self._gate_ports: dict[int, bool] = {}
         self._live_observers = list(self.observers)
+
+    def close_gates(self) -> None:
+        """Release the gates' descriptors (the connect waiter's epoll set, the raw socket)."""
+        self.net.close()
+        if self._syn_gate is not None:
+            self._syn_gate.close()
+            self._syn_gate = None
+
+    def sweep(
+        self, on_dead: Callable[[str, int, Gated], None], on_result: Callable[[TargetResult], None]
+    ) -> Sweep | None:
+        """A :class:`Sweep` for one run or shard, or None when the SYN gate is not in use
+        (or cannot open here: the connect gate then does the work, and the reason is logged)."""
+        if not self.syn:
+            return None
+        loop = asyncio.get_running_loop()
+        gate = self._syn_gate
+        if gate is None or gate.loop is not loop or gate.closed:
+            from pacsradar.syngate import SynGate
+
+            try:
+                gate = self._syn_gate = SynGate(loop, self.options.limits.connect_timeout)
+            except OSError as exc:
+                log.warning("SYN gate unavailable (%s); using the connect gate", os.strerror(exc.errno or 0))
+                self.syn = False
+                return None
+            self._syn_room = asyncio.Semaphore(self.in_flight)
+        assert self._syn_room is not None
+        return Sweep(self, gate, self._syn_room, on_dead, on_result)
 
     def stop(self) -> None:
         """Ask the engine to finish the endpoints in flight and start no new one."""
@@ -450,13 +628,36 @@ class Engine:
         iterator: Iterator[Endpoint | tuple[str, int]] = iter(endpoints)
         kept: list[TargetResult] = []
         counts = {"done": 0, "open": 0, "closed": 0, "filtered": 0, "error": 0}
-        dead = _DeadColumns()
+        dead = DeadColumns()
 
         def flush_dead() -> None:
             for group in dead.take():
                 if self.keep_closed:
                     kept.extend(group.results())
                 self._notify_group(group)
+
+        def record_dead(host: str, port: int, got: Gated) -> None:
+            counts["done"] += 1
+            self.done += 1
+            state = error_state(got[0])
+            counts["closed" if state == "unresolved" else state] += 1
+            if dead.add(host, port, got):
+                flush_dead()
+
+        def record(result: TargetResult) -> None:
+            counts["done"] += 1
+            self.done += 1
+            # nmap's states (outcome.py); "error" counts open endpoints that could not be
+            # tested, never silent or refused ports.
+            state = port_state(result)
+            counts["closed" if state == "unresolved" else state] += 1
+            if untested_reason(result) is not None:
+                counts["error"] += 1
+            if result.reachable or self.keep_closed:
+                kept.append(result)
+            self._notify("on_result", result)
+
+        sweep = self.sweep(record_dead, record)
 
         async def worker() -> None:
             while not self._stop.is_set():
@@ -465,6 +666,8 @@ class Engine:
                     return
                 if isinstance(item, tuple):
                     host, port = item
+                    if sweep is not None and await sweep.offer(host, port):
+                        continue
                     async with self.hosts.slot(host):
                         try:
                             got = await self.audit_address(host, port)
@@ -472,34 +675,20 @@ class Engine:
                             log_internal(log, "endpoint audit", exc)
                             got = internal_result(Endpoint(host=host, port=port), "engine", exc)
                     if isinstance(got, tuple):
-                        counts["done"] += 1
-                        self.done += 1
-                        state = error_state(got[0])
-                        counts["closed" if state == "unresolved" else state] += 1
-                        if dead.add(host, port, got):
-                            flush_dead()
-                        continue
-                    result = got
-                else:
-                    async with self.hosts.slot(item.host):
-                        try:
-                            result = await self.audit_endpoint(item)
-                        except Exception as exc:  # the last line of the envelope: never lose a worker
-                            log_internal(log, "endpoint audit", exc)
-                            result = internal_result(item, "engine", exc)
-                counts["done"] += 1
-                self.done += 1
-                # nmap's states (outcome.py); "error" counts open endpoints that could not be
-                # tested, never silent or refused ports.
-                state = port_state(result)
-                counts["closed" if state == "unresolved" else state] += 1
-                if untested_reason(result) is not None:
-                    counts["error"] += 1
-                if result.reachable or self.keep_closed:
-                    kept.append(result)
-                self._notify("on_result", result)
+                        record_dead(host, port, got)
+                    else:
+                        record(got)
+                    continue
+                async with self.hosts.slot(item.host):
+                    try:
+                        result = await self.audit_endpoint(item)
+                    except Exception as exc:  # the last line of the envelope: never lose a worker
+                        log_internal(log, "endpoint audit", exc)
+                        result = internal_result(item, "engine", exc)
+                record(result)
 
-        n_workers = self.in_flight
+        # Under the SYN gate a lane only paces SYNs (it does not wait for the answers).
+        n_workers = self.in_flight if sweep is None else min(self.in_flight, SYN_LANES)
         if total is not None:
             n_workers = max(1, min(n_workers, total))
         tasks = [asyncio.create_task(worker()) for _ in range(n_workers)]
@@ -508,6 +697,10 @@ class Engine:
         try:
             # return_exceptions: a cancelled worker (interrupt()) is a result, not a raise.
             await asyncio.gather(*tasks, return_exceptions=True)
+            if sweep is not None:
+                if self._stop.is_set():
+                    sweep.cancel()  # interrupt(): the answers still awaited are not wanted
+                await sweep.drain()
         except asyncio.CancelledError:
             # Our own task was cancelled: keep what we have; in-flight endpoints are dropped,
             # not half-reported, and every worker is awaited so no task outlives the scan.
@@ -518,7 +711,9 @@ class Engine:
                 await asyncio.gather(*tasks, return_exceptions=True)
         finally:
             self._workers = []
-            self.net.close()
+            if sweep is not None:
+                sweep.cancel()
+            self.close_gates()
             flush_dead()  # what finished reaches the store and the report, Ctrl-C or not
         interrupted = interrupted or self._stop.is_set()
         report = scan_report(
@@ -566,11 +761,14 @@ def scan_report(
 
 
 __all__ = [
+    "SYN_LANES",
     "AuditContext",
     "Auditor",
+    "DeadColumns",
     "Engine",
     "NullObserver",
     "Observer",
+    "Sweep",
     "internal_result",
     "merge_results",
     "observer_failed",

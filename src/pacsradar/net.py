@@ -27,6 +27,16 @@ from pacsradar.errors import (
 )
 
 
+def refused_message(err: int) -> str:
+    """A failed connect's error, the same from the connect gate and the SYN gate."""
+    return f"connect failed ({os.strerror(err)})"
+
+
+def timeout_message(seconds: float) -> str:
+    """A connect timeout's error (outcome.py reads it as "filtered")."""
+    return f"connect did not complete within {seconds:g}s"
+
+
 class RateLimiter:
     """New connections per second: a token bucket (burst = one second's worth) that goes into
     debt instead of queueing behind a lock.
@@ -400,7 +410,7 @@ class Net:
             if err in (errno.EINPROGRESS, errno.EWOULDBLOCK, errno.EAGAIN):
                 err = await self._writable(sock)
             if err:
-                raise ConnectError(f"connect failed ({os.strerror(err)})")
+                raise ConnectError(refused_message(err))
         except BaseException:
             sock.close()
             raise
@@ -418,7 +428,7 @@ class Net:
         else:
             connected = await self._writable_selector(loop, sock.fileno())
         if not connected:
-            raise ConnectTimeout(f"connect did not complete within {self.limits.connect_timeout:g}s")
+            raise ConnectTimeout(timeout_message(self.limits.connect_timeout))
         return sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
 
     async def _writable_selector(self, loop: asyncio.AbstractEventLoop, fd: int) -> bool:
@@ -431,6 +441,10 @@ class Net:
         finally:
             timer.cancel()
             loop.remove_writer(fd)
+
+    async def token(self) -> None:
+        """Wait for one connection's token of the scan's ``--rate`` (the SYN gate's probes)."""
+        await self._rate.acquire()
 
     def close(self) -> None:
         """Release the connect waiter's epoll set (the engine calls it when a run ends)."""
@@ -482,7 +496,7 @@ class Net:
                         limit=64 * 1024,
                     )
         except TimeoutError as exc:
-            raise ConnectTimeout(f"connect did not complete within {self.limits.connect_timeout:g}s") from exc
+            raise ConnectTimeout(timeout_message(self.limits.connect_timeout)) from exc
         except ssl.SSLError as exc:
             raise TlsHandshakeError(f"TLS handshake failed ({exc.reason or 'unknown'})") from exc
         except OSError as exc:
@@ -513,7 +527,7 @@ class Net:
                 else:
                     await loop.create_connection(lambda: protocol, host, port, ssl=tls)
         except TimeoutError as exc:
-            raise ConnectTimeout(f"connect did not complete within {self.limits.connect_timeout:g}s") from exc
+            raise ConnectTimeout(timeout_message(self.limits.connect_timeout)) from exc
         except ssl.SSLError as exc:
             raise TlsHandshakeError(f"TLS handshake failed ({exc.reason or 'unknown'})") from exc
         except OSError as exc:

@@ -56,7 +56,18 @@ def raise_fd_limit(wanted: int = 0) -> int:
     return int(resource.getrlimit(resource.RLIMIT_NOFILE)[0])
 
 
-def size_pools(limits: Limits) -> tuple[int, int]:
+def wanted_in_flight(limits: Limits) -> int:
+    """Endpoints in flight that ``--rate`` needs (Little's law), within ``--concurrency``."""
+    if limits.rate > 0:
+        wanted = math.ceil(limits.rate * limits.connect_timeout * 1.2) + 64
+    else:
+        wanted = UNLIMITED_RATE_CONCURRENCY
+    if limits.concurrency > 0:
+        wanted = min(wanted, limits.concurrency)
+    return wanted
+
+
+def size_pools(limits: Limits, *, held: bool = True) -> tuple[int, int]:
     """(endpoints in flight, endpoints audited at once): what ``--rate`` needs, within the
     open-file limit.
 
@@ -66,15 +77,15 @@ def size_pools(limits: Limits) -> tuple[int, int]:
     ``limits.concurrency`` is the user's upper bound. Endpoints in flight hold one descriptor
     each; audited ones a second, from their own pool (:data:`AUDIT_SHARE`), so the two pools
     together never exceed the descriptors.
+
+    ``held=False``: the SYN gate (:mod:`pacsradar.syngate`) holds no descriptor for an endpoint
+    waiting for its answer, so only audited endpoints draw on the budget.
     """
-    if limits.rate > 0:
-        wanted = math.ceil(limits.rate * limits.connect_timeout * 1.2) + 64
-    else:
-        wanted = UNLIMITED_RATE_CONCURRENCY
-    if limits.concurrency > 0:
-        wanted = min(wanted, limits.concurrency)
+    wanted = wanted_in_flight(limits)
     fds = raise_fd_limit(wanted * FDS_PER_ENDPOINT + FD_RESERVE)
     budget = max(2, fds - FD_RESERVE)
+    if not held:
+        return wanted, max(1, min(wanted, budget // FDS_PER_ENDPOINT))
     if wanted * FDS_PER_ENDPOINT <= budget:
         return wanted, wanted  # room for every endpoint's two connections
     audits = max(1, budget // AUDIT_SHARE)
@@ -88,4 +99,5 @@ __all__ = [
     "UNLIMITED_RATE_CONCURRENCY",
     "raise_fd_limit",
     "size_pools",
+    "wanted_in_flight",
 ]

@@ -46,7 +46,11 @@ def _scan(net: SparseNet, *extra: str) -> dict[str, object]:
     return json.loads(done.stdout)  # type: ignore[no-any-return]
 
 
-@pytest.mark.parametrize("mode", [(), ("--workers", "2")], ids=["one-process", "workers-2"])
+@pytest.mark.parametrize(
+    "mode",
+    [(), ("--workers", "2"), ("--gate", "syn"), ("--workers", "2", "--gate", "syn")],
+    ids=["one-process", "workers-2", "syn-gate", "syn-gate-workers-2"],
+)
 def test_a_sparse_sweep_finds_the_servers_and_tells_closed_from_silent(
     sparse: SparseNet, mode: tuple[str, ...]
 ) -> None:

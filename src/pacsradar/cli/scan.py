@@ -60,6 +60,7 @@ PLAN_PARAMETERS: tuple[str, ...] = (
     "concurrency",
     "per_host",
     "rate",
+    "gate",
     "connect_timeout",
     "read_timeout",
     "assoc_timeout",
@@ -192,6 +193,7 @@ def register(app: typer.Typer) -> None:
         concurrency: int = scanopts.OPT_CONCURRENCY,
         per_host: int = scanopts.OPT_PER_HOST,
         rate: float = scanopts.OPT_RATE,
+        gate: str = scanopts.OPT_GATE,
         connect_timeout: float = scanopts.OPT_CONNECT_TIMEOUT,
         read_timeout: float = scanopts.OPT_READ_TIMEOUT,
         assoc_timeout: float = scanopts.OPT_ASSOC_TIMEOUT,
@@ -270,6 +272,8 @@ def register(app: typer.Typer) -> None:
                     default_ports=default_ports,
                     honeypot_threshold=honeypot_threshold,
                     count_honeypots=count_honeypots,
+                    gate=gate,
+                    remote=scheduler is not None,
                 )
                 specs = [*(targets or ()), *(f"@{p}" for p in input_list)]
                 plan = ScanPlan.build(

@@ -17,6 +17,7 @@ from pacsradar.config import (
     DEFAULT_DICOM_PORTS,
     DEFAULT_SHARE_PORTS,
     DEFAULT_WEB_PORTS,
+    GATES,
     Limits,
     ScanOptions,
 )
@@ -54,6 +55,12 @@ OPT_CONCURRENCY = typer.Option(
 )
 OPT_PER_HOST = typer.Option(4, "--per-host", help="Connections per host at once.")
 OPT_RATE = typer.Option(1000.0, "--rate", help="New connections per second (0: unlimited).")
+OPT_GATE = typer.Option(
+    "auto",
+    "--gate",
+    help="How a sweep finds answering ports: connect (a socket each), syn (one raw socket, "
+    "root), auto (syn when the open-file limit cannot hold what --rate needs).",
+)
 OPT_CONNECT_TIMEOUT = typer.Option(3.0, "--connect-timeout", help="Seconds for a TCP connect.")
 OPT_READ_TIMEOUT = typer.Option(5.0, "--read-timeout", help="Seconds for each reply.")
 OPT_ASSOC_TIMEOUT = typer.Option(
@@ -141,6 +148,8 @@ def scan_options(
     extra_ports: str | None = None,
     honeypot_threshold: int = 50,
     count_honeypots: bool = False,
+    gate: str = "auto",
+    remote: bool = False,
 ) -> ScanOptions:
     """The CLI's scan options as a :class:`ScanOptions`; a bad value is a :class:`UsageError`."""
     chosen = parse_only(only)
@@ -173,6 +182,14 @@ def scan_options(
     ):
         if not math.isfinite(seconds) or seconds <= 0:
             raise UsageError(f"{name} must be a positive number of seconds")
+    if gate not in GATES:
+        raise UsageError(f"--gate takes {', '.join(GATES)}")
+    if gate == "syn" and not remote:  # a remote cluster's workers may have the right; not ours to say
+        from pacsradar.syngate import unavailable_reason
+
+        reason = unavailable_reason()
+        if reason is not None:
+            raise UsageError(f"--gate syn: {reason}")
     use_defaults, extra = port_sets(ports, extra_ports, default_ports)
     return ScanOptions(
         limits=Limits(
@@ -183,6 +200,7 @@ def scan_options(
             read_timeout=read_timeout,
             assoc_timeout=assoc_timeout,
             target_deadline=deadline,
+            gate=gate,
         ),
         only=chosen,
         extra_ports=extra,

@@ -261,6 +261,7 @@ def register(app: typer.Typer) -> None:
         concurrency: int = scanopts.OPT_CONCURRENCY,
         per_host: int = scanopts.OPT_PER_HOST,
         rate: float = scanopts.OPT_RATE,
+        gate: str = scanopts.OPT_GATE,
         connect_timeout: float = scanopts.OPT_CONNECT_TIMEOUT,
         read_timeout: float = scanopts.OPT_READ_TIMEOUT,
         assoc_timeout: float = scanopts.OPT_ASSOC_TIMEOUT,
@@ -342,6 +343,8 @@ def register(app: typer.Typer) -> None:
                 default_ports=default_ports,
                 honeypot_threshold=honeypot_threshold,
                 count_honeypots=count_honeypots,
+                gate=gate,
+                remote=scheduler is not None,
             )
             store = open_db(db, create=True)
             on_cluster = scanopts.MonitorClusterOption(

@@ -137,8 +137,11 @@ class DicomContext:
                     if patient or not client.nudged:
                         raise
                     continue
-                if not patient and client.nudged and client.assoc is not None and (
-                    client.assoc.kind is AssociationKind.ABORTED
+                if (
+                    not patient
+                    and client.nudged
+                    and client.assoc is not None
+                    and (client.assoc.kind is AssociationKind.ABORTED)
                 ):
                     continue  # possibly its answer to our stray bytes: ask again, no nudge
                 if client.assoc is not None and len(self.answers) < 64:

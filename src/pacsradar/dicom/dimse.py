@@ -208,9 +208,7 @@ DICTIONARY: dict[str, tuple[int, bytes]] = {
 def encode_identifier(values: Sequence[tuple[str, str]], implicit: bool) -> bytes:
     """Encode (keyword, value) pairs; an empty value is a universal-match return key."""
     out = bytearray()
-    for tag, vr, value in sorted(
-        (*DICTIONARY[keyword], text.encode("ascii")) for keyword, text in values
-    ):
+    for tag, vr, value in sorted((*DICTIONARY[keyword], text.encode("ascii")) for keyword, text in values):
         value = _pad(value, b"\x00" if vr == b"UI" else b" ")
         if implicit:
             out += _ELEM_IMPLICIT.pack(tag >> 16, tag & 0xFFFF, len(value))

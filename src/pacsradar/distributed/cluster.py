@@ -224,6 +224,7 @@ def run_cluster_scan(
             sigint[0] = True
 
         previous_handler = signal.signal(signal.SIGINT, on_sigint)
+
     def stopping() -> bool:
         if sigint[0] and on_interrupt is not None and not told[0]:
             told[0] = True

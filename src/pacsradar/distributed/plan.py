@@ -23,6 +23,7 @@ from pacsradar.targets import Scope
 
 PLAN_VERSION = 1
 
+
 @dataclass(frozen=True)
 class ClusterPlan:
     """A distributed scan: identical on every worker; one shard number selects the work."""

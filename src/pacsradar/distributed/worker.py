@@ -15,12 +15,11 @@ import contextlib
 import logging
 import threading
 from collections.abc import Sequence
-from datetime import UTC, datetime
 
 from pacsradar.checks import log_internal
 from pacsradar.distributed.plan import ClusterPlan, ShardResult
-from pacsradar.engine import Engine, internal_result
-from pacsradar.models import Endpoint, TargetResult, UnreachableGroup
+from pacsradar.engine import SYN_LANES, DeadColumns, Engine, internal_result
+from pacsradar.models import Endpoint, TargetResult
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +47,7 @@ class _Runtime:
     def close(self) -> None:
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(timeout=5)
+        self.engine.close_gates()
         with contextlib.suppress(RuntimeError):
             self.loop.close()
 
@@ -58,13 +58,20 @@ class _Runtime:
         back when the shard has no address left, so shards that run at once (the worker's
         threads) never exceed the process's share of ``--concurrency``, and a waiting shard
         costs one waiter, not a lane per endpoint. A dead endpoint costs no task, no model and
-        no record: only its address, appended to the column of its error (issue 14).
+        no record: only its address, appended to the column of its error (issue 14). Under the
+        SYN gate (:class:`~pacsradar.engine.Sweep`) a few lanes only send SYNs; the endpoints
+        waiting for an answer hold no lane.
         """
         engine, slots, scope = self.engine, self.slots, self.plan.scope
         check_exclusions = scope.has_exclusions
-        out = _ShardOut(datetime.now(UTC))
+        out = _ShardOut()
         n = len(addresses)
         cursor = [0]
+
+        def dead(host: str, port: int, got: tuple[str, bool]) -> None:
+            out.dead.add(host, port, got)
+
+        sweep = engine.sweep(dead, out.results.append)
 
         async def lane() -> None:
             while cursor[0] < n:
@@ -75,6 +82,8 @@ class _Runtime:
                 if check_exclusions and scope.is_excluded(host):
                     out.excluded += 1
                     continue
+                if sweep is not None and await sweep.offer(host, port):
+                    continue
                 try:
                     async with engine.hosts.slot(host):
                         got = await engine.audit_address(host, port)
@@ -82,20 +91,17 @@ class _Runtime:
                     log_internal(log, "endpoint audit", exc)
                     got = internal_result(Endpoint(host=host, port=port), "engine", exc)
                 if isinstance(got, tuple):
-                    column = out.groups.get(got)
-                    if column is None:
-                        column = out.groups[got] = ([], [])
-                    column[0].append(host)
-                    column[1].append(port)
+                    out.dead.add(host, port, got)
                 else:
                     out.results.append(got)
 
         def give_back(_: asyncio.Task[None]) -> None:
             slots.release()  # a done callback: runs even for a lane cancelled before it started
 
+        most = n if sweep is None else min(n, SYN_LANES)
         lanes: list[asyncio.Task[None]] = []
         try:
-            while cursor[0] < n and len(lanes) < n:
+            while cursor[0] < n and len(lanes) < most:
                 await slots.acquire()
                 if cursor[0] >= n:
                     slots.release()
@@ -104,24 +110,26 @@ class _Runtime:
                 task.add_done_callback(give_back)
                 lanes.append(task)
             await asyncio.gather(*lanes)
+            if sweep is not None:
+                await sweep.drain()
         finally:
             for task in lanes:
                 task.cancel()
+            if sweep is not None:
+                sweep.cancel()  # no-op once drained; a cancelled shard's SYNs get no record
         return out
 
 
 class _ShardOut:
     """One shard's results as the lanes collect them."""
 
-    __slots__ = ("excluded", "groups", "results", "seen", "started")
+    __slots__ = ("dead", "excluded", "results", "seen")
 
-    def __init__(self, started: datetime) -> None:
-        self.started = started
+    def __init__(self) -> None:
         self.seen = 0
         self.excluded = 0
         self.results: list[TargetResult] = []
-        #: (error, timed out) -> (hosts, ports)
-        self.groups: dict[tuple[str, bool], tuple[list[str], list[int]]] = {}
+        self.dead = DeadColumns()
 
 
 _lock = threading.Lock()
@@ -192,17 +200,7 @@ def scan_shard(plan: ClusterPlan, shard: int, done: frozenset[tuple[str, int]] =
         endpoints=out.seen,
         excluded=out.excluded,
         results=tuple(r.model_copy(update={"worker": worker}) for r in out.results),
-        unreachable=tuple(
-            UnreachableGroup(
-                error=error,
-                timed_out=timed_out,
-                hosts=tuple(hosts),
-                ports=tuple(ports),
-                started_at=out.started,
-                worker=worker,
-            )
-            for (error, timed_out), (hosts, ports) in out.groups.items()
-        ),
+        unreachable=tuple(out.dead.take(worker)),
     )
 
 

@@ -166,9 +166,7 @@ class LiteStore:
                 )
                 return
             old_total, old_scope = row
-            conn.execute(
-                "UPDATE scans SET status = ?, finished_at = NULL WHERE id = ?", (_RUNNING, scan_id)
-            )
+            conn.execute("UPDATE scans SET status = ?, finished_at = NULL WHERE id = ?", (_RUNNING, scan_id))
             if old_total is None:
                 conn.execute("UPDATE scans SET total = ? WHERE id = ?", (total, scan_id))
             if scope and not json.loads(old_scope):

@@ -171,8 +171,7 @@ class QueriesMixin(RisksMixin):
             )
         }
         return {
-            r.id: ScanStats(endpoints_total=r.total or 0, endpoints_done=counted.get(r.id, 0))
-            for r in rows
+            r.id: ScanStats(endpoints_total=r.total or 0, endpoints_done=counted.get(r.id, 0)) for r in rows
         }
 
     def trend(self, *, scope: str | None = None, limit: int = 30) -> list[TrendPoint]:

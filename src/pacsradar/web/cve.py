@@ -68,9 +68,7 @@ async def _run(ctx: WebContext) -> CheckOutcome:
     for e in hits:
         backport = backport_note(e)
         notes.append(
-            f"{e.cve} ({_confidence(ctx, e)}: {e.fixed_in_text}"
-            + (f"; {backport}" if backport else "")
-            + ")"
+            f"{e.cve} ({_confidence(ctx, e)}: {e.fixed_in_text}" + (f"; {backport}" if backport else "") + ")"
         )
     finding = KNOWN_CVE.finding(
         ctx.endpoint,

@@ -338,9 +338,7 @@ def _tells(ctx: DicomContext, *, aborted: bool, tally: _Tally | None) -> DicomTe
     return DicomTells(
         random_called_aet_accepted=ctx.accepted is not None and ctx.guessed_aet is None,
         find_accepted=bool(ctx.accepted and STUDY_ROOT_FIND in ctx.accepted.accepted),
-        storage_accepted=bool(
-            ctx.accepted and any(".5.1.4.1.1." in uid for uid in ctx.accepted.accepted)
-        ),
+        storage_accepted=bool(ctx.accepted and any(".5.1.4.1.1." in uid for uid in ctx.accepted.accepted)),
         find_refused_with_abort=aborted,
         retrieve_aet=tally.retrieve_aet if tally and tally.records else None,
         count_attribute_returned=tally.count_attribute_returned if tally and tally.records else None,
