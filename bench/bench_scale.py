@@ -162,8 +162,14 @@ def row(run: Run, floor: float | None = None, base: Run | None = None) -> str:
     )
 
 
+#: The interpreter that runs pacsradar (--python): a venv made by the README's set-up has only
+#: pacsradar's dependencies; a shared interpreter may add modules that Dask imports when present
+#: (NumPy, which distributed.protocol.utils uses when it can: about 13 MB per process).
+SCAN_PY = [PY]
+
+
 def scan_argv(net: SparseNet | None, *args: str) -> list[str]:
-    argv = [PY, "-m", "pacsradar", "scan", *args, "-f", "json", "--no-progress"]
+    argv = [SCAN_PY[0], "-m", "pacsradar", "scan", *args, "-f", "json", "--no-progress"]
     return net.argv(net.scan_ns, argv) if net is not None else argv
 
 
@@ -304,6 +310,19 @@ def case_loopback(work: Path) -> list[str]:
                  f"{'MET' if one.wall_s <= 4 * nmap.wall_s else 'NOT MET'}); {per:.0f} us CPU per endpoint")
     lines.append(f"  --workers 2: {one.wall_s / two.wall_s:.2f}x faster than one process (goal >= 1.6x: "
                  f"{'MET' if one.wall_s >= 1.6 * two.wall_s else 'NOT MET'})")
+    if os.geteuid() == 0:  # the SYN gate's raw socket needs root (or CAP_NET_RAW)
+        syn = run_tree(Run("pacsradar --gate syn", scan_argv(None, *args, "--gate", "syn", "--db",
+                                                             f"sqlite:///{work}/l3.db")), work)
+        pacsradar_found(syn)
+        syn2 = run_tree(Run("pacsradar --gate syn --workers 2",
+                            scan_argv(None, *args, "--gate", "syn", "--workers", "2", "--db",
+                                      f"sqlite:///{work}/l4.db")), work)
+        pacsradar_found(syn2)
+        lines += [row(syn, base=nmap), row(syn2, base=syn)]
+        per_syn = syn.cpu_s / 65536 * 1e6
+        lines.append(f"  SYN gate: {syn.wall_s / nmap.wall_s:.2f}x nmap, {per_syn:.0f} us CPU per endpoint;"
+                     f" --workers 2 {one.wall_s / syn2.wall_s:.2f}x faster than one process "
+                     f"on the connect gate, {syn.wall_s / syn2.wall_s:.2f}x than one on the SYN gate")
     return lines
 
 
@@ -330,9 +349,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("case", nargs="?", default="all", choices=cases)
     ap.add_argument("--no-masscan", action="store_true")
     ap.add_argument("--no-kill", action="store_true")
+    ap.add_argument("--python", default=PY,
+                    help="interpreter that runs pacsradar, e.g. a venv's bin/python (README set-up)")
     args = ap.parse_args(argv)
+    SCAN_PY[0] = args.python
+    probe = subprocess.run([args.python, "-c", "import numpy"], capture_output=True, check=False)
+    numpy = probe.returncode == 0
     print(f"bench_scale on {os.cpu_count()} cores; load average {os.getloadavg()[0]:.1f} "
           "(a shared machine: figures under contention)")
+    have = "present" if numpy else "absent"
+    print(f"pacsradar runs on {args.python} (NumPy {have}; PYTHONPATH={REPO / 'src'})")
     with tempfile.TemporaryDirectory(prefix="pacsradar-scale-") as tmp:
         work = Path(tmp)
         out: list[str] = []

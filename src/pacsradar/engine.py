@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import ipaddress
 import logging
 import os
@@ -22,23 +21,22 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Protocol
 
-from pacsradar import __version__
 from pacsradar.checks import internal_error, log_internal
-from pacsradar.config import Limits, ScanOptions
+from pacsradar.config import ScanOptions
 from pacsradar.errors import ConnectError, ConnectTimeout, ScanError
 from pacsradar.models import (
     Attempt,
     AttemptStatus,
     Endpoint,
     ScanReport,
-    ScanStats,
     TargetResult,
     UnreachableGroup,
     unreachable_attempts,
 )
-from pacsradar.net import HostLimiter, Net, refused_message, timeout_message
-from pacsradar.outcome import error_state, port_state, untested_reason
-from pacsradar.pools import size_pools, wanted_in_flight
+from pacsradar.net import HostLimiter, Net
+from pacsradar.outcome import error_state, port_state, scan_report, untested_reason
+from pacsradar.pools import size_pools
+from pacsradar.sweep import SYN_LANES, DeadColumns, Gated, Sweep, use_syn
 
 if TYPE_CHECKING:
     from pacsradar.syngate import SynGate
@@ -167,189 +165,6 @@ def _unreachable(endpoint: Endpoint, reason: str, start: float, *, timed_out: bo
     )
 
 
-#: What :meth:`Engine.audit_address` returns for a refused or silent port: (error, timed out).
-Gated = tuple[str, bool]
-
-
-#: Lanes that send a run's (or a shard's) SYNs: enough to keep 20,000 a second paced while
-#: some wait on the rate limiter; an endpoint waiting for its answer holds none.
-SYN_LANES = 64
-
-#: A local scan hands its dead endpoints to the observers every this many rows, or seconds.
-GROUP_ROWS = 2048
-GROUP_SECONDS = 0.5
-
-
-class DeadColumns:
-    """Refused and silent endpoints as columns per (error, timed out), until handed on."""
-
-    __slots__ = ("_columns", "_count", "_first", "_started")
-
-    def __init__(self) -> None:
-        self._columns: dict[Gated, tuple[list[str], list[int]]] = {}
-        self._count = 0
-        self._first = 0.0
-        self._started = datetime.now(UTC)
-
-    def add(self, host: str, port: int, key: Gated) -> bool:
-        """Keep one; True when the batch is due (rows or seconds)."""
-        if not self._count:
-            self._first = time.monotonic()
-            self._started = datetime.now(UTC)
-        column = self._columns.get(key)
-        if column is None:
-            column = self._columns[key] = ([], [])
-        column[0].append(host)
-        column[1].append(port)
-        self._count += 1
-        return self._count >= GROUP_ROWS or time.monotonic() - self._first >= GROUP_SECONDS
-
-    def take(self, worker: str | None = None) -> list[UnreachableGroup]:
-        """The kept endpoints as groups (started when the first of them was kept); empties."""
-        groups = [
-            UnreachableGroup(
-                error=error,
-                timed_out=timed_out,
-                hosts=tuple(h),
-                ports=tuple(p),
-                started_at=self._started,
-                worker=worker,
-            )
-            for (error, timed_out), (h, p) in self._columns.items()
-        ]
-        self._columns, self._count = {}, 0
-        return groups
-
-
-def _use_syn(limits: Limits, in_flight: int) -> bool:
-    """``Limits.gate``: "syn" always, "connect" never, "auto" when the connect gate's pool
-    (one descriptor per endpoint) is smaller than what the rate needs and this process may
-    open a raw socket (issue 14)."""
-    if limits.gate == "connect":
-        return False
-    if limits.gate == "auto" and (limits.rate <= 0 or in_flight >= wanted_in_flight(limits)):
-        return False
-    from pacsradar.syngate import unavailable_reason
-
-    reason = unavailable_reason()
-    if reason is not None:
-        if limits.gate == "syn":
-            raise ScanError(reason)
-        return False
-    return True
-
-
-class Sweep:
-    """One run's (or shard's) IPv4 endpoints through the SYN gate.
-
-    :meth:`offer` takes a rate token and sends the SYN; the caller goes on to its next address
-    at once, so an endpoint waiting for its answer is no task, socket or future, only an entry
-    in the gate. Refused and silent endpoints go to ``on_dead`` with the connect gate's very
-    errors; an open one is audited in a task of its own (:meth:`Engine.audit_address`, which
-    connects for real) and goes to ``on_result`` (or ``on_dead`` if it refused the connect).
-    ``room`` bounds the endpoints in flight across the process.
-    """
-
-    def __init__(
-        self,
-        engine: Engine,
-        gate: SynGate,
-        room: asyncio.Semaphore,
-        on_dead: Callable[[str, int, Gated], None],
-        on_result: Callable[[TargetResult], None],
-    ) -> None:
-        self.engine = engine
-        self.gate = gate
-        self.room = room
-        self.on_dead = on_dead
-        self.on_result = on_result
-        self._waiting = 0
-        self._idle = asyncio.Event()
-        self._idle.set()
-        self._audits: set[asyncio.Task[None]] = set()
-        timeout = engine.options.limits.connect_timeout
-        self._refused: Gated = (refused_message(errno.ECONNREFUSED), False)
-        self._silent: Gated = (timeout_message(timeout), True)
-
-    async def offer(self, host: str, port: int) -> bool:
-        """Send this endpoint's SYN; False if it is not for the SYN gate (IPv6, a port whose
-        first auditor is not gated, a busy gate): the caller audits it itself."""
-        engine = self.engine
-        gated = engine._gate_ports.get(port)
-        if gated is None:
-            gated = engine._gated(Endpoint(host=host, port=port))
-        if not gated or ":" in host:
-            return False
-        await self.room.acquire()
-        try:
-            await engine.net.token()
-        except BaseException:
-            self.room.release()
-            raise
-        why = self.gate.send(host, port, self._reply)
-        if why is None:
-            self._waiting += 1
-            self._idle.clear()
-            return True
-        self.room.release()
-        if why == "busy":
-            return False
-        self.on_dead(host, port, (why, False))
-        return True
-
-    def _reply(self, host: str, port: int, outcome: int) -> None:
-        if outcome == 0:  # syngate.OPEN
-            task = asyncio.create_task(self._audit(host, port))
-            self._audits.add(task)
-            task.add_done_callback(self._audited)
-            return
-        self.room.release()
-        self._done()
-        try:
-            self.on_dead(host, port, self._refused if outcome == 1 else self._silent)
-        except Exception as exc:  # never into the gate's reader: the other answers still count
-            log_internal(log, "SYN gate reply", exc)
-
-    async def _audit(self, host: str, port: int) -> None:
-        engine = self.engine
-        try:
-            async with engine.hosts.slot(host):
-                got = await engine.audit_address(host, port)
-        except Exception as exc:  # the last line of the envelope, as in Engine.run
-            log_internal(log, "endpoint audit", exc)
-            got = internal_result(Endpoint(host=host, port=port), "engine", exc)
-        if isinstance(got, tuple):
-            self.on_dead(host, port, got)
-        else:
-            self.on_result(got)
-
-    def _audited(self, task: asyncio.Task[None]) -> None:
-        self._audits.discard(task)
-        self.room.release()
-        self._done()
-
-    def _done(self) -> None:
-        self._waiting -= 1
-        if self._waiting <= 0:
-            self._idle.set()
-
-    async def drain(self) -> None:
-        """Wait until every endpoint offered has its answer (or its timeout) and its audit."""
-        await self._idle.wait()
-
-    def cancel(self) -> None:
-        """Drop the endpoints still waiting (no record, as for a cancelled connect) and cancel
-        the audits in flight; gives their room back."""
-        mine = self._reply
-        dropped = self.gate.forget(lambda reply: reply == mine)
-        for _ in range(dropped):
-            self.room.release()
-        for task in tuple(self._audits):
-            task.cancel()
-        self._waiting = 0
-        self._idle.set()
-
-
 class Engine:
     def __init__(
         self,
@@ -374,7 +189,7 @@ class Engine:
         #: descriptor each, pools.size_pools): together within the open-file limit
         self.in_flight, audits = size_pools(options.limits)
         #: whether sweeps of IPv4 addresses go through the SYN gate (pacsradar.syngate)
-        self.syn = _use_syn(options.limits, self.in_flight)
+        self.syn = use_syn(options.limits, self.in_flight)
         if self.syn:
             self.in_flight, audits = size_pools(options.limits, held=False)
         self._syn_gate: SynGate | None = None
@@ -416,7 +231,33 @@ class Engine:
                 return None
             self._syn_room = asyncio.Semaphore(self.in_flight)
         assert self._syn_room is not None
-        return Sweep(self, gate, self._syn_room, on_dead, on_result)
+        return Sweep(
+            gate,
+            self._syn_room,
+            gated=self._sweep_gated,
+            token=self.net.token,
+            audit=self._audit_open,
+            timeout=self.options.limits.connect_timeout,
+            on_dead=on_dead,
+            on_result=on_result,
+        )
+
+    def _sweep_gated(self, host: str, port: int) -> bool:
+        """Whether this endpoint's SYN may go through the SYN gate: an IPv4 address and a port
+        whose first auditor is gated."""
+        gated = self._gate_ports.get(port)
+        if gated is None:
+            gated = self._gated(Endpoint(host=host, port=port))
+        return gated and ":" not in host
+
+    async def _audit_open(self, host: str, port: int) -> TargetResult | Gated:
+        """An endpoint that answered the SYN: audited within its host's slot, as in :meth:`run`."""
+        try:
+            async with self.hosts.slot(host):
+                return await self.audit_address(host, port)
+        except Exception as exc:  # the last line of the envelope, as in Engine.run
+            log_internal(log, "endpoint audit", exc)
+            return internal_result(Endpoint(host=host, port=port), "engine", exc)
 
     def stop(self) -> None:
         """Ask the engine to finish the endpoints in flight and start no new one."""
@@ -723,54 +564,13 @@ class Engine:
         return report
 
 
-def scan_report(
-    scan_id: str,
-    options: ScanOptions,
-    started: datetime,
-    scope: Sequence[str],
-    counts: dict[str, int],
-    total: int,
-    interrupted: bool,
-    kept: Sequence[TargetResult],
-) -> ScanReport:
-    """The finished scan's report, the same for a local and a distributed run."""
-    return ScanReport(
-        scan_id=scan_id,
-        version=__version__,
-        started_at=started,
-        finished_at=datetime.now(UTC),
-        scope=tuple(scope),
-        options={
-            "max_records": options.max_records,
-            "intrusive": options.intrusive,
-            "only": sorted(options.only),
-            "honeypot_threshold": options.honeypot_threshold,
-            "count_honeypots": options.count_honeypots,
-        },
-        stats=ScanStats(
-            endpoints_total=total,
-            endpoints_done=counts["done"],
-            endpoints_open=counts["open"],
-            endpoints_closed=counts["closed"],
-            endpoints_filtered=counts["filtered"],
-            endpoints_error=counts["error"],
-            interrupted=interrupted,
-        ),
-        results=tuple(sorted(kept, key=lambda r: (r.endpoint.host, r.endpoint.port))),
-    )
-
-
 __all__ = [
-    "SYN_LANES",
     "AuditContext",
     "Auditor",
-    "DeadColumns",
     "Engine",
     "NullObserver",
     "Observer",
-    "Sweep",
     "internal_result",
     "merge_results",
     "observer_failed",
-    "scan_report",
 ]

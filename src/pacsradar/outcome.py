@@ -12,12 +12,23 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
 from typing import Final, Literal
 
-from pacsradar.models import AttemptStatus, ScanReport, TargetResult
+from pacsradar import __version__
+from pacsradar.config import ScanOptions
+from pacsradar.models import AttemptStatus, ScanReport, ScanStats, TargetResult
 
-__all__ = ["PORT_STATES", "PortState", "could_not_test", "error_state", "port_state", "untested_reason"]
+__all__ = [
+    "PORT_STATES",
+    "PortState",
+    "could_not_test",
+    "error_state",
+    "port_state",
+    "scan_report",
+    "untested_reason",
+]
 
 PortState = Literal["open", "closed", "filtered", "unresolved"]
 PORT_STATES: Final[tuple[PortState, ...]] = ("open", "closed", "filtered", "unresolved")
@@ -75,3 +86,40 @@ def could_not_test(results: ScanReport | Iterable[TargetResult]) -> list[tuple[T
         if reason is not None:
             out.append((result, reason))
     return out
+
+
+def scan_report(
+    scan_id: str,
+    options: ScanOptions,
+    started: datetime,
+    scope: Sequence[str],
+    counts: dict[str, int],
+    total: int,
+    interrupted: bool,
+    kept: Sequence[TargetResult],
+) -> ScanReport:
+    """The finished scan's report, the same for a local and a distributed run."""
+    return ScanReport(
+        scan_id=scan_id,
+        version=__version__,
+        started_at=started,
+        finished_at=datetime.now(UTC),
+        scope=tuple(scope),
+        options={
+            "max_records": options.max_records,
+            "intrusive": options.intrusive,
+            "only": sorted(options.only),
+            "honeypot_threshold": options.honeypot_threshold,
+            "count_honeypots": options.count_honeypots,
+        },
+        stats=ScanStats(
+            endpoints_total=total,
+            endpoints_done=counts["done"],
+            endpoints_open=counts["open"],
+            endpoints_closed=counts["closed"],
+            endpoints_filtered=counts["filtered"],
+            endpoints_error=counts["error"],
+            interrupted=interrupted,
+        ),
+        results=tuple(sorted(kept, key=lambda r: (r.endpoint.host, r.endpoint.port))),
+    )

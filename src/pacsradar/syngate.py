@@ -83,7 +83,7 @@ def tcp_checksum(src: bytes, dst: bytes, segment: bytes) -> int:
     return ~_checksum_fold(_words(pseudo) + _words(segment)) & 0xFFFF
 
 
-def _bpf_dst_port(port: int) -> bytes:
+def bpf_dst_port(port: int) -> bytes:
     """A classic BPF program: accept a TCP segment whose destination port is ``port``.
 
     The raw socket's data starts at the IPv4 header: ``ldxb 4*([0]&0xf)`` loads its length,
@@ -97,6 +97,27 @@ def _bpf_dst_port(port: int) -> bytes:
         (0x06, 0, 0, 0),  # BPF_RET | BPF_K: drop
     )
     return b"".join(struct.pack("HBBI", *i) for i in insns)
+
+
+def syn_packet(src: bytes, dst: bytes, sport: int, dport: int, seq: int, fixed: int | None = None) -> bytes:
+    """An IPv4 header and a 20-byte TCP SYN segment (RFC 9293 §3.1) with its checksum.
+
+    ``fixed`` is the checksum share of the words that do not change per probe (the source port,
+    offset and flags, window, protocol, length); a gate computes it once.
+    """
+    if fixed is None:
+        fixed = sport + ((5 << 12) | _SYN) + _WINDOW + socket.IPPROTO_TCP + 20
+    s = struct.unpack("!HH", src)
+    d = struct.unpack("!HH", dst)
+    total = fixed + s[0] + s[1] + d[0] + d[1] + dport + (seq >> 16) + (seq & 0xFFFF)
+    check = ~_checksum_fold(total) & 0xFFFF
+    # IPv4 header: Linux fills in the total length, the identification and the header checksum
+    # for IP_HDRINCL sockets (raw(7)); DF set, TTL 64.
+    return struct.pack(
+        "!BBHHHBBH4s4sHHIIBBHHH",
+        0x45, 0, 40, 0, 0x4000, 64, socket.IPPROTO_TCP, 0, src, dst,
+        sport, dport, seq, 0, 5 << 4, _SYN, _WINDOW, check, 0,
+    )  # fmt: skip
 
 
 class SynGate:
@@ -118,7 +139,7 @@ class SynGate:
             self._reserve.bind(("0.0.0.0", 0))
             self.port = int(self._reserve.getsockname()[1])
             self._raw.setsockopt(socket.IPPROTO_IP, socket.IP_HDRINCL, 1)
-            program = _bpf_dst_port(self.port)
+            program = bpf_dst_port(self.port)
             buf = ctypes.create_string_buffer(program, len(program))
             fprog = struct.pack("HL", len(program) // 8, ctypes.addressof(buf))
             self._raw.setsockopt(socket.SOL_SOCKET, _SO_ATTACH_FILTER, fprog)
@@ -159,17 +180,7 @@ class SynGate:
         return src
 
     def _packet(self, src: bytes, dst: bytes, dport: int, seq: int) -> bytes:
-        s = struct.unpack("!HH", src)
-        d = struct.unpack("!HH", dst)
-        total = self._fixed + s[0] + s[1] + d[0] + d[1] + dport + (seq >> 16) + (seq & 0xFFFF)
-        check = ~_checksum_fold(total) & 0xFFFF
-        # IPv4 header: Linux fills in the total length, the identification and the checksum
-        # for IP_HDRINCL sockets (raw(7)).
-        return struct.pack(
-            "!BBHHHBBH4s4sHHIIBBHHH",
-            0x45, 0, 40, 0, 0x4000, 64, socket.IPPROTO_TCP, 0, src, dst,
-            self.port, dport, seq, 0, 5 << 4, _SYN, _WINDOW, check, 0,
-        )  # fmt: skip
+        return syn_packet(src, dst, self.port, dport, seq, self._fixed)
 
     def send(self, host: str, port: int, reply: Reply) -> str | None:
         """Send the SYN; ``reply(host, port, OPEN | REFUSED | SILENT)`` follows exactly once.
@@ -280,4 +291,14 @@ class SynGate:
             sock.close()
 
 
-__all__ = ["OPEN", "REFUSED", "RESEND_AFTER", "SILENT", "SynGate", "tcp_checksum", "unavailable_reason"]
+__all__ = [
+    "OPEN",
+    "REFUSED",
+    "RESEND_AFTER",
+    "SILENT",
+    "SynGate",
+    "bpf_dst_port",
+    "syn_packet",
+    "tcp_checksum",
+    "unavailable_reason",
+]

@@ -22,10 +22,10 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from pacsradar.distributed.plan import ClusterPlan, ShardResult
-from pacsradar.engine import Observer, observer_failed, scan_report
+from pacsradar.engine import Observer, observer_failed
 from pacsradar.errors import ClusterError
 from pacsradar.models import ScanReport, TargetResult, UnreachableGroup
-from pacsradar.outcome import error_state, port_state, untested_reason
+from pacsradar.outcome import error_state, port_state, scan_report, untested_reason
 
 if TYPE_CHECKING:
     from distributed import Client

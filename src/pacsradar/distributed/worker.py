@@ -18,8 +18,9 @@ from collections.abc import Sequence
 
 from pacsradar.checks import log_internal
 from pacsradar.distributed.plan import ClusterPlan, ShardResult
-from pacsradar.engine import SYN_LANES, DeadColumns, Engine, internal_result
+from pacsradar.engine import Engine, internal_result
 from pacsradar.models import Endpoint, TargetResult
+from pacsradar.sweep import SYN_LANES, DeadColumns
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +60,7 @@ class _Runtime:
         threads) never exceed the process's share of ``--concurrency``, and a waiting shard
         costs one waiter, not a lane per endpoint. A dead endpoint costs no task, no model and
         no record: only its address, appended to the column of its error (issue 14). Under the
-        SYN gate (:class:`~pacsradar.engine.Sweep`) a few lanes only send SYNs; the endpoints
+        SYN gate (:class:`~pacsradar.sweep.Sweep`) a few lanes only send SYNs; the endpoints
         waiting for an answer hold no lane.
         """
         engine, slots, scope = self.engine, self.slots, self.plan.scope
