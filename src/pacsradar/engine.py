@@ -36,7 +36,7 @@ from pacsradar.models import (
 from pacsradar.net import HostLimiter, Net
 from pacsradar.outcome import error_state, port_state, scan_report, untested_reason
 from pacsradar.pools import size_pools
-from pacsradar.sweep import SYN_LANES, DeadColumns, Gated, Sweep, use_syn
+from pacsradar.sweep import SYN_LANES, DeadColumns, Gated, Room, Sweep, use_syn
 
 if TYPE_CHECKING:
     from pacsradar.syngate import SynGate
@@ -193,7 +193,7 @@ class Engine:
         if self.syn:
             self.in_flight, audits = size_pools(options.limits, held=False)
         self._syn_gate: SynGate | None = None
-        self._syn_room: asyncio.Semaphore | None = None
+        self._syn_room: Room | None = None
         self._audits = asyncio.Semaphore(audits)
         self._stop = asyncio.Event()
         self._workers: list[asyncio.Task[None]] = []
@@ -229,7 +229,7 @@ class Engine:
                 log.warning("SYN gate unavailable (%s); using the connect gate", os.strerror(exc.errno or 0))
                 self.syn = False
                 return None
-            self._syn_room = asyncio.Semaphore(self.in_flight)
+            self._syn_room = Room(self.in_flight)
         assert self._syn_room is not None
         return Sweep(
             gate,

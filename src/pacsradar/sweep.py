@@ -9,6 +9,7 @@ engine only through the callables it is handed, so it imports nothing above it.
 from __future__ import annotations
 
 import asyncio
+import collections
 import errno
 import logging
 import time
@@ -101,6 +102,45 @@ def use_syn(limits: Limits, in_flight: int) -> bool:
     return True
 
 
+class Room:
+    """The endpoints a process may have in flight through the SYN gate: a counting semaphore
+    whose release is O(1).
+
+    ``asyncio.Semaphore`` (3.11) scans its waiters on every release and removes a woken one
+    from the middle of a deque; the gate's reader releases thousands at once while its lanes
+    wait, so that scan was most of the SYN sweep's CPU (profiled: 8 million ``Future.done``
+    calls for 65,536 endpoints). Here a release hands its slot straight to the oldest waiter.
+    """
+
+    __slots__ = ("_waiters", "free")
+
+    def __init__(self, size: int) -> None:
+        self.free = size
+        self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
+
+    async def acquire(self) -> None:
+        if self.free > 0 and not self._waiters:
+            self.free -= 1
+            return
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(fut)
+        try:
+            await fut  # a release hands the slot over: ``free`` was not incremented for it
+        except asyncio.CancelledError:
+            if fut.done() and not fut.cancelled():
+                self.release()  # handed over, then cancelled before it ran: pass the slot on
+            raise
+
+    def release(self) -> None:
+        waiters = self._waiters
+        while waiters:
+            fut = waiters.popleft()
+            if not fut.done():  # a cancelled waiter is skipped (each is popped once)
+                fut.set_result(None)
+                return
+        self.free += 1
+
+
 class Sweep:
     """One run's (or shard's) IPv4 endpoints through the SYN gate.
 
@@ -115,7 +155,7 @@ class Sweep:
     def __init__(
         self,
         gate: SynGate,
-        room: asyncio.Semaphore,
+        room: Room,
         *,
         gated: Callable[[str, int], bool],
         token: Callable[[], Awaitable[None]],
@@ -207,4 +247,4 @@ class Sweep:
         self._idle.set()
 
 
-__all__ = ["GROUP_ROWS", "GROUP_SECONDS", "SYN_LANES", "DeadColumns", "Gated", "Sweep", "use_syn"]
+__all__ = ["GROUP_ROWS", "GROUP_SECONDS", "SYN_LANES", "DeadColumns", "Gated", "Room", "Sweep", "use_syn"]

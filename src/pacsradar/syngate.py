@@ -30,6 +30,7 @@ import collections
 import contextlib
 import ctypes
 import errno
+import logging
 import os
 import secrets
 import socket
@@ -41,6 +42,8 @@ from collections.abc import Callable
 OPEN, REFUSED, SILENT = 0, 1, 2
 #: A SYN not answered after this many seconds is sent once more (RFC 6298 initial RTO).
 RESEND_AFTER = 1.0
+
+log = logging.getLogger(__name__)
 
 _SYN, _RST, _ACK = 0x02, 0x04, 0x10
 _SO_ATTACH_FILTER = 26  # linux/asm-generic/socket.h
@@ -161,6 +164,8 @@ class SynGate:
         self._due: collections.deque[tuple[float, int, int, bool]] = collections.deque()
         self._timer: asyncio.TimerHandle | None = None
         self._sources: dict[int, bytes] = {}
+        #: SYNs sent, and sent again for want of an answer (the debug log reports both)
+        self.sent = self.resent = 0
         #: the port's constant share of the checksum: source port, flags and offset, window
         self._fixed = self.port + ((5 << 12) | _SYN) + _WINDOW + socket.IPPROTO_TCP + 20
         loop.add_reader(self._raw.fileno(), self._ready)
@@ -207,6 +212,7 @@ class SynGate:
                 return "busy"
             return f"connect failed ({os.strerror(exc.errno or errno.EHOSTUNREACH)})"
         self._pending[key] = (host, port, cookie, reply)
+        self.sent += 1
         due = self.loop.time() + min(RESEND_AFTER, self.timeout)
         self._due.append((due, key, cookie, self.timeout > RESEND_AFTER))
         if self._timer is None:
@@ -260,6 +266,7 @@ class SynGate:
             if resend:
                 host, port = entry[0], entry[1]
                 dst = socket.inet_aton(host)
+                self.resent += 1
                 with contextlib.suppress(OSError):
                     self._raw.sendto(self._packet(self._source(dst, key >> 16), dst, port, cookie), (host, 0))
                 due_queue.append((due - min(RESEND_AFTER, self.timeout) + self.timeout, key, cookie, False))
@@ -279,6 +286,7 @@ class SynGate:
         """Stop reading; pending endpoints get no reply (the caller is being cancelled)."""
         if getattr(self, "closed", True) is False:
             self.closed = True
+            log.debug("SYN gate: %d SYNs sent, %d sent again", self.sent, self.resent)
             if self._timer is not None:
                 self._timer.cancel()
                 self._timer = None
