@@ -361,20 +361,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"pacsradar runs on {args.python} (NumPy {have}; PYTHONPATH={REPO / 'src'})")
     with tempfile.TemporaryDirectory(prefix="pacsradar-scale-") as tmp:
         work = Path(tmp)
-        out: list[str] = []
+        runs: list[Callable[[], list[str]]] = []
         if args.case in ("loopback", "all"):
-            out += case_loopback(work)
-            print("\n".join(out[-6:]), flush=True)
+            runs.append(lambda: case_loopback(work))
         if args.case in ("sparse", "all"):
-            out += case_sparse(work)
-            print("\n".join(out[-3:]), flush=True)
+            runs.append(lambda: case_sparse(work))
         if args.case in ("workers", "all"):
-            part = case_workers(work, kill=not args.no_kill, masscan=not args.no_masscan)
-            out += part
-            print("\n".join(part), flush=True)
+            runs.append(lambda: case_workers(work, kill=not args.no_kill, masscan=not args.no_masscan))
         if args.case in ("client", "all"):
-            out += case_client(work)
-            print("\n".join(out[-3:]), flush=True)
+            runs.append(lambda: case_client(work))
+        for run in runs:  # each case's lines as soon as it ends
+            print("\n".join(run()), flush=True)
     return 0
 
 

@@ -18,6 +18,7 @@ import signal
 import socket
 import threading
 from collections.abc import Awaitable, Callable, Container, Iterator, Sequence
+from collections.abc import Set as AbstractSet
 from typing import TYPE_CHECKING, Any, Final
 
 from pacsradar.errors import UsageError
@@ -113,7 +114,7 @@ class ScanSession:
         store: ScanWriter | None = None,
         observers: Sequence[Observer] = (),
         scan_id: str | None = None,
-        done: frozenset[tuple[str, int]] = frozenset(),
+        done: AbstractSet[tuple[str, int]] = frozenset(),
         link_key: str | None = None,
         hasher: KeyedHasher | None = None,
         resolver: Resolver | None = None,
@@ -166,7 +167,7 @@ class ScanSession:
             )
         if plan.link_key_id is None and link_key is not None:
             raise PlanError("this scan was started without --link-key; resume it without one")
-        done = frozenset((e.host, e.port) for e in store.resume(scan_id))
+        done = store.resume_pairs(scan_id)
         return cls(
             plan,
             store=store,

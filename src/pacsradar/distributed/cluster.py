@@ -17,11 +17,13 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from pacsradar.distributed.plan import ClusterPlan, ShardResult
+from pacsradar.doneset import DoneSet
 from pacsradar.engine import Observer, observer_failed
 from pacsradar.errors import ClusterError
 from pacsradar.models import ScanReport, TargetResult, UnreachableGroup
@@ -129,7 +131,7 @@ def run_cluster_scan(
     plan: ClusterPlan,
     observers: Sequence[Observer] = (),
     *,
-    done: frozenset[tuple[str, int]] = frozenset(),
+    done: AbstractSet[tuple[str, int]] = frozenset(),
     scope: Sequence[str] = (),
     progress: Callable[[ClusterStatus], None] | None = None,
     stop: Callable[[], bool] | None = None,
@@ -153,11 +155,14 @@ def run_cluster_scan(
     n_proc, n_threads = _workers(client)
     shared = plan.share(n_proc)
     total = max(0, plan.total - len(done))
-    by_shard: dict[int, set[tuple[str, int]]] = {}
+    by_shard: dict[int, DoneSet] = {}
     for host, port in done:
         shard = plan.shard_of(host)
         if shard is not None:
-            by_shard.setdefault(shard, set()).add((host, port))
+            got = by_shard.get(shard)
+            if got is None:
+                got = by_shard[shard] = DoneSet()
+            got.add(host, port)
     fan = _Fanout(observers, failed if failed is not None else [])
     fan.call("on_start", plan.scan_id, total)
 

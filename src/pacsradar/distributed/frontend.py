@@ -10,6 +10,7 @@ import contextlib
 import secrets
 import time
 from collections.abc import Sequence
+from collections.abc import Set as AbstractSet
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -104,7 +105,7 @@ def _run(
     plan: ClusterPlan,
     observers: Sequence[Observer],
     scope_text: Sequence[str],
-    done: frozenset[tuple[str, int]],
+    done: AbstractSet[tuple[str, int]],
     console: Console | None,
     progress: bool,
     failed: list[str],

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterator
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 
 from pacsradar.config import ScanOptions
@@ -72,7 +73,7 @@ class ClusterPlan:
         return dataclasses.replace(self, options=dataclasses.replace(self.options, limits=shared))
 
     def addresses(
-        self, shard: int, done: frozenset[tuple[str, int]] = frozenset()
+        self, shard: int, done: AbstractSet[tuple[str, int]] = frozenset()
     ) -> Iterator[tuple[str, int]]:
         """The shard's (host, port) pairs, host by host (all ports of a host together), minus
         ``done``: plain tuples, so a dead endpoint never costs a model on the worker."""
@@ -85,7 +86,7 @@ class ClusterPlan:
                 if not done or (host, port) not in done:
                     yield host, port
 
-    def endpoints(self, shard: int, done: frozenset[tuple[str, int]] = frozenset()) -> Iterator[Endpoint]:
+    def endpoints(self, shard: int, done: AbstractSet[tuple[str, int]] = frozenset()) -> Iterator[Endpoint]:
         """:meth:`addresses` as :class:`Endpoint` records."""
         for host, port in self.addresses(shard, done):
             yield Endpoint(host=host, port=port)

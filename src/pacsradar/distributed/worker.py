@@ -15,6 +15,7 @@ import contextlib
 import logging
 import threading
 from collections.abc import Sequence
+from collections.abc import Set as AbstractSet
 
 from pacsradar.checks import log_internal
 from pacsradar.distributed.plan import ClusterPlan, ShardResult
@@ -178,7 +179,9 @@ def _cancelled() -> bool:
     return task is not None and task.state in ("cancelled", "released", "forgotten")
 
 
-def scan_shard(plan: ClusterPlan, shard: int, done: frozenset[tuple[str, int]] = frozenset()) -> ShardResult:
+def scan_shard(
+    plan: ClusterPlan, shard: int, done: AbstractSet[tuple[str, int]] = frozenset()
+) -> ShardResult:
     """The Dask task: audit one shard, return its compact result (never raises for a target).
 
     Raises :class:`ShardCancelled` (checked four times a second) once the client cancelled it.

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
+from pacsradar.doneset import DoneSet
 from pacsradar.models import (
     Attempt,
     AttemptStatus,
@@ -59,6 +60,24 @@ class QueriesMixin(RisksMixin):
                 )
             ).all()
         return frozenset(Endpoint(host=h, port=p, protocol=pr) for h, p, pr in rows)  # type: ignore[arg-type]
+
+    def resume_pairs(self, scan_id: str) -> DoneSet:
+        """:meth:`resume` as a compact set of ``(host, port)`` pairs, what a resumed session
+        skips: no model per row, rows streamed, so a sweep of a million finished endpoints
+        reopens in seconds and in tens of megabytes."""
+        done = DoneSet()
+        with self._read() as s:
+            self._scan_row(s, scan_id)
+            # Core, not ORM: rows, not entities (the ORM's row loading doubled the time).
+            result = s.connection().execute(
+                select(ScanResultRow.host, ScanResultRow.port)
+                .where(ScanResultRow.scan_id == scan_id)
+                .execution_options(yield_per=20_000)
+            )
+            add = done.add
+            for host, port in result:
+                add(host, port)
+        return done
 
     def hosts_with_open_findings(self) -> frozenset[str]:
         """Hosts with at least one open finding: the only ones a refused port can resolve."""
