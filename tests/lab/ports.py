@@ -11,14 +11,57 @@ import contextlib
 import socket
 import subprocess
 import time
+from collections.abc import Iterator
 
-__all__ = ["PeerStartError", "free_port", "free_ports", "port_accepts", "wait_for_port", "wait_until_bound"]
+__all__ = [
+    "PeerStartError",
+    "dropping_port",
+    "free_port",
+    "free_ports",
+    "listening_port",
+    "port_accepts",
+    "wait_for_port",
+    "wait_until_bound",
+]
 
 LOOPBACK = "127.0.0.1"
 
 
 class PeerStartError(RuntimeError):
     """A peer did not come up (exited, or never answered within the deadline)."""
+
+
+@contextlib.contextmanager
+def listening_port(host: str) -> Iterator[tuple[str, int]]:
+    """A listener on ``host`` (an open port): yields (host, port)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind((host, 0))
+    sock.listen(64)
+    try:
+        yield host, int(sock.getsockname()[1])
+    finally:
+        sock.close()
+
+
+@contextlib.contextmanager
+def dropping_port(host: str) -> Iterator[tuple[str, int]]:
+    """A listener whose accept queue is full: new SYNs are dropped (a filtered port)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind((host, 0))
+    sock.listen(0)
+    port = int(sock.getsockname()[1])
+    fillers = []
+    try:
+        for _ in range(4):
+            filler = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            filler.setblocking(False)
+            filler.connect_ex((host, port))
+            fillers.append(filler)
+        yield host, port
+    finally:
+        for filler in fillers:
+            filler.close()
+        sock.close()
 
 
 def free_port(host: str = LOOPBACK) -> int:

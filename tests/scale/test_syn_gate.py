@@ -13,6 +13,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from lab.ports import dropping_port, listening_port
 from pacsradar.config import Limits, ScanOptions
 from pacsradar.engine import Engine
 from pacsradar.models import ScanReport, TargetResult, UnreachableGroup
@@ -25,34 +26,14 @@ pytestmark = pytest.mark.skipif(unavailable_reason() is not None, reason=str(una
 
 @pytest.fixture
 def listener() -> Iterator[tuple[str, int]]:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.91", 0))
-    sock.listen(64)
-    try:
-        yield "127.0.0.91", int(sock.getsockname()[1])
-    finally:
-        sock.close()
+    with listening_port("127.0.0.91") as endpoint:
+        yield endpoint
 
 
 @pytest.fixture
 def dropping() -> Iterator[tuple[str, int]]:
-    """A listener whose accept queue is full: new SYNs are dropped (a filtered port)."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.92", 0))
-    sock.listen(0)
-    port = int(sock.getsockname()[1])
-    fillers = []
-    try:
-        for _ in range(4):
-            filler = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            filler.setblocking(False)
-            filler.connect_ex(("127.0.0.92", port))
-            fillers.append(filler)
-        yield "127.0.0.92", port
-    finally:
-        for filler in fillers:
-            filler.close()
-        sock.close()
+    with dropping_port("127.0.0.92") as endpoint:
+        yield endpoint
 
 
 async def _outcomes(gate: SynGate, endpoints: list[tuple[str, int]]) -> dict[tuple[str, int], int]:

@@ -6,11 +6,11 @@ Real sockets on loopback (refused, accepted, and a full accept queue for a dropp
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import Iterator
 
 import pytest
 
+from lab.ports import dropping_port, listening_port
 from pacsradar.config import Limits
 from pacsradar.errors import ConnectError, ConnectTimeout
 from pacsradar.net import HostLimiter, Net, RateLimiter
@@ -18,34 +18,14 @@ from pacsradar.net import HostLimiter, Net, RateLimiter
 
 @pytest.fixture
 def listener() -> Iterator[tuple[str, int]]:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.81", 0))
-    sock.listen(64)
-    try:
-        yield "127.0.0.81", int(sock.getsockname()[1])
-    finally:
-        sock.close()
+    with listening_port("127.0.0.81") as endpoint:
+        yield endpoint
 
 
 @pytest.fixture
 def dropping() -> Iterator[tuple[str, int]]:
-    """A listener whose accept queue is full: new SYNs are dropped (a filtered port)."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.82", 0))
-    sock.listen(0)
-    port = int(sock.getsockname()[1])
-    fillers = []
-    try:
-        for _ in range(4):
-            filler = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            filler.setblocking(False)
-            filler.connect_ex(("127.0.0.82", port))
-            fillers.append(filler)
-        yield "127.0.0.82", port
-    finally:
-        for filler in fillers:
-            filler.close()
-        sock.close()
+    with dropping_port("127.0.0.82") as endpoint:
+        yield endpoint
 
 
 async def test_many_gate_connects_share_one_waiter_and_each_gets_its_own_answer(
