@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from pacsradar.distributed.plan import ClusterPlan, ShardResult
 from pacsradar.doneset import DoneSet
 from pacsradar.engine import Observer, observer_failed
-from pacsradar.errors import ClusterError
+from pacsradar.errors import ClusterError, PacsradarError
 from pacsradar.models import ScanReport, TargetResult, UnreachableGroup
 from pacsradar.outcome import error_state, port_state, scan_report, untested_reason
 
@@ -163,6 +163,8 @@ def run_cluster_scan(
             if got is None:
                 got = by_shard[shard] = DoneSet()
             got.add(host, port)
+    if plan.options.limits.gate == "syn":
+        _check_syn_workers(client)
     fan = _Fanout(observers, failed if failed is not None else [])
     fan.call("on_start", plan.scan_id, total)
 
@@ -238,9 +240,14 @@ def run_cluster_scan(
 
     told = [False]
 
+    failure: Exception | None = None
     try:
         for future in _completed(ac, stopping):
-            part: ShardResult = future.result()
+            try:
+                part: ShardResult = future.result()
+            except Exception as exc:  # the task raised on its worker (after Dask's retry)
+                failure = exc
+                break
             if part.shard not in accepted and part.scan_id == plan.scan_id:
                 accepted.add(part.shard)  # a re-run shard is accepted once
                 for result in part.results:
@@ -271,10 +278,37 @@ def run_cluster_scan(
     finally:
         if previous_handler is not None:
             signal.signal(signal.SIGINT, previous_handler)
-    interrupted = interrupted or sigint[0]
+    if failure is not None:
+        with contextlib.suppress(Exception):
+            client.cancel(list(ac.futures))
+    interrupted = interrupted or sigint[0] or failure is not None
     report = scan_report(plan.scan_id, plan.options, started, scope, counts, total, interrupted, kept)
-    fan.call("on_finish", report)
+    fan.call("on_finish", report)  # what finished is stored, the scan marked interrupted
+    if failure is not None:
+        raise ClusterError(_shard_failure(failure)) from None
     return report
+
+
+def _shard_failure(exc: Exception) -> str:
+    """One line for a shard task that raised: our own message for our own errors (bounded),
+    only the type otherwise (a stray message could quote a peer)."""
+    what = str(exc)[:300] if isinstance(exc, PacsradarError) else type(exc).__name__
+    return f"a shard failed on a worker ({what}); what finished is kept: --resume redoes the rest"
+
+
+def _check_syn_workers(client: Client) -> None:
+    """``--gate syn`` on a cluster: every worker must be able to open the raw socket."""
+    from pacsradar.syngate import unavailable_reason
+
+    try:
+        reasons = client.run(unavailable_reason)
+    except Exception as exc:
+        raise ClusterError(
+            f"cannot ask the workers whether they can send SYNs ({type(exc).__name__})"
+        ) from None
+    for worker, reason in sorted(reasons.items()):
+        if reason is not None:
+            raise ClusterError(f"--gate syn: the worker at {str(worker)[:100]}: {str(reason)[:200]}")
 
 
 def _completed(ac: Any, stopping: Callable[[], bool]) -> Iterator[Any]:
