@@ -7,6 +7,7 @@ CLI's progress observer does for a local scan.
 from __future__ import annotations
 
 import contextlib
+import re
 import secrets
 import time
 from collections.abc import Sequence
@@ -34,8 +35,19 @@ def check_cluster_options(workers: int | None, scheduler: str | None) -> None:
         raise UsageError("give --workers or --scheduler, not both")
     if workers is not None and not 1 <= workers <= 1024:
         raise UsageError("--workers must be 1 to 1024")
-    if scheduler is not None and not scheduler.strip():
-        raise UsageError("--scheduler needs an address such as tcp://127.0.0.1:8786")
+    if scheduler is not None:
+        found = _SCHEDULER.fullmatch(scheduler.strip()) if len(scheduler) <= 300 else None
+        if found is None or (found["port"] is not None and not 0 < int(found["port"]) < 65536):
+            # Checked here, not by Dask: a garbled address leaves Dask a half-built client
+            # whose clean-up blocks for 20 s at exit and prints a traceback.
+            raise UsageError("--scheduler needs an address such as tcp://127.0.0.1:8786")
+
+
+#: A Dask scheduler address: an optional protocol, a host name, IPv4 or [IPv6], a port.
+_SCHEDULER = re.compile(
+    r"(?:(?:tcp|tls|ws|wss)://)?(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9.-]{0,252}))"
+    r"(?::(?P<port>[0-9]{1,5}))?"
+)
 
 
 def new_scan_id() -> str:
