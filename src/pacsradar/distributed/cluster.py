@@ -184,7 +184,7 @@ def run_cluster_scan(
         shard = next(shards, None)
         if shard is None:
             return False
-        prior = frozenset(by_shard.pop(shard, ()))
+        prior: AbstractSet[tuple[str, int]] = by_shard.pop(shard, None) or frozenset()
         key = f"pacsradar-{plan.scan_id}-{run}-{shard}"
         future = client.submit(scan_shard, shared, shard, prior, key=key, retries=1, pure=False)
         ac.append(future) if isinstance(ac, list) else ac.add(future)
