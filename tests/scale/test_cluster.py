@@ -173,13 +173,15 @@ def test_a_distributed_scan_can_be_interrupted_and_resumed_to_exactly_the_whole_
     store = Store(f"sqlite:///{tmp_path / 'r.db'}")
     scope = parse_scope(["127.14.0.0/23"])
     plan = ClusterPlan.build("t-resume", scope, _options(scps, rate=0), shard_endpoints=16)
-    calls = {"n": 0}
+    finished: list[int] = []  # the progress view's counts: stop once a shard has come back
 
-    def stop() -> bool:
-        calls["n"] += 1
-        return calls["n"] >= 3
-
-    first = run_cluster_scan(cluster, plan, [StoreObserver(store)], stop=stop)  # type: ignore[arg-type]
+    first = run_cluster_scan(  # type: ignore[arg-type]
+        cluster,
+        plan,
+        [StoreObserver(store)],
+        stop=lambda: bool(finished),
+        progress=lambda status: finished.append(status.done),
+    )
     assert first.stats.interrupted
     done = frozenset((e.host, e.port) for e in store.resume(plan.scan_id))
     assert 0 < len(done) < plan.total

@@ -184,7 +184,8 @@ def run_cluster_scan(
         shard = next(shards, None)
         if shard is None:
             return False
-        prior: AbstractSet[tuple[str, int]] = by_shard.pop(shard, None) or frozenset()
+        kept_done = by_shard.pop(shard, None)
+        prior: AbstractSet[tuple[str, int]] = kept_done if kept_done is not None else frozenset()
         key = f"pacsradar-{plan.scan_id}-{run}-{shard}"
         future = client.submit(scan_shard, shared, shard, prior, key=key, retries=1, pure=False)
         ac.append(future) if isinstance(ac, list) else ac.add(future)
