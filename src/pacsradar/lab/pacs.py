@@ -178,6 +178,12 @@ class ExposedPacs:
         self._port = None
         if ae is None:
             return
+        # Let associations still open end on their own first (briefly): pynetdicom's shutdown
+        # aborts them, and an abort of one still awaiting its A-ASSOCIATE-RQ (Sta2, PS3.8
+        # 9.2) raises InvalidEventError in its reactor thread and leaks the socket.
+        settle = time.monotonic() + min(3.0, timeout)
+        while ae.active_associations and time.monotonic() < settle:
+            time.sleep(0.05)
         ae.shutdown()
         deadline = time.monotonic() + timeout
         for assoc in list(ae.active_associations):
