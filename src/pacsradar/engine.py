@@ -236,26 +236,29 @@ class Engine:
             self._syn_room,
             gated=self._sweep_gated,
             token=self.net.token,
-            audit=self._audit_open,
+            audit=self.audit_pair,
             timeout=self.options.limits.connect_timeout,
             on_dead=on_dead,
             on_result=on_result,
         )
 
+    def _port_gated(self, host: str, port: int) -> bool:
+        """:meth:`_gated` from the per-port cache first: no model for a sweep's address."""
+        gated = self._gate_ports.get(port)
+        return self._gated(Endpoint(host=host, port=port)) if gated is None else gated
+
     def _sweep_gated(self, host: str, port: int) -> bool:
         """Whether this endpoint's SYN may go through the SYN gate: an IPv4 address and a port
         whose first auditor is gated."""
-        gated = self._gate_ports.get(port)
-        if gated is None:
-            gated = self._gated(Endpoint(host=host, port=port))
-        return gated and ":" not in host
+        return ":" not in host and self._port_gated(host, port)
 
-    async def _audit_open(self, host: str, port: int) -> TargetResult | Gated:
-        """An endpoint that answered the SYN: audited within its host's slot, as in :meth:`run`."""
+    async def audit_pair(self, host: str, port: int) -> TargetResult | Gated:
+        """:meth:`audit_address` within the host's slot, inside the envelope's last line (a
+        bug never loses a lane): a lane of :meth:`run` and a port that answered the SYN."""
         try:
             async with self.hosts.slot(host):
                 return await self.audit_address(host, port)
-        except Exception as exc:  # the last line of the envelope, as in Engine.run
+        except Exception as exc:
             log_internal(log, "endpoint audit", exc)
             return internal_result(Endpoint(host=host, port=port), "engine", exc)
 
@@ -345,10 +348,8 @@ class Engine:
         (:class:`~pacsradar.models.UnreachableGroup`). The record is the same as the local
         engine's: :func:`_unreachable` and ``UnreachableGroup.results`` share their attempts.
         """
-        gated = self._gate_ports.get(port)
-        if gated is None:
-            gated = self._gated(Endpoint(host=host, port=port))
-        if not gated or not _is_ip_literal(host):  # a name is resolved (async) by audit_endpoint
+        # A name is resolved (async) by audit_endpoint.
+        if not self._port_gated(host, port) or not _is_ip_literal(host):
             return await self.audit_endpoint(Endpoint(host=host, port=port))
         try:
             sock = await self.net.probe(host, port)
@@ -509,12 +510,7 @@ class Engine:
                     host, port = item
                     if sweep is not None and await sweep.offer(host, port):
                         continue
-                    async with self.hosts.slot(host):
-                        try:
-                            got = await self.audit_address(host, port)
-                        except Exception as exc:  # the last line of the envelope: never lose a worker
-                            log_internal(log, "endpoint audit", exc)
-                            got = internal_result(Endpoint(host=host, port=port), "engine", exc)
+                    got = await self.audit_pair(host, port)
                     if isinstance(got, tuple):
                         record_dead(host, port, got)
                     else:

@@ -167,7 +167,7 @@ class ScanSession:
             )
         if plan.link_key_id is None and link_key is not None:
             raise PlanError("this scan was started without --link-key; resume it without one")
-        done = store.resume_pairs(scan_id)
+        done = store.resume(scan_id)
         return cls(
             plan,
             store=store,

@@ -87,7 +87,7 @@ def test_a_sweep_where_nothing_answers_writes_the_rows_the_full_store_writes(tmp
     with Store(url_a) as a, Store(url_b) as b:
         assert a.get_scan("sweep").stats == b.get_scan("sweep").stats
         assert a.get_scan("sweep").stats.endpoints_filtered == 20
-        assert sorted(e.host for e in a.resume("sweep")) == sorted(e.host for e in b.resume("sweep"))
+        assert sorted(h for h, _ in a.resume("sweep")) == sorted(h for h, _ in b.resume("sweep"))
         # And the earlier findings stay open: these hosts never had them
         assert a.hosts_with_open_findings() == b.hosts_with_open_findings() == {"127.0.0.1", "127.0.0.2"}
 

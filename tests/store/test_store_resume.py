@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 import fake_engine
@@ -20,7 +21,13 @@ HERE = Path(__file__).parent
 HALF = 6
 
 
-def _wait_for_stored(url: str, scan_id: str, wanted: set[Endpoint], child: subprocess.Popen[bytes]) -> None:
+def _pairs(endpoints: Iterable[Endpoint]) -> set[tuple[str, int]]:
+    return {(e.host, e.port) for e in endpoints}
+
+
+def _wait_for_stored(
+    url: str, scan_id: str, wanted: set[tuple[str, int]], child: subprocess.Popen[bytes]
+) -> None:
     # Bounded polling, not a timed assertion: the child hangs by design after HALF endpoints.
     with Store(url) as store:
         for _ in range(3000):
@@ -49,7 +56,7 @@ def test_sigkilled_scan_resumes_to_the_same_findings(store_url: str) -> None:
         stderr=subprocess.PIPE,
     )
     try:
-        _wait_for_stored(store_url, "killed", set(reachable_first_half), child)
+        _wait_for_stored(store_url, "killed", _pairs(reachable_first_half), child)
     finally:
         child.send_signal(signal.SIGKILL)
         child.wait(timeout=60)
@@ -59,10 +66,10 @@ def test_sigkilled_scan_resumes_to_the_same_findings(store_url: str) -> None:
         # Then every open endpoint it had finished is there (closed ports are batched: the
         # last batch may be lost, and is simply probed again), and the scan reads as running
         done = store.resume("killed")
-        assert set(reachable_first_half) <= done <= set(fake_engine.ENDPOINTS[:HALF])
+        assert _pairs(reachable_first_half) <= done <= _pairs(fake_engine.ENDPOINTS[:HALF])
         assert store.get_scan("killed").status is ScanStatus.RUNNING
     # When it is resumed, skipping the finished endpoints
-    remaining = [e for e in fake_engine.ENDPOINTS if e not in done]
+    remaining = [e for e in fake_engine.ENDPOINTS if (e.host, e.port) not in done]
     fake_engine.run(store_url, "killed", remaining)
     # Then it ends with exactly the reference's findings: nothing lost, nothing duplicated
     with Store(store_url) as store:

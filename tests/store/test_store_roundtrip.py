@@ -9,7 +9,7 @@ import pacsradar_samples as S
 import pytest
 
 from pacsradar.errors import StoreError
-from pacsradar.models import Endpoint, TargetResult, UnreachableGroup
+from pacsradar.models import TargetResult, UnreachableGroup
 from pacsradar.store import ScanStatus, Store, StoreObserver, scope_key
 
 
@@ -34,7 +34,7 @@ def test_observer_streams_each_result_in_its_own_transaction(store: Store, store
     observer.on_result(report.results[1])
     # Then another connection already sees both, and the scan reads as running
     with Store(store_url) as other:
-        assert {e.port for e in other.resume("streamed")} == {4242, 8042}
+        assert {port for _, port in other.resume("streamed")} == {4242, 8042}
         assert other.get_scan("streamed").status is ScanStatus.RUNNING
         partial = other.load_report("streamed")
         assert len(partial.findings) == 4
@@ -50,10 +50,7 @@ def test_resume_lists_finished_endpoints_including_closed_ones(store: Store) -> 
     # When the scanner asks what to skip
     done = store.resume("partial")
     # Then both endpoints are listed, closed ones too (they need no second connection)
-    assert done == {
-        Endpoint(host="127.0.0.1", port=4242, protocol="dicom"),
-        Endpoint(host="127.0.0.3", port=104, protocol="dicom"),
-    }
+    assert done == {("127.0.0.1", 4242), ("127.0.0.3", 104)}
 
 
 def test_replayed_result_replaces_instead_of_duplicating(store: Store) -> None:
@@ -210,7 +207,7 @@ def test_grouped_dead_endpoints_are_stored_as_rows_and_only_refusals_resolve(sto
     observer.on_unreachable(silent)
     observer.flush()
     # Then it is stored, and the findings stay open ("could not test" never reads as fixed)
-    assert [(e.host, e.port) for e in store.resume("grouped")] == [("127.0.0.1", 4242)]
+    assert list(store.resume("grouped")) == [("127.0.0.1", 4242)]
     assert store.diff("before", "grouped").resolved == ()
     # When a second scan finds the port refused, among 400 others, in one group
     observer = StoreObserver(store, scope=("127.0.0.0/22",), batch=64, unique_endpoints=True)

@@ -17,10 +17,9 @@ import threading
 from collections.abc import Sequence
 from collections.abc import Set as AbstractSet
 
-from pacsradar.checks import log_internal
 from pacsradar.distributed.plan import ClusterPlan, ShardResult
-from pacsradar.engine import Engine, internal_result
-from pacsradar.models import Endpoint, TargetResult
+from pacsradar.engine import Engine
+from pacsradar.models import TargetResult
 from pacsradar.sweep import SYN_LANES, DeadColumns
 
 log = logging.getLogger(__name__)
@@ -86,12 +85,7 @@ class _Runtime:
                     continue
                 if sweep is not None and await sweep.offer(host, port):
                     continue
-                try:
-                    async with engine.hosts.slot(host):
-                        got = await engine.audit_address(host, port)
-                except Exception as exc:  # a bug in one check never loses the shard
-                    log_internal(log, "endpoint audit", exc)
-                    got = internal_result(Endpoint(host=host, port=port), "engine", exc)
+                got = await engine.audit_pair(host, port)  # a bug in one check never loses the shard
                 if isinstance(got, tuple):
                     out.dead.add(host, port, got)
                 else:

@@ -50,21 +50,10 @@ from pacsradar.store.views import (
 class QueriesMixin(RisksMixin):
     """Reads of stored scans, findings, assets and trends."""
 
-    def resume(self, scan_id: str) -> frozenset[Endpoint]:
-        """The endpoints a stored scan has already finished: a resumed scan skips them."""
-        with self._read() as s:
-            self._scan_row(s, scan_id)
-            rows = s.execute(
-                select(ScanResultRow.host, ScanResultRow.port, ScanResultRow.protocol).where(
-                    ScanResultRow.scan_id == scan_id
-                )
-            ).all()
-        return frozenset(Endpoint(host=h, port=p, protocol=pr) for h, p, pr in rows)  # type: ignore[arg-type]
-
-    def resume_pairs(self, scan_id: str) -> DoneSet:
-        """:meth:`resume` as a compact set of ``(host, port)`` pairs, what a resumed session
-        skips: no model per row, rows streamed, so a sweep of a million finished endpoints
-        reopens in seconds and in tens of megabytes."""
+    def resume(self, scan_id: str) -> DoneSet:
+        """The ``(host, port)`` pairs a stored scan has already finished: a resumed scan skips
+        them. No model per row, rows streamed, a compact set: a sweep of a million finished
+        endpoints reopens in seconds and in tens of megabytes."""
         done = DoneSet()
         with self._read() as s:
             self._scan_row(s, scan_id)
