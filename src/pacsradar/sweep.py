@@ -172,7 +172,6 @@ class Sweep:
         self.on_dead = on_dead
         self.on_result = on_result
         self._waiting = 0
-        self._sent = 0
         self._idle = asyncio.Event()
         self._idle.set()
         self._audits: set[asyncio.Task[None]] = set()
@@ -194,8 +193,7 @@ class Sweep:
         if why is None:
             self._waiting += 1
             self._idle.clear()
-            self._sent += 1
-            if not self._sent & 0xFF:
+            if not self.gate.sent & 0xFF:
                 # Unpaced (--rate 0) and with room to spare nothing above suspends: yield now
                 # and then so the gate's reader, the progress bar and Ctrl-C get their turn.
                 await asyncio.sleep(0)
