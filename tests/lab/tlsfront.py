@@ -44,6 +44,11 @@ class TlsFront:
         self._ctx.load_cert_chain(str(certfile))  # PEM with key and certificate
         self._loop: LoopThread | None = None
         self._server: asyncio.Server | None = None
+        # Strong references to the relays: a relay whose TLS transport went away without a
+        # wake-up is otherwise only held by its own reference cycle, and the garbage collector
+        # destroys it pending in the middle of some later test ("coroutine ignored
+        # GeneratorExit"). Held here, stop() cancels it like any other.
+        self._relays: set[asyncio.Task[None]] = set()
 
     def start(self) -> int:
         self._loop = LoopThread("tls-front")
@@ -73,6 +78,10 @@ class TlsFront:
 
     async def _relay(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
         backend_w: asyncio.StreamWriter | None = None
+        me = asyncio.current_task()
+        if me is not None:
+            self._relays.add(me)
+            me.add_done_callback(self._relays.discard)
         try:
             backend_r, backend_w = await asyncio.open_connection(LOOPBACK, self.backend_port)
             await asyncio.gather(_pipe(client_r, backend_w), _pipe(backend_r, client_w))

@@ -6,11 +6,11 @@ dropped SYN); the auditor behind the gate is a stand-in, so only the engine is u
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator, Sequence
 
 import pytest
 
+from lab.ports import dropping_port, listening_port
 from pacsradar.config import Limits, ScanOptions
 from pacsradar.engine import AuditContext, Engine
 from pacsradar.models import Endpoint, ScanReport, TargetResult, UnreachableGroup
@@ -60,25 +60,8 @@ class _Bulk(_PerResult):
 @pytest.fixture
 def lab() -> Iterator[tuple[tuple[str, int], tuple[str, int]]]:
     """(an accepting listener, a port whose accept queue is full: its SYNs are dropped)."""
-    open_sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    open_sock.bind(("127.0.0.91", 0))
-    open_sock.listen(64)
-    full = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    full.bind(("127.0.0.92", 0))
-    full.listen(0)
-    fillers = []
-    try:
-        for _ in range(4):
-            filler = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            filler.setblocking(False)
-            filler.connect_ex(full.getsockname())
-            fillers.append(filler)
-        yield ("127.0.0.91", int(open_sock.getsockname()[1])), ("127.0.0.92", int(full.getsockname()[1]))
-    finally:
-        for filler in fillers:
-            filler.close()
-        full.close()
-        open_sock.close()
+    with listening_port("127.0.0.91") as open_port, dropping_port("127.0.0.92") as dropped:
+        yield open_port, dropped
 
 
 def _engine(observers: Sequence[object]) -> Engine:
