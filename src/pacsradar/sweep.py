@@ -189,15 +189,17 @@ class Sweep:
         except BaseException:
             self.room.release()
             raise
+        # Counted as waiting before the send: the gate may read this very answer inside send().
+        self._waiting += 1
+        self._idle.clear()
         why = self.gate.send(host, port, self._reply)
         if why is None:
-            self._waiting += 1
-            self._idle.clear()
             if not self.gate.sent & 0xFF:
                 # Unpaced (--rate 0) and with room to spare nothing above suspends: yield now
                 # and then so the gate's reader, the progress bar and Ctrl-C get their turn.
                 await asyncio.sleep(0)
             return True
+        self._done()
         self.room.release()
         if why == "busy":
             return False

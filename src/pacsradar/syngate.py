@@ -45,6 +45,13 @@ RESEND_AFTER = 1.0
 
 log = logging.getLogger(__name__)
 
+#: The sender reads the answers itself every 256 SYNs (mask): lanes that send without
+#: suspending (a rate's one-second burst, --rate 0) otherwise run tens of thousands of sends
+#: between two polls of the loop, and on a network that answers every probe (a dense LAN,
+#: loopback) the socket's receive buffer overflows: the kernel drops answers, and open or
+#: closed ports would read as filtered. Measured: 18,819 of 65,536 closed ports at 20,000/s.
+_DRAIN_EVERY = 0xFF
+
 _SYN, _RST, _ACK = 0x02, 0x04, 0x10
 _SO_ATTACH_FILTER = 26  # linux/asm-generic/socket.h
 _WINDOW = 64240
@@ -213,6 +220,8 @@ class SynGate:
             return f"connect failed ({os.strerror(exc.errno or errno.EHOSTUNREACH)})"
         self._pending[key] = (host, port, cookie, reply)
         self.sent += 1
+        if not self.sent & _DRAIN_EVERY:
+            self._ready()
         due = self.loop.time() + min(RESEND_AFTER, self.timeout)
         self._due.append((due, key, cookie, self.timeout > RESEND_AFTER))
         if self._timer is None:
@@ -267,6 +276,8 @@ class SynGate:
                 host, port = entry[0], entry[1]
                 dst = socket.inet_aton(host)
                 self.resent += 1
+                if not self.resent & _DRAIN_EVERY:
+                    self._ready()
                 with contextlib.suppress(OSError):
                     self._raw.sendto(self._packet(self._source(dst, key >> 16), dst, port, cookie), (host, 0))
                 due_queue.append((due - min(RESEND_AFTER, self.timeout) + self.timeout, key, cookie, False))

@@ -10,6 +10,7 @@ import asyncio
 import socket
 import struct
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -18,6 +19,7 @@ from pacsradar.config import Limits, ScanOptions
 from pacsradar.engine import Engine
 from pacsradar.models import ScanReport, TargetResult, UnreachableGroup
 from pacsradar.scan import default_auditors
+from pacsradar.store import Store, StoreObserver
 from pacsradar.sweep import use_syn
 from pacsradar.syngate import OPEN, REFUSED, SILENT, SynGate, syn_packet, unavailable_reason
 
@@ -165,3 +167,26 @@ def test_auto_chooses_the_syn_gate_only_when_descriptors_cannot_hold_the_rate() 
     assert use_syn(fast, size_pools(fast)[0]) is True
     assert use_syn(Limits(rate=1_000_000, gate="connect"), 10) is False
     assert use_syn(Limits(rate=0), 10) is False
+
+
+@pytest.mark.timeout(180)
+@pytest.mark.parametrize("rate", [0, 20_000])
+def test_a_dense_sweep_loses_no_answer_to_a_full_receive_buffer(rate: int, tmp_path: Path) -> None:
+    # Given 65,536 loopback endpoints that all answer at once (RST), swept at full speed or at
+    # 20,000/s (whose one-second burst sends without suspending), into a store as the CLI does
+    pairs = [(f"127.8.{n >> 8}.{n & 0xFF}", 11112) for n in range(65_536)]
+    limits = Limits(connect_timeout=1.5, rate=rate, gate="syn")
+    options = ScanOptions(
+        limits=limits, only=frozenset({"dicom"}), dicom_ports=(11112,), web_ports=(), share_ports=()
+    )
+    store = Store(f"sqlite:///{tmp_path / 'dense.db'}")
+    try:
+        # When the engine sweeps them through the SYN gate
+        engine = Engine(options, default_auditors(options), [StoreObserver(store)])
+        report = asyncio.run(engine.run(pairs, total=len(pairs)))
+    finally:
+        store.close()
+    # Then every answer was read: all closed, none reported filtered for want of reading it
+    assert report.stats.endpoints_done == len(pairs)
+    assert report.stats.endpoints_closed == len(pairs)
+    assert report.stats.endpoints_filtered == 0
