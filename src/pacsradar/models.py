@@ -88,9 +88,18 @@ class Holdings(_Frozen):
     hosts (:mod:`pacsradar.report.exposure`). Per-scan random keys make them meaningless
     outside the scan (``--link-key`` links scans). ``study_images`` runs parallel to
     ``studies``: the images the service reported for that study, -1 where it did not say.
+
+    ``patient_records`` are (hash of the normalised PatientID, hash of the normalised
+    IssuerOfPatientID or "" when the service sent none): two hashes, so that the estate links a
+    patient across services that do and do not send the issuer (:mod:`pacsradar.identity`).
+    ``patients`` holds the single PatientID (+ issuer) hashes of scans stored before that; new
+    holdings leave it empty. ``source`` says what kind of service held them ("archive" for a
+    C-FIND, "web" for QIDO-RS; later "worklist"): a label for reports, never part of a key.
     """
 
     patients: tuple[str, ...] = ()
+    patient_records: tuple[tuple[str, str], ...] = ()
+    source: str = ""
     studies: tuple[str, ...] = ()
     study_images: tuple[int, ...] = ()
     truncated: bool = False

@@ -112,6 +112,8 @@ def estate_lines(report: ScanReport) -> list[str]:
     lines = [f"Estate (distinct across the scan): {exposure.sentence}"]
     if exposure.services > 1:
         lines.append(exposure.per_service_sentence)
+    if exposure.link_sentence:
+        lines.append(exposure.link_sentence)
     return lines
 
 

@@ -6,9 +6,13 @@ Two figures, never confused (issue 16):
   ``patients``, ``studies`` and ``images`` (distinct within that service). Their sum counts a
   patient once per service that exposes them; it is shown as such, never as the headline.
 * **Distinct across the scan** - the headline. Exposure findings carry keyed hashes of what
-  they exposed (:class:`pacsradar.models.Holdings`: PatientID (+ issuer), StudyInstanceUID,
-  with the per-study image count). The headline is the size of the union over every service
-  and host; images are, per distinct study, the largest count any service reported for it.
+  they exposed (:class:`pacsradar.models.Holdings`: PatientID and issuer as two hashes,
+  StudyInstanceUID, with the per-study image count). The headline is the size of the union over
+  every service and host; images are, per distinct study, the largest count any service reported
+  for it. Patients are joined by :func:`pacsradar.identity.link` (issue 22: a service that leaves
+  IssuerOfPatientID out still names the same patient), and ``patients_by_link`` says how many
+  patients each rule identified; a PatientID seen under several issuers and also without one is
+  ambiguous, left out, and makes the figure "at least".
   Hashes are keyed per scan (``--link-key`` links scans) and are never values.
 
 A service that proved counts but no hashes (Orthanc's ``/statistics`` without DICOMweb, file
@@ -27,6 +31,7 @@ from collections.abc import Iterable
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from pacsradar.identity import RULES, PatientRecord, legacy_record, link
 from pacsradar.models import EvidenceValue, Finding
 
 #: Check ids whose evidence carries ``patients``/``studies``/``images`` counts.
@@ -52,6 +57,12 @@ class Exposure(BaseModel):
     #: how many services expose each distinct patient / study: {services: how many}
     patients_by_services: dict[int, int] = Field(default_factory=dict)
     studies_by_services: dict[int, int] = Field(default_factory=dict)
+    #: distinct patients by the rule that identified them (pacsradar.identity): "issuer"
+    #: (PatientID and issuer matched), "one_issuer" (a record without issuer joined the one
+    #: issuer its PatientID has in the estate), "no_issuer" (no record carried one), "legacy"
+    patients_by_link: dict[str, int] = Field(default_factory=dict)
+    #: PatientIDs seen without issuer and under two or more issuers: not counted (at least)
+    patients_ambiguous: int = 0
     #: services whose counts came without keyed hashes (not de-duplicable)
     unlinked_services: int = 0
     #: True when a service stopped at --max-records or could not be de-duplicated
@@ -81,6 +92,21 @@ class Exposure(BaseModel):
         return text
 
     @property
+    def link_sentence(self) -> str:
+        """How the distinct patients were told apart, or "" when there is nothing to say."""
+        parts = [
+            f"{n:,} {_LINK_LABELS[rule]}" for rule in RULES if (n := self.patients_by_link.get(rule, 0))
+        ]
+        if self.patients_ambiguous:
+            parts.append(
+                f"{self.patients_ambiguous:,} PatientID{'s' if self.patients_ambiguous != 1 else ''} seen "
+                "without an issuer and under several issuers not counted (so: at least)"
+            )
+        if not parts:
+            return ""
+        return "Patient identity: " + "; ".join(parts)
+
+    @property
     def per_service_sentence(self) -> str:
         """What the services expose added up, with the overlap said out loud."""
         text = (
@@ -103,6 +129,14 @@ class Exposure(BaseModel):
         return text
 
 
+_LINK_LABELS = {
+    "issuer": "matched by PatientID and issuer",
+    "one_issuer": "linked by PatientID where a service left the issuer out (one issuer in the estate)",
+    "no_issuer": "by PatientID alone (no service sent an issuer)",
+    "legacy": "by hashes of an older scan (not linkable)",
+}
+
+
 def _plural(n: int, one: str, many: str | None = None) -> str:
     return one if n == 1 else (many or one + "s")
 
@@ -115,7 +149,7 @@ def count(value: EvidenceValue) -> int:
 
 
 def exposure_of(findings: Iterable[Finding], *, count_honeypots: bool = False) -> Exposure:
-    patients: dict[str, set[tuple[str, int, str]]] = {}
+    records: list[tuple[PatientRecord, tuple[str, int, str]]] = []
     studies: dict[str, set[tuple[str, int, str]]] = {}
     study_images: dict[str, int] = {}
     per_service: dict[tuple[str, int, str], list[int]] = {}
@@ -140,14 +174,14 @@ def exposure_of(findings: Iterable[Finding], *, count_honeypots: bool = False) -
         # Each dimension is linked only if the service sent hashes for it; otherwise its count
         # is kept aside as a lower bound (module docstring).
         linked = (
-            bool(h and h.patients) or counts[0] == 0,
+            bool(h and (h.patient_records or h.patients)) or counts[0] == 0,
             bool(h and h.studies) or counts[1] == 0,
             bool(h and h.studies and any(n >= 0 for n in h.study_images)) or counts[2] == 0,
         )
         if h is not None:
             truncated |= h.truncated
-            for p in h.patients:
-                patients.setdefault(p, set()).add(service)
+            records.extend((r, service) for r in h.patient_records)
+            records.extend((legacy_record(p), service) for p in h.patients)
             for s, n in zip(h.studies, h.study_images, strict=False):
                 studies.setdefault(s, set()).add(service)
                 if n >= 0:
@@ -159,6 +193,8 @@ def exposure_of(findings: Iterable[Finding], *, count_honeypots: bool = False) -
         for i in range(3):
             if not linked[i]:
                 unlinked_best[i] = max(unlinked_best[i], counts[i])
+    linkage = link(records)
+    patients = linkage.patients
     union = (len(patients), len(studies), sum(study_images.values()))
     headline = [max(union[i], unlinked_best[i]) for i in range(3)]
     sums = [sum(v[i] for v in per_service.values()) for i in range(3)]
@@ -172,8 +208,10 @@ def exposure_of(findings: Iterable[Finding], *, count_honeypots: bool = False) -
         service_images=sums[2],
         patients_by_services=dict(sorted(Counter(len(v) for v in patients.values()).items())),
         studies_by_services=dict(sorted(Counter(len(v) for v in studies.values()).items())),
+        patients_by_link={k: v for k, v in linkage.by_rule().items() if v},
+        patients_ambiguous=linkage.ambiguous,
         unlinked_services=len(unlinked),
-        lower_bound=truncated or any(unlinked_best),
+        lower_bound=truncated or any(unlinked_best) or linkage.ambiguous > 0,
         honeypots=0 if count_honeypots else len(honeypots),
     )
 

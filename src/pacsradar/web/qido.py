@@ -3,7 +3,9 @@
 Counting, not collecting: ``GET {base}/studies?limit=&offset=&includefield=00201208`` pages are
 parsed for counts and dropped. Every count is of distinct things, never of rows: studies are
 distinct keyed hashes of StudyInstanceUID (a server that repeats a study on several rows counts
-it once), patients distinct keyed hashes of PatientID (+ IssuerOfPatientID), instances the
+it once), patients distinct PatientID (+ IssuerOfPatientID, asked for with ``includefield``
+since it is no default study attribute, PS3.18 Table 10.6.3-3) as two keyed hashes linked by
+:func:`pacsradar.identity.link`, instances the
 largest NumberOfStudyRelatedInstances given per distinct study. The hashes travel with the
 finding (:class:`pacsradar.models.Holdings`) for the scan-wide distinct headline.
 Paging stops at ``options.max_records``. The result is memoised on
@@ -16,6 +18,7 @@ from typing import Any
 
 from pacsradar.checks import Check, CheckOutcome, CheckSpec, skipped
 from pacsradar.errors import ProtocolError, ScanError
+from pacsradar.identity import PatientRecord, link, patient_record
 from pacsradar.models import Evidence, Holdings, Severity
 from pacsradar.web.client import HttpReply
 from pacsradar.web.context import WebContext
@@ -163,7 +166,7 @@ async def _page_through(ctx: WebContext, template: str, base: str, tried: int) -
     hasher = ctx.options.hasher
     max_records = max(1, ctx.options.max_records)
     studies: dict[str, int | None] = {}
-    patients: set[str] = set()
+    patients: set[PatientRecord] = set()
     years: list[int] = []
     sample: str | None = None
     pages = 0
@@ -177,7 +180,8 @@ async def _page_through(ctx: WebContext, template: str, base: str, tried: int) -
             break
         reply = await ctx.client.request(
             "GET",
-            f"{base}/studies?limit={limit}&offset={offset}&includefield={_TAG_N_INSTANCES}",
+            f"{base}/studies?limit={limit}&offset={offset}"
+            f"&includefield={_TAG_N_INSTANCES}&includefield={_TAG_ISSUER}",
             headers=_ACCEPT,
         )
         data = _page_data(reply)
@@ -209,7 +213,9 @@ async def _page_through(ctx: WebContext, template: str, base: str, tried: int) -
             pid = _first_value(item, _TAG_PATIENT_ID)
             if isinstance(pid, str | int):
                 issuer = _first_value(item, _TAG_ISSUER)
-                patients.add(hasher.patient(str(pid), str(issuer) if isinstance(issuer, str) else None))
+                record = patient_record(hasher, str(pid), str(issuer) if isinstance(issuer, str) else None)
+                if record is not None:
+                    patients.add(record)
             date = _first_value(item, _TAG_STUDY_DATE)
             if isinstance(date, str) and len(date) >= 4 and date[:4].isdigit():
                 years.append(int(date[:4]))
@@ -224,7 +230,8 @@ async def _page_through(ctx: WebContext, template: str, base: str, tried: int) -
         offset += rows
     known = [v for v in studies.values() if v is not None]
     holdings = Holdings(
-        patients=tuple(sorted(patients)),
+        patient_records=tuple(sorted(patients)),
+        source="web",
         studies=tuple(k for k in studies if not k.startswith("row")),
         study_images=tuple(-1 if v is None else v for k, v in studies.items() if not k.startswith("row")),
         truncated=truncated,
@@ -234,7 +241,7 @@ async def _page_through(ctx: WebContext, template: str, base: str, tried: int) -
         base_template=template,
         studies=len(studies),
         instances=sum(known) if known else None,
-        patients=len(patients) if patients else None,
+        patients=link((p, 0) for p in patients).count if patients else None,
         pages=pages,
         truncated=truncated,
         year_min=min(years) if years else None,

@@ -7,7 +7,8 @@ is counted. At ``max_records`` we send C-CANCEL (PS3.7 §9.3.2.3) and report "at
 
 Counts are of distinct things, never of responses: some SCPs (pynetdicom's qrscp) send one
 STUDY-level response per instance. Studies are distinct keyed hashes of StudyInstanceUID,
-patients distinct keyed hashes of PatientID (+ IssuerOfPatientID when sent), images the
+patients distinct PatientID (+ IssuerOfPatientID when sent) as two keyed hashes, linked by
+:func:`pacsradar.identity.link` (the same rule as across the estate), images the
 largest NumberOfStudyRelatedInstances seen per distinct study or, when the peer reports no
 such count, distinct SOPInstanceUIDs from one bounded IMAGE-level query (PS3.4 C.6.2.1.4).
 """
@@ -35,6 +36,7 @@ from pacsradar.dicom.client import IMPLICIT_VR_LE, DicomClient
 from pacsradar.dicom.context import DicomContext, QueryFacts
 from pacsradar.dicom.fingerprint import DicomTells, refine
 from pacsradar.dicom.sop import PATIENT_ROOT_FIND, STUDY_ROOT_FIND
+from pacsradar.identity import PatientRecord, link, patient_record
 from pacsradar.errors import PeerAborted, ProtocolError, ReadTimeout, ScanError
 from pacsradar.models import AttemptStatus, Evidence, Holdings, Severity
 from pacsradar.phi import KeyedHasher, peer_text
@@ -147,12 +149,13 @@ class _Tally:
         self.records = 0
         #: responses that carried no unique key (StudyInstanceUID / PatientID): not de-duplicable
         self.without_key = 0
-        self.patients: set[str] = set()
+        #: (PatientID hash, issuer hash or "") per distinct answer (pacsradar.identity)
+        self.patients: set[PatientRecord] = set()
         #: STUDY level: study hash -> largest NumberOfStudyRelatedInstances any response gave
         self.studies: dict[str, int | None] = {}
         #: PATIENT level: patient hash -> largest NumberOfPatientRelated{Studies,Instances}
-        self.patient_studies: dict[str, int] = {}
-        self.patient_images: dict[str, int] = {}
+        self.patient_studies: dict[PatientRecord, int] = {}
+        self.patient_images: dict[PatientRecord, int] = {}
         self.images_reported = 0
         self.keywords: set[str] = set()
         self.years: set[int] = set()
@@ -169,10 +172,11 @@ class _Tally:
         self.keywords.update(k for k, v in values.items() if v and k in self.phi_keys)
         if "RetrieveAETitle" in values and self.retrieve_aet is None:
             self.retrieve_aet = peer_text(values["RetrieveAETitle"], 16)
-        patient: str | None = None
+        patient = None
         if pid := values.get("PatientID"):
-            patient = self.hasher.patient(pid, values.get("IssuerOfPatientID"))
-            self.patients.add(patient)
+            patient = patient_record(self.hasher, pid, values.get("IssuerOfPatientID"))
+            if patient is not None:
+                self.patients.add(patient)
         year = values.get("StudyDate", b"")[:4]
         if year.isdigit() and 1900 <= int(year) <= 2100:
             self.years.add(int(year))
@@ -200,7 +204,7 @@ class _Tally:
 
     @property
     def distinct_patients(self) -> int:
-        return len(self.patients)
+        return link((p, 0) for p in self.patients).count
 
     @property
     def distinct_studies(self) -> int:
@@ -467,7 +471,8 @@ async def run(ctx: DicomContext) -> CheckOutcome:
         summary = f"C-FIND returned {bound}{tally.records} records without identifying attributes{dup}"
         severity = Severity.MEDIUM
     holdings = Holdings(
-        patients=tuple(sorted(tally.patients)),
+        patient_records=tuple(sorted(tally.patients)),
+        source="archive",
         studies=tuple(per_study_images),
         study_images=tuple(-1 if v is None else v for v in per_study_images.values()),
         truncated=truncated,

@@ -1,0 +1,96 @@
+"""Issue 22 part 1: the same patients, loaded from files that carry IssuerOfPatientID, on
+Orthanc (DICOM and its own DICOMweb), DCMTK's dcmqrscp and pynetdicom's qrscp. Some services
+return the issuer and some leave it out (dcmqrscp's index and qrscp's answers carry only the
+keys they keep); the headline must still be the distinct truth, with the link rules said.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from pydicom.dataset import Dataset
+
+from lab.dcmtk import DCMQRSCP, dcmtk_available, start_dcmqrscp
+from lab.orthanc import dicomweb_plugin_available, orthanc_available, start_orthanc
+from lab.ports import LOOPBACK
+from lab.qrscp import start_qrscp
+from pacsradar.lab.synthetic import make_studies, summarise
+
+pytestmark = pytest.mark.skipif(
+    not (orthanc_available() and dicomweb_plugin_available() and dcmtk_available(DCMQRSCP)),
+    reason="Debian orthanc, orthanc-dicomweb and dcmtk are needed",
+)
+
+OPEN_ORTHANC = {
+    "RemoteAccessAllowed": True,
+    "AuthenticationEnabled": False,
+    "DicomAlwaysAllowFind": True,
+    "DicomCheckCalledAet": False,
+}
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "COLUMNS": "200"}
+    return subprocess.run(
+        [sys.executable, "-m", "pacsradar", *args], capture_output=True, text=True, timeout=300, env=env
+    )
+
+
+@pytest.fixture(scope="module")
+def studies() -> list[Dataset]:
+    out = make_studies(5, seed=2201)
+    for ds in out:
+        # A synthetic assigning authority (PS3.3 C.7.1.1), the same for every patient
+        ds.IssuerOfPatientID = "LABHOSP"
+    return out
+
+
+def _scan(ports: list[int], *extra: str) -> dict[str, object]:
+    scan = _cli(
+        "scan", LOOPBACK, "--no-default-ports", "-p", ",".join(map(str, ports)), "-f", "jsonl",
+        "--connect-timeout", "2", "--read-timeout", "5", *extra,
+    )  # fmt: skip
+    assert scan.returncode in (0, 1), scan.stderr
+    summary: dict[str, object] = json.loads(scan.stdout.strip().splitlines()[-1])
+    return summary
+
+
+def test_same_patients_with_issuers_on_four_implementations_are_counted_once(
+    tmp_path: Path, studies: list[Dataset]
+) -> None:
+    truth = summarise(studies)
+    # Given the same patients (issuer set) in Orthanc (DICOM + DICOMweb), dcmqrscp and qrscp
+    with (
+        start_orthanc(tmp_path / "orthanc", OPEN_ORTHANC) as orthanc,
+        start_dcmqrscp(tmp_path / "qr", studies, called_aet="DCMQRSCP", allowed_calling=()) as qr,
+        start_qrscp(tmp_path / "qrscp", studies) as pyqr,
+    ):
+        orthanc.upload(studies)
+        assert pyqr.stored == truth.instances
+        # When one Orthanc alone (its DICOM port and its DICOMweb) is scanned
+        alone = _scan([orthanc.dicom_port, orthanc.http_port])
+        # And the whole estate of four services
+        estate = _scan([orthanc.dicom_port, orthanc.http_port, qr.port, pyqr.port])
+    for summary, services in ((alone, 2), (estate, 4)):
+        exposure = summary["exposure"]
+        assert isinstance(exposure, dict)
+        # Then the headline is the distinct truth, not twice it
+        assert (exposure["patients"], exposure["studies"], exposure["images"]) == (
+            truth.patients, truth.studies, truth.instances,
+        ), exposure  # fmt: skip
+        assert exposure["services"] == services and not exposure["lower_bound"], exposure
+        # And every patient is exposed by every service
+        assert exposure["patients_by_services"] == {str(services): truth.patients}, exposure
+        # And the link rules account for every patient, none ambiguous
+        assert sum(exposure["patients_by_link"].values()) == truth.patients, exposure
+        assert exposure["patients_ambiguous"] == 0
+    # And one Orthanc sends the issuer on both its ports (QIDO-RS asks for it with includefield);
+    # in the estate dcmqrscp and qrscp leave it out, so every patient is linked by PatientID
+    # under its one issuer (measured with findscu and curl, issue 22)
+    assert alone["exposure"]["patients_by_link"] == {"issuer": truth.patients}  # type: ignore[index]
+    assert estate["exposure"]["patients_by_link"] == {"one_issuer": truth.patients}  # type: ignore[index]
