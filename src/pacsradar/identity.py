@@ -64,7 +64,9 @@ def normalise(value: str | bytes) -> str:
     return unicodedata.normalize("NFC", text).strip(" \x00")
 
 
-def patient_record(hasher: KeyedHasher, patient_id: str | bytes, issuer: str | bytes | None) -> PatientRecord | None:
+def patient_record(
+    hasher: KeyedHasher, patient_id: str | bytes, issuer: str | bytes | None
+) -> PatientRecord | None:
     """The keyed record of one answer, or None when it carried no (non-blank) PatientID.
 
     The two hashes carry distinct prefixes so a PatientID equal to some issuer never reads as it."""
@@ -133,4 +135,13 @@ def link(records: Iterable[tuple[PatientRecord, Tag]]) -> Linkage[Tag]:
     return out
 
 
-__all__ = ["RULES", "Linkage", "PatientRecord", "Rule", "legacy_record", "link", "normalise", "patient_record"]
+__all__ = [
+    "RULES",
+    "Linkage",
+    "PatientRecord",
+    "Rule",
+    "legacy_record",
+    "link",
+    "normalise",
+    "patient_record",
+]

@@ -46,7 +46,7 @@ def test_qrscp_duplicating_responses_counts_distinct_studies(tmp_path: Path, stu
     assert f"{truth.instances - truth.studies} duplicate responses not counted" in phi.summary
     # And the keyed hashes behind them travel with the finding, never in its evidence
     assert phi.holdings is not None
-    assert len(phi.holdings.patients) == truth.patients and len(phi.holdings.studies) == truth.studies
+    assert len(phi.holdings.patient_records) == truth.patients and len(phi.holdings.studies) == truth.studies
     assert sum(phi.holdings.study_images) == truth.instances
     assert "holdings" not in phi.model_dump_json()
     assert result.product and result.product.startswith("pynetdicom")

@@ -143,5 +143,5 @@ def test_the_dicomweb_plugin_links_orthancs_counts_to_identities(
     assert "DICOMWEB-UNAUTH-QIDO" not in ids(seen["bare"]) and bare.holdings is None
     assert bare.evidence["identities_linked"] is False
     assert "DICOMWEB-UNAUTH-QIDO" in ids(seen["dicomweb"])
-    assert plugin.holdings is not None and len(plugin.holdings.patients) == truth.patients
+    assert plugin.holdings is not None and len(plugin.holdings.patient_records) == truth.patients
     assert plugin.evidence["identities_linked"] is True

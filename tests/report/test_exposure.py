@@ -89,3 +89,51 @@ def test_missing_boolean_and_foreign_counts_are_zero() -> None:
     assert Exposure(patients=1, studies=1, images=1, services=1).sentence == (
         "1 distinct patient, 1 study, 1 image exposed across 1 service"
     )
+
+
+def _records(*pairs: tuple[str, str | None]) -> tuple[tuple[str, str], ...]:
+    from pacsradar.identity import patient_record
+    from pacsradar.phi import KeyedHasher
+
+    hasher = KeyedHasher(b"e" * 32)
+    out = []
+    for pid, issuer in pairs:
+        r = patient_record(hasher, pid, issuer)
+        assert r is not None
+        out.append(r)
+    return tuple(out)
+
+
+def test_patients_with_and_without_issuer_link_across_services_issue_22() -> None:
+    # Given an Orthanc C-FIND that sends IssuerOfPatientID and a dcmqrscp that leaves it out
+    with_issuer = Holdings(patient_records=_records(("P1", "A"), ("P2", "A")), studies=("s1", "s2"))
+    without = Holdings(patient_records=_records(("P1 ", None), ("P2", None)), studies=("s1", "s2"))
+    findings = [
+        S.finding(S.DICOM_PHI, "127.0.0.1", 4242, evidence=S.phi_evidence(2, 2, 0)).model_copy(
+            update={"holdings": with_issuer}
+        ),
+        S.finding(S.DICOM_PHI, "127.0.0.1", 11112, evidence=S.phi_evidence(2, 2, 0)).model_copy(
+            update={"holdings": without}
+        ),
+    ]
+    # Then each patient counts once, exposed by both, linked by PatientID under its one issuer
+    exposure = exposure_of(findings)
+    assert exposure.patients == 2 and exposure.patients_by_services == {2: 2}
+    assert exposure.patients_by_link == {"one_issuer": 2} and not exposure.lower_bound
+    assert exposure.link_sentence.startswith("Patient identity: 2 linked by PatientID where a service left")
+
+
+def test_one_patient_id_under_two_issuers_stays_two_and_a_bare_one_makes_it_at_least() -> None:
+    # Given one PatientID under two issuers on two services, and a third service without issuer
+    findings = [
+        S.finding(S.DICOM_PHI, "127.0.0.1", port, evidence=S.phi_evidence(1, 0, 0)).model_copy(
+            update={"holdings": Holdings(patient_records=_records(("P1", issuer)))}
+        )
+        for port, issuer in ((104, "A"), (105, "B"), (106, None))
+    ]
+    # Then two patients, never merged, the bare record not counted, and the figure "at least"
+    exposure = exposure_of(findings)
+    assert exposure.patients == 2 and exposure.patients_by_link == {"issuer": 2}
+    assert exposure.patients_ambiguous == 1 and exposure.lower_bound
+    assert exposure.sentence.startswith("at least 2 distinct patients")
+    assert "1 PatientID seen without an issuer and under several issuers" in exposure.link_sentence

@@ -36,8 +36,8 @@ from pacsradar.dicom.client import IMPLICIT_VR_LE, DicomClient
 from pacsradar.dicom.context import DicomContext, QueryFacts
 from pacsradar.dicom.fingerprint import DicomTells, refine
 from pacsradar.dicom.sop import PATIENT_ROOT_FIND, STUDY_ROOT_FIND
-from pacsradar.identity import PatientRecord, link, patient_record
 from pacsradar.errors import PeerAborted, ProtocolError, ReadTimeout, ScanError
+from pacsradar.identity import PatientRecord, link, patient_record
 from pacsradar.models import AttemptStatus, Evidence, Holdings, Severity
 from pacsradar.phi import KeyedHasher, peer_text
 
