@@ -103,17 +103,22 @@ def summary_line(report: ScanReport, accepted: Mapping[str, str] | None = None) 
 
 
 def estate_lines(report: ScanReport) -> list[str]:
-    """The estate headline (distinct across the scan) and the per-service figure, labelled."""
+    """The estate headline (distinct across the scan), the per-service figure, labelled, how
+    patients were linked, and the fleets (services sharing one configuration)."""
     from pacsradar.report.exposure import exposure_of
+    from pacsradar.report.fleets import fleets_of
 
     exposure = exposure_of(report.findings)
+    fleets = fleets_of(report.results).sentence
     if not exposure.services:
-        return []
+        return [fleets] if fleets else []
     lines = [f"Estate (distinct across the scan): {exposure.sentence}"]
     if exposure.services > 1:
         lines.append(exposure.per_service_sentence)
     if exposure.link_sentence:
         lines.append(exposure.link_sentence)
+    if fleets:
+        lines.append(fleets)
     return lines
 
 
@@ -240,6 +245,7 @@ def iter_jsonl(report: ScanReport, accepted: Mapping[str, str] | None = None) ->
             "scan_id": report.scan_id,
             **json.loads(report.stats.model_dump_json()),
             "exposure": _exposure(report),
+            "fleets": _fleets(report),
         },
         sort_keys=True,
     )
@@ -249,6 +255,12 @@ def _exposure(report: ScanReport) -> dict[str, object]:
     from pacsradar.report.exposure import exposure_of
 
     return exposure_of(report.findings).model_dump(mode="json")
+
+
+def _fleets(report: ScanReport) -> dict[str, object]:
+    from pacsradar.report.fleets import fleets_of
+
+    return fleets_of(report.results).model_dump(mode="json")
 
 
 def result_jsonl(result: TargetResult) -> str:

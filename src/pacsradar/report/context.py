@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from pacsradar.models import Finding, ScanReport, Severity
 from pacsradar.report.exposure import Exposure, exposure_of
+from pacsradar.report.fleets import Fleets, fleets_of
 from pacsradar.store.views import AcceptedRisk, SeverityCounts, TrendPoint, accepted_for
 
 if TYPE_CHECKING:
@@ -75,6 +76,10 @@ class ReportContext:
     @property
     def exposure(self) -> Exposure:
         return exposure_of(self.report.findings)
+
+    @property
+    def fleets(self) -> Fleets:
+        return fleets_of(self.report.results)
 
     @property
     def severity_counts(self) -> SeverityCounts:

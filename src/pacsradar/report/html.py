@@ -65,6 +65,7 @@ def render_html(ctx: ReportContext) -> str:
         version=__version__,
         generated_at=ctx.generated_at.isoformat(timespec="seconds"),
         exposure=ctx.exposure,
+        fleets=ctx.fleets,
         counts=ctx.severity_counts,
         severity=severity_chart(ctx.severity_counts),
         trend=trend_chart(ctx.trend),

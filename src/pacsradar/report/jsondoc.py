@@ -2,10 +2,11 @@
 ``report -f json`` alike, and described by ``schemas/pacsradar-report.schema.json``.
 
 It is the :class:`~pacsradar.models.ScanReport` (so it can be re-imported, see
-:func:`load_document`) plus three keys: ``schema_version``, ``exposure`` (the headline figure,
-:func:`~pacsradar.report.exposure.exposure_of`) and ``accepted_risks`` (the findings an owner
-accepted; a scan run without the store knows none). ``schema_version`` changes when a key is
-removed, renamed or changes meaning; new optional keys keep it.
+:func:`load_document`) plus the keys ``schema_version``, ``exposure`` (the headline figure,
+:func:`~pacsradar.report.exposure.exposure_of`), ``accepted_risks`` (the findings an owner
+accepted; a scan run without the store knows none), ``could_not_test`` and ``fleets`` (services
+sharing one configuration, :func:`~pacsradar.report.fleets.fleets_of`). ``schema_version``
+changes when a key is removed, renamed or changes meaning; new optional keys keep it.
 
 Like every JSON pacsradar writes, ``<``, ``>`` and ``&`` are ``\\u`` escapes (:func:`safe_json`).
 """
@@ -22,6 +23,7 @@ from pacsradar.errors import UsageError
 from pacsradar.models import Finding, ScanReport
 from pacsradar.outcome import could_not_test
 from pacsradar.report.exposure import Exposure, exposure_of
+from pacsradar.report.fleets import Fleets, fleets_of
 from pacsradar.report.safe import safe_json
 
 if TYPE_CHECKING:
@@ -31,7 +33,7 @@ SCHEMA_VERSION = 1
 SCHEMA_PATH = Path(__file__).parent / "schemas" / "pacsradar-report.schema.json"
 SCHEMA_ID = f"urn:pacsradar:report:{SCHEMA_VERSION}"
 #: The keys the document adds to the ScanReport.
-ENVELOPE_KEYS: tuple[str, ...] = ("schema_version", "exposure", "accepted_risks", "could_not_test")
+ENVELOPE_KEYS: tuple[str, ...] = ("schema_version", "exposure", "accepted_risks", "could_not_test", "fleets")
 
 
 def _worst_first(findings: Sequence[Finding]) -> list[Finding]:
@@ -66,6 +68,7 @@ def scan_document(
         {"endpoint": r.endpoint.model_dump(mode="json"), "reason": reason}
         for r, reason in could_not_test(report)
     ]
+    data["fleets"] = fleets_of(report.results).model_dump(mode="json")
     return data
 
 
@@ -101,6 +104,9 @@ def schema() -> dict[str, Any]:
     base = ScanReport.model_json_schema(mode="serialization", ref_template="#/$defs/{model}")
     defs: dict[str, Any] = dict(base.pop("$defs", {}))
     defs["Exposure"] = Exposure.model_json_schema(mode="serialization")
+    fleets = Fleets.model_json_schema(mode="serialization", ref_template="#/$defs/{model}")
+    defs.update(fleets.pop("$defs", {}))
+    defs["Fleets"] = fleets
     defs["AcceptedRiskEntry"] = {
         "type": "object",
         "title": "AcceptedRiskEntry",
@@ -127,6 +133,7 @@ def schema() -> dict[str, Any]:
         "exposure": {"$ref": "#/$defs/Exposure"},
         "accepted_risks": {"type": "array", "items": {"$ref": "#/$defs/AcceptedRiskEntry"}},
         "could_not_test": {"type": "array", "items": {"$ref": "#/$defs/UntestedEntry"}},
+        "fleets": {"$ref": "#/$defs/Fleets"},
     }
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",

@@ -95,6 +95,7 @@ def render_markdown(ctx: ReportContext) -> str:
         f"{md(ctx.exposure.per_service_sentence)}.",
         "",
         *((f"{md(ctx.exposure.link_sentence)}.", "") if ctx.exposure.link_sentence else ()),
+        *((f"{md(ctx.fleets.sentence)}.", "") if ctx.fleets.sentence else ()),
         f"- Scope: {md(', '.join(r.scope) or 'n/a')}",
         f"- Started: {r.started_at.isoformat()}; finished: "
         f"{r.finished_at.isoformat() if r.finished_at else 'not finished'}",
