@@ -6,6 +6,7 @@ keys they keep); the headline must still be the distinct truth, with the link ru
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -19,6 +20,7 @@ from lab.dcmtk import DCMQRSCP, dcmtk_available, start_dcmqrscp
 from lab.orthanc import dicomweb_plugin_available, orthanc_available, start_orthanc
 from lab.ports import LOOPBACK
 from lab.qrscp import start_qrscp
+from pacsradar.lab.pacs import ExposedPacs
 from pacsradar.lab.synthetic import make_studies, summarise
 
 pytestmark = pytest.mark.skipif(
@@ -26,6 +28,7 @@ pytestmark = pytest.mark.skipif(
     reason="Debian orthanc, orthanc-dicomweb and dcmtk are needed",
 )
 
+OTHER = "127.0.0.3"
 OPEN_ORTHANC = {
     "RemoteAccessAllowed": True,
     "AuthenticationEnabled": False,
@@ -50,10 +53,10 @@ def studies() -> list[Dataset]:
     return out
 
 
-def _scan(ports: list[int], *extra: str) -> dict[str, object]:
+def _scan(ports: list[int], *hosts: str) -> dict[str, object]:
     scan = _cli(
-        "scan", LOOPBACK, "--no-default-ports", "-p", ",".join(map(str, ports)), "-f", "jsonl",
-        "--connect-timeout", "2", "--read-timeout", "5", *extra,
+        "scan", LOOPBACK, *hosts, "--no-default-ports", "-p", ",".join(map(str, ports)), "-f", "jsonl",
+        "--connect-timeout", "2", "--read-timeout", "5",
     )  # fmt: skip
     assert scan.returncode in (0, 1), scan.stderr
     summary: dict[str, object] = json.loads(scan.stdout.strip().splitlines()[-1])
@@ -94,3 +97,40 @@ def test_same_patients_with_issuers_on_four_implementations_are_counted_once(
     # under its one issuer (measured with findscu and curl, issue 22)
     assert alone["exposure"]["patients_by_link"] == {"issuer": truth.patients}  # type: ignore[index]
     assert estate["exposure"]["patients_by_link"] == {"one_issuer": truth.patients}  # type: ignore[index]
+
+
+def test_identical_archives_are_one_fleet_and_others_stand_alone(
+    tmp_path: Path, studies: list[Dataset]
+) -> None:
+    # Given four lab PACS of one configuration (pynetdicom, same contexts and PDU) on two hosts,
+    # beside a dcmqrscp and pynetdicom's qrscp, which differ from them and from each other
+    with contextlib.ExitStack() as stack:
+        pacs = [
+            stack.enter_context(ExposedPacs(studies, host=host))
+            for host in (LOOPBACK, LOOPBACK, OTHER, OTHER)
+        ]
+        qr = stack.enter_context(
+            start_dcmqrscp(tmp_path / "qr", studies, called_aet="DCMQRSCP", allowed_calling=())
+        )
+        pyqr = stack.enter_context(start_qrscp(tmp_path / "qrscp", studies))
+        qr_port = qr.port
+        ports = [p.port for p in pacs] + [qr.port, pyqr.port]
+        members = sorted(
+            f"{h}:{p.port}" for h, p in zip((LOOPBACK, LOOPBACK, OTHER, OTHER), pacs, strict=True)
+        )
+        # When both hosts are scanned
+        summary = _scan(ports, OTHER)
+    fleets = summary["fleets"]
+    assert isinstance(fleets, dict)
+    # Then the four lab PACS are one fleet of two hosts, and nothing else is in a fleet
+    by_size = {f["size"]: f for f in fleets["fleets"]}
+    assert by_size[4]["family"] == "dicom" and by_size[4]["hosts"] == 2, fleets
+    assert sorted(by_size[4]["services"]) == members
+    assert by_size[4]["fingerprint"]["max_pdu"] and by_size[4]["fingerprint"]["accepted_contexts"]
+    assert by_size[4]["honeypots"] == 0
+    # And dcmqrscp, which binds every address and rejects our AE title (reason 7), is one
+    # server on two addresses: a fleet by its reject codes, since its product is known
+    assert by_size[2]["fingerprint"]["association"] == "rejected", fleets
+    assert by_size[2]["services"] == [f"{LOOPBACK}:{qr_port}", f"{OTHER}:{qr_port}"]
+    # And qrscp (the same implementation UID, other contexts) stands alone
+    assert set(by_size) == {4, 2} and (fleets["fingerprinted"], fleets["in_fleets"]) == (7, 6)
