@@ -134,3 +134,40 @@ def test_identical_archives_are_one_fleet_and_others_stand_alone(
     assert by_size[2]["services"] == [f"{LOOPBACK}:{qr_port}", f"{OTHER}:{qr_port}"]
     # And qrscp (the same implementation UID, other contexts) stands alone
     assert set(by_size) == {4, 2} and (fleets["fingerprinted"], fleets["in_fleets"]) == (7, 6)
+
+
+def test_one_patient_id_under_two_issuers_is_two_patients_on_real_peers(tmp_path: Path) -> None:
+    # Given two patients per PatientID: the same IDs assigned by two authorities (synthetic)
+    first = make_studies(2, studies_per_patient=(1, 1), seed=2211)
+    second = make_studies(2, studies_per_patient=(1, 1), seed=2212)
+    ids = dict(
+        zip(
+            sorted({str(d.PatientID) for d in second}), sorted({str(d.PatientID) for d in first}), strict=True
+        )
+    )
+    for ds in first:
+        ds.IssuerOfPatientID = "HOSP-A"
+    for ds in second:
+        ds.IssuerOfPatientID = "HOSP-B"
+        old = str(ds.PatientID)  # patient elements are shared by the instances of a patient
+        ds.PatientID = ids.get(old, old)
+    studies = first + second
+    truth = {(str(d.PatientID), str(d.IssuerOfPatientID)) for d in studies}
+    assert len(truth) == 4 and len({pid for pid, _ in truth}) == 2
+    # And all of them on Orthanc (DICOM + DICOMweb) and dcmqrscp, which send the issuer, and on
+    # qrscp, which leaves it out (measured)
+    with (
+        start_orthanc(tmp_path / "orthanc", OPEN_ORTHANC) as orthanc,
+        start_dcmqrscp(tmp_path / "qr", studies, called_aet="DCMQRSCP", allowed_calling=()) as qr,
+        start_qrscp(tmp_path / "qrscp", studies) as pyqr,
+    ):
+        orthanc.upload(studies)
+        # When the estate is scanned
+        summary = _scan([orthanc.dicom_port, orthanc.http_port, qr.port, pyqr.port])
+    exposure = summary["exposure"]
+    assert isinstance(exposure, dict)
+    # Then the four patients stay four (never merged by PatientID), matched by ID and issuer
+    assert exposure["patients"] == 4 and exposure["patients_by_link"] == {"issuer": 4}, exposure
+    # And qrscp's records without issuer could be either patient of their ID: not counted, and
+    # the headline says "at least"
+    assert exposure["patients_ambiguous"] == 2 and exposure["lower_bound"], exposure
