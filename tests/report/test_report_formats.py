@@ -252,6 +252,7 @@ def test_json_round_trips_the_scan_report(ctx: ReportContext) -> None:
     assert data.pop("exposure") == ctx.exposure.model_dump()
     assert len(data.pop("accepted_risks")) == 1
     assert isinstance(data.pop("could_not_test"), list)
+    assert data.pop("fleets") == ctx.fleets.model_dump(mode="json")
     assert ScanReport.model_validate(data) == ctx.report
 
 
