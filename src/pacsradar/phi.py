@@ -36,7 +36,10 @@ class KeyedHasher:
     def patient(self, patient_id: str | bytes, issuer: str | bytes | None = None) -> str:
         """One patient's key: PatientID, qualified by IssuerOfPatientID when the peer sent one
         (PS3.3 C.7.1.1: the same ID from two issuers is two patients). Backslash separates them:
-        it cannot occur in an LO value (PS3.5 Table 6.2-1)."""
+        it cannot occur in an LO value (PS3.5 Table 6.2-1).
+
+        Holdings for the estate headline use :func:`pacsradar.identity.patient_record` instead
+        (two hashes of normalised values, so services that leave the issuer out still link)."""
         pid = patient_id.encode("utf-8", "surrogateescape") if isinstance(patient_id, str) else patient_id
         if issuer:
             pid += b"\\" + (issuer.encode("utf-8", "surrogateescape") if isinstance(issuer, str) else issuer)
