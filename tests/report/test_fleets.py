@@ -93,7 +93,7 @@ def test_identical_fingerprints_group_and_any_difference_splits() -> None:
         "Fleets: 12 services share one configuration (pynetdicom 3.0.4), 1 of them suspected honeypots; "
         "2 services share another (Orthanc)"
     )
-    assert "14 of 15 fingerprinted services, 93%" in fleets.sentence
+    assert "14 of 15 fingerprinted services (93%) are in fleets" in fleets.sentence
 
 
 def test_the_key_is_stable_and_rejections_group_only_when_the_product_is_known() -> None:

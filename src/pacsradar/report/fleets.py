@@ -115,8 +115,8 @@ class Fleets(BaseModel):
             parts.append(f"{len(self.fleets) - 3:,} more fleets")
         share = 100 * self.in_fleets // max(self.fingerprinted, 1)
         return (
-            f"Fleets: {'; '.join(parts)} ({self.in_fleets:,} of {self.fingerprinted:,} fingerprinted "
-            f"services, {share}%, are in fleets: one exploit reaches a whole fleet)"
+            f"Fleets: {'; '.join(parts)}. {self.in_fleets:,} of {self.fingerprinted:,} fingerprinted "
+            f"services ({share}%) are in fleets, where one exploit reaches every member"
         )
 
 
