@@ -116,3 +116,39 @@ def test_hostile_peer_text_is_bounded_and_de_controlled() -> None:
     fleets = fleets_of([dicom("127.0.0.1", 1, hostile), dicom("127.0.0.2", 1, hostile)])
     name = fleets.fleets[0].fingerprint["implementation_version_name"]
     assert isinstance(name, str) and "\x1b" not in name and len(name) <= 200
+
+
+def test_reports_show_the_fleet_line_and_the_patient_link_line() -> None:
+    from datetime import UTC, datetime
+
+    from pacsradar.identity import patient_record
+    from pacsradar.models import Holdings, ScanReport
+    from pacsradar.phi import KeyedHasher
+    from pacsradar.report.context import ReportContext
+    from pacsradar.report.dispatch import render
+
+    # Given two identical services exposing the same patient, one without the issuer
+    hasher = KeyedHasher(b"f" * 32)
+    results = []
+    for port, issuer in ((104, "A"), (105, None)):
+        record = patient_record(hasher, "P1", issuer)
+        assert record is not None
+        base = dicom("127.0.0.1", port, PYNETDICOM)
+        phi = Finding(
+            check_id="DICOM-QUERY-PHI",
+            title="C-FIND returns patient data",
+            severity=Severity.CRITICAL,
+            endpoint=base.endpoint,
+            evidence={"patients": 1, "studies": 0, "images": 0},
+            holdings=Holdings(patient_records=(record,), source="archive"),
+        )
+        results.append(base.model_copy(update={"findings": (phi,)}))
+    report = ScanReport(scan_id="fleet", version="0", started_at=datetime.now(UTC), results=tuple(results))
+    ctx = ReportContext(report=report)
+    # When rendered as Markdown and HTML / Then both say how patients were linked and the fleet
+    for fmt in ("md", "html"):
+        text = render(fmt, ctx)
+        assert isinstance(text, str)
+        assert "1 distinct patient" in text
+        assert "Patient identity: 1 linked by PatientID where a service left the issuer out" in text
+        assert "Fleets: 2 services share one configuration" in text and "pynetdicom 3.0.4" in text
