@@ -15,7 +15,7 @@ from pacsradar.phi import KeyedHasher
 HASHER = KeyedHasher(b"k" * 32)
 
 
-def rec(pid: str, issuer: str | None = None) -> tuple[str, str]:
+def rec(pid: str | bytes, issuer: str | bytes | None = None) -> tuple[str, str]:
     r = patient_record(HASHER, pid, issuer)
     assert r is not None
     return r
