@@ -94,6 +94,9 @@ class Holdings(_Frozen):
     studies: tuple[str, ...] = ()
     study_images: tuple[int, ...] = ()
     truncated: bool = False
+    #: where the patients were seen: "archive" (stored studies: C-FIND, QIDO, shares) or
+    #: "worklist" (scheduled work: Modality Worklist, UPS), for the headline's breakdown
+    source: str = "archive"
 
 
 class Finding(_Frozen):

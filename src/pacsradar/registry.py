@@ -34,6 +34,8 @@ DICOM_CHECK_MODULES: tuple[str, ...] = (
     "pacsradar.dicom.checks.echo",
     "pacsradar.dicom.checks.query",
     "pacsradar.dicom.checks.retrieve",
+    "pacsradar.dicom.checks.worklist",
+    "pacsradar.dicom.checks.ups",
     "pacsradar.dicom.checks.store",
     "pacsradar.dicom.checks.identity",
     "pacsradar.dicom.checks.plaintext",

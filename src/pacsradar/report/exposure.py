@@ -30,7 +30,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from pacsradar.models import EvidenceValue, Finding
 
 #: Check ids whose evidence carries ``patients``/``studies``/``images`` counts.
-EXPOSURE_CHECK_IDS: frozenset[str] = frozenset({"DICOM-QUERY-PHI", "WEB-UNAUTH-PHI", "SHARE-ANON-DICOM"})
+EXPOSURE_CHECK_IDS: frozenset[str] = frozenset(
+    {"DICOM-QUERY-PHI", "WEB-UNAUTH-PHI", "SHARE-ANON-DICOM", "DICOM-WORKLIST-PHI", "DICOM-UPS-PHI", "WEB-UPS-PHI"}
+)
 COUNT_KEYS: tuple[str, ...] = ("patients", "studies", "images")
 
 
@@ -58,6 +60,10 @@ class Exposure(BaseModel):
     lower_bound: bool = False
     #: services whose findings carry the suspected-honeypot mark (not in the counts above)
     honeypots: int = 0
+    #: distinct patients per holdings source ("archive", "worklist"; models.Holdings.source),
+    #: and how many of them were seen in more than one source (issue 24)
+    patients_by_source: dict[str, int] = Field(default_factory=dict)
+    patients_in_several_sources: int = 0
 
     @property
     def sentence(self) -> str:
@@ -74,6 +80,7 @@ class Exposure(BaseModel):
                 f"{self.images:,} {_plural(self.images, 'image')} exposed across "
                 f"{self.services:,} {_plural(self.services, 'service')}"
             )
+            text += source_clause(self.patients_by_source, self.patients_in_several_sources)
         if self.honeypots:
             look = "looks" if self.honeypots == 1 else "look"
             services = _plural(self.honeypots, "service")
@@ -103,6 +110,19 @@ class Exposure(BaseModel):
         return text
 
 
+#: how each holdings source reads in the headline's breakdown
+SOURCE_WORDS = {"archive": "in archives", "worklist": "scheduled in worklists"}
+
+
+def source_clause(by_source: dict[str, int], shared: int) -> str:
+    """'(20 patients in archives, 5 scheduled in worklists, 3 in both)'; empty with one source."""
+    if len(by_source) < 2:
+        return ""
+    parts = [f"{n:,} {_plural(n, 'patient')} {SOURCE_WORDS.get(s, 'from ' + s)}" for s, n in sorted(by_source.items())]
+    both = "both" if len(by_source) == 2 else "more than one"
+    return f" ({', '.join(parts)}, {shared:,} in {both})"
+
+
 def _plural(n: int, one: str, many: str | None = None) -> str:
     return one if n == 1 else (many or one + "s")
 
@@ -116,6 +136,7 @@ def count(value: EvidenceValue) -> int:
 
 def exposure_of(findings: Iterable[Finding], *, count_honeypots: bool = False) -> Exposure:
     patients: dict[str, set[tuple[str, int, str]]] = {}
+    sources: dict[str, set[str]] = {}
     studies: dict[str, set[tuple[str, int, str]]] = {}
     study_images: dict[str, int] = {}
     per_service: dict[tuple[str, int, str], list[int]] = {}
@@ -148,6 +169,7 @@ def exposure_of(findings: Iterable[Finding], *, count_honeypots: bool = False) -
             truncated |= h.truncated
             for p in h.patients:
                 patients.setdefault(p, set()).add(service)
+                sources.setdefault(p, set()).add(h.source)
             for s, n in zip(h.studies, h.study_images, strict=False):
                 studies.setdefault(s, set()).add(service)
                 if n >= 0:
@@ -175,6 +197,8 @@ def exposure_of(findings: Iterable[Finding], *, count_honeypots: bool = False) -
         unlinked_services=len(unlinked),
         lower_bound=truncated or any(unlinked_best),
         honeypots=0 if count_honeypots else len(honeypots),
+        patients_by_source=dict(sorted(Counter(s for ss in sources.values() for s in ss).items())),
+        patients_in_several_sources=sum(1 for ss in sources.values() if len(ss) > 1),
     )
 
 
