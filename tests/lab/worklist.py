@@ -54,9 +54,18 @@ class Scheduled:
 
 
 def make_worklist(
-    items: int = 6, patients: int = 5, *, seed: int = 24, canary: str = "", today: date | None = None
+    items: int = 6,
+    patients: int = 5,
+    *,
+    seed: int = 24,
+    canary: str = "",
+    today: date | None = None,
+    patient_ids: Sequence[str] = (),
+    issuer: str | None = "LABHOSP",
 ) -> Scheduled:
-    """``items`` scheduled procedure steps for ``patients`` fake patients (PS3.4 K.6.1.2)."""
+    """``items`` scheduled procedure steps for ``patients`` fake patients (PS3.4 K.6.1.2).
+
+    The first patients take ``patient_ids`` (an archive's patients, scheduled again)."""
     fake = Faker()
     fake.seed_instance(seed)
     rng = random.Random(seed)
@@ -65,6 +74,8 @@ def make_worklist(
     for n in range(patients):
         name = f"{canary}{n}^{fake.first_name()}" if canary else f"{fake.last_name()}^{fake.first_name()}"
         pid = f"{canary}PID{n}" if canary else f"MRN{rng.randrange(10**6, 10**7)}"
+        if n < len(patient_ids):
+            pid = patient_ids[n]
         people.append((name.upper(), pid, fake.date_of_birth(minimum_age=1, maximum_age=90)))
     out = []
     stations = set()
@@ -76,7 +87,8 @@ def make_worklist(
         ds.AccessionNumber = f"{canary}ACC{i}" if canary else f"A{rng.randrange(10**6, 10**7)}"
         ds.PatientName = name
         ds.PatientID = pid
-        ds.IssuerOfPatientID = "LABHOSP"
+        if issuer:
+            ds.IssuerOfPatientID = issuer
         ds.PatientBirthDate = dob.strftime("%Y%m%d")
         ds.PatientSex = rng.choice("MF")
         ds.StudyInstanceUID = generate_uid()
@@ -166,7 +178,8 @@ def _as_ups(ds: Dataset) -> Dataset:
     ups.SOPInstanceUID = generate_uid()
     ups.PatientName = ds.PatientName
     ups.PatientID = ds.PatientID
-    ups.IssuerOfPatientID = ds.IssuerOfPatientID
+    if "IssuerOfPatientID" in ds:
+        ups.IssuerOfPatientID = ds.IssuerOfPatientID
     ups.PatientBirthDate = ds.PatientBirthDate
     ups.PatientSex = ds.PatientSex
     ups.ProcedureStepState = "SCHEDULED"
@@ -176,21 +189,54 @@ def _as_ups(ds: Dataset) -> Dataset:
     return ups
 
 
-class WorklistScp:
-    """A pynetdicom SCP answering MWL and UPS C-FIND with every item, to any AE (no checks)."""
+PATIENT_ROOT_FIND = "1.2.840.10008.5.1.4.1.2.1.1"
+PATIENT_ROOT_GET = "1.2.840.10008.5.1.4.1.2.1.3"
 
-    def __init__(self, scheduled: Scheduled, host: str = LOOPBACK) -> None:
+
+def patient_level(studies: Iterable[Dataset]) -> list[Dataset]:
+    """One PATIENT-level C-FIND answer per patient of ``studies`` (PS3.4 C.6.1.1.2)."""
+    by_id: dict[str, Dataset] = {}
+    counts: dict[str, set[str]] = {}
+    for st in studies:
+        pid = str(st.PatientID)
+        counts.setdefault(pid, set()).add(str(st.StudyInstanceUID))
+        if pid not in by_id:
+            ds = Dataset()
+            ds.QueryRetrieveLevel = "PATIENT"
+            ds.PatientName = st.PatientName
+            ds.PatientID = pid
+            ds.PatientBirthDate = st.get("PatientBirthDate", "")
+            by_id[pid] = ds
+    for pid, ds in by_id.items():
+        ds.NumberOfPatientRelatedStudies = str(len(counts[pid]))
+    return list(by_id.values())
+
+
+class WorklistScp:
+    """A pynetdicom SCP answering MWL and UPS C-FIND with every item, to any AE (no checks).
+
+    With ``patient_root`` it is instead an archive that negotiates Patient Root FIND and GET but
+    not Study Root, answering PATIENT-level C-FIND with those records (and no worklist)."""
+
+    def __init__(
+        self, scheduled: Scheduled, host: str = LOOPBACK, *, patient_root: Sequence[Dataset] = ()
+    ) -> None:
         from pynetdicom import AE, evt
 
         self.items = list(scheduled.items)
         self.workitems = [_as_ups(ds) for ds in scheduled.items]
+        self.patients = list(patient_root)
         self.host = host
         self.port = 0
         self.cancelled = threading.Event()
         ae = AE(ae_title="LABMWL")
-        ae.add_supported_context(MWL_FIND)
-        ae.add_supported_context(UPS_PULL)
-        ae.add_supported_context(UPS_WATCH)
+        if self.patients:
+            ae.add_supported_context(PATIENT_ROOT_FIND)
+            ae.add_supported_context(PATIENT_ROOT_GET)
+        else:
+            ae.add_supported_context(MWL_FIND)
+            ae.add_supported_context(UPS_PULL)
+            ae.add_supported_context(UPS_WATCH)
         ae.add_supported_context("1.2.840.10008.1.1")
         self._ae = ae
         self._handlers = [(evt.EVT_C_FIND, self._find)]
@@ -198,7 +244,7 @@ class WorklistScp:
 
     def _find(self, event: Any) -> Any:
         uid = str(event.request.AffectedSOPClassUID)
-        source = self.items if uid == MWL_FIND else self.workitems
+        source = {MWL_FIND: self.items, PATIENT_ROOT_FIND: self.patients}.get(uid, self.workitems)
         for ds in source:
             if event.is_cancelled:
                 self.cancelled.set()

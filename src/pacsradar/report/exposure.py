@@ -115,9 +115,13 @@ SOURCE_WORDS = {"archive": "in archives", "worklist": "scheduled in worklists"}
 
 
 def source_clause(by_source: dict[str, int], shared: int) -> str:
-    """'(20 patients in archives, 5 scheduled in worklists, 3 in both)'; empty with one source."""
-    if len(by_source) < 2:
+    """'(20 patients in archives, 5 scheduled in worklists, 3 in both)'; nothing when every
+    patient came from archives (the headline then reads as it always did)."""
+    if not by_source or set(by_source) == {"archive"}:
         return ""
+    if len(by_source) == 1:
+        ((source, n),) = by_source.items()
+        return f" ({n:,} {_plural(n, 'patient')} {SOURCE_WORDS.get(source, 'from ' + source)})"
     parts = [f"{n:,} {_plural(n, 'patient')} {SOURCE_WORDS.get(s, 'from ' + s)}" for s, n in sorted(by_source.items())]
     both = "both" if len(by_source) == 2 else "more than one"
     return f" ({', '.join(parts)}, {shared:,} in {both})"

@@ -36,18 +36,19 @@ PS34_MWL = Reference(
     url="https://dicom.nema.org/medical/dicom/current/output/html/part04.html#chapter_K",
 )
 
-#: Product-aware remediation; keys match the fingerprint's product label (first match wins).
+#: Product-aware remediation; keys match the fingerprint's product label, first match wins, so
+#: 'DCMTK-based (DCMTK or Orthanc)' (wlmscpfs and Orthanc share DCMTK's UID) comes first.
 WORKLIST_POLICY = {
-    "Orthanc": (
-        'Orthanc: set "DicomAlwaysAllowFindWorklist": false (it lets any calling AE read the '
-        'worklist), list each modality in "DicomModalities" with "DicomCheckModalityHost": true, '
-        'and keep "DicomCheckCalledAet": true.'
-    ),
     "DCMTK-based": (
         "If this is DCMTK's wlmscpfs: it has no calling-AE or host allow-list; its called-AE "
         "folders under --data-files-path are the only gate and they are guessable, so restrict "
         "the port to the modalities' addresses (host firewall, VLAN or VPN). If this is Orthanc: "
         'set "DicomAlwaysAllowFindWorklist": false and register the modalities in "DicomModalities".'
+    ),
+    "Orthanc": (
+        'Orthanc: set "DicomAlwaysAllowFindWorklist": false (it lets any calling AE read the '
+        'worklist), list each modality in "DicomModalities" with "DicomCheckModalityHost": true, '
+        'and keep "DicomCheckCalledAet": true.'
     ),
     "DCMTK": (
         "DCMTK wlmscpfs: it has no calling-AE or host allow-list; its called-AE folders under "
@@ -128,9 +129,10 @@ def evaluate(
         summary, severity = f"{facts.model} C-FIND permitted for an unknown peer; it returned no records", Severity.LOW
     elif facts.identifying:
         mods = f" ({', '.join(facts.modalities)})" if facts.modalities else ""
+        stations = f" on {facts.stations} stations" if facts.stations else ""
         summary = (
             f"{facts.model} C-FIND returned {bound}{facts.records} {noun} for {bound}{patients} distinct "
-            f"patients on {facts.stations} stations{mods}; {len(facts.identifying)} identifying attributes"
+            f"patients{stations}{mods}; {len(facts.identifying)} identifying attributes"
         )
         severity = Severity.CRITICAL
     else:
