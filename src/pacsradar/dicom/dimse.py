@@ -244,7 +244,7 @@ def encode_nested(
     asks for every item). Defined lengths throughout (PS3.5 §7.5.1)."""
     out = bytearray()
     for tag, vr, value in sorted(
-        (*DICTIONARY[keyword], text) for keyword, text in values  # type: ignore[misc]
+        (*DICTIONARY[keyword], text) for keyword, text in values
     ):
         if isinstance(value, str):
             out += encode_identifier(((_KEYWORD[tag], value),), implicit)
@@ -342,7 +342,7 @@ def sequence_items(
     while pos < end:
         tag, value, length = _element(raw, pos, end, implicit)
         if tag != sequence:
-            pos = _skip_undefined(raw, value, implicit) if length == UNDEFINED else _checked_end(value, length, end)
+            pos = _skip(raw, value, length, end, implicit)
             continue
         seq_end = end if length == UNDEFINED else _checked_end(value, length, end)
         return _items(raw, value, seq_end, implicit, wanted, max_items)
@@ -379,4 +379,9 @@ def _item_end(raw: bytes, pos: int, implicit: bool) -> int:
         tag, value, length = _element(raw, pos, end, implicit)
         if tag == _ITEM_DELIM:
             return pos
-        pos = _skip_undefined(raw, value, implicit) if length == UNDEFINED else _checked_end(value, length, end)
+        pos = _skip(raw, value, length, end, implicit)
+
+
+def _skip(raw: bytes, value: int, length: int, end: int, implicit: bool) -> int:
+    """The offset after an element whose value starts at ``value`` (either length form)."""
+    return _skip_undefined(raw, value, implicit) if length == UNDEFINED else _checked_end(value, length, end)

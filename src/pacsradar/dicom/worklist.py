@@ -110,10 +110,12 @@ class WorklistFacts:
 
     @property
     def refused(self) -> bool:
-        return self.refusal is not None or (self.records == 0 and self.final_status not in (0x0000, 0xFE00, None))
+        return self.refusal is not None or (
+            self.records == 0 and self.final_status not in (0x0000, 0xFE00, None)
+        )
 
 
-class _Tally:
+class Tally:
     """Counts only: values are hashed or reduced to shapes inside :meth:`add` and dropped."""
 
     def __init__(self, model: str, hasher: KeyedHasher) -> None:
@@ -193,14 +195,16 @@ def identifier(model: str, implicit: bool) -> bytes:
     return dimse.encode_identifier(tuple((k, "") for k in UPS_TOP), implicit)
 
 
-async def probe(session: DicomClient, sop: str, model: str, hasher: KeyedHasher, max_records: int) -> WorklistFacts:
+async def probe(
+    session: DicomClient, sop: str, model: str, hasher: KeyedHasher, max_records: int
+) -> WorklistFacts:
     """One bounded universal C-FIND on ``sop`` (accepted on ``session``), reduced to facts.
 
     A-ABORT in answer is a refusal (Orthanc without DicomAlwaysAllowFindWorklist), not an error.
     Other :class:`~pacsradar.errors.ScanError` propagate to the check's envelope."""
     ts = session.assoc.accepted[sop][1] if session.assoc else IMPLICIT_VR_LE
     implicit = ts == IMPLICIT_VR_LE
-    tally = _Tally(model, hasher)
+    tally = Tally(model, hasher)
     message_id = session.next_message_id()
     status: int | None = None
     truncated = False

@@ -31,7 +31,8 @@ from pacsradar.models import EvidenceValue, Finding
 
 #: Check ids whose evidence carries ``patients``/``studies``/``images`` counts.
 EXPOSURE_CHECK_IDS: frozenset[str] = frozenset(
-    {"DICOM-QUERY-PHI", "WEB-UNAUTH-PHI", "SHARE-ANON-DICOM", "DICOM-WORKLIST-PHI", "DICOM-UPS-PHI", "WEB-UPS-PHI"}
+    {"DICOM-QUERY-PHI", "WEB-UNAUTH-PHI", "SHARE-ANON-DICOM"}
+    | {"DICOM-WORKLIST-PHI", "DICOM-UPS-PHI", "WEB-UPS-PHI"}  # scheduled work (issue 24)
 )
 COUNT_KEYS: tuple[str, ...] = ("patients", "studies", "images")
 
@@ -119,10 +120,10 @@ def source_clause(by_source: dict[str, int], shared: int) -> str:
     patient came from archives (the headline then reads as it always did)."""
     if not by_source or set(by_source) == {"archive"}:
         return ""
-    if len(by_source) == 1:
-        ((source, n),) = by_source.items()
-        return f" ({n:,} {_plural(n, 'patient')} {SOURCE_WORDS.get(source, 'from ' + source)})"
-    parts = [f"{n:,} {_plural(n, 'patient')} {SOURCE_WORDS.get(s, 'from ' + s)}" for s, n in sorted(by_source.items())]
+    words = SOURCE_WORDS
+    parts = [f"{n:,} {_plural(n, 'patient')} {words.get(s, 'from ' + s)}" for s, n in by_source.items()]
+    if len(parts) == 1:
+        return f" ({parts[0]})"
     both = "both" if len(by_source) == 2 else "more than one"
     return f" ({', '.join(parts)}, {shared:,} in {both})"
 

@@ -57,13 +57,17 @@ async def run(ctx: DicomContext) -> CheckOutcome:
         return skipped("no accepted association")
     sop = next((s for s in (UPS_PULL, UPS_WATCH) if s in assoc.accepted), None)
     facts = await scheduled_work(ctx, sop, "UPS") if sop else None
-    findings = () if facts is None else evaluate(
-        facts,
-        UPS_PHI,
-        ctx.endpoint_for_findings(),
-        product=ctx.product,
-        max_records=ctx.options.max_records,
-        noun="workitems",
+    findings = (
+        ()
+        if facts is None
+        else evaluate(
+            facts,
+            UPS_PHI,
+            ctx.endpoint_for_findings(),
+            product=ctx.product,
+            max_records=ctx.options.max_records,
+            noun="workitems",
+        )
     )
     return outcome(facts, findings)
 

@@ -59,7 +59,9 @@ WORKLIST_POLICY = {
         "dcm4chee-arc: disable 'Accept Unknown Calling AE Titles' (dcmAcceptUnknownCallingAETitles) "
         "on the worklist AE and register each modality as a network AE."
     ),
-    "pynetdicom": "pynetdicom: set AE.require_called_aet = True and AE.require_calling_aet to the modalities.",
+    "pynetdicom": (
+        "pynetdicom: set AE.require_called_aet = True and AE.require_calling_aet to the modalities."
+    ),
 }
 
 WORKLIST_PHI = CheckSpec(
@@ -126,7 +128,10 @@ def evaluate(
     bound = "≥ " if facts.truncated else ""
     patients = len(facts.patients)
     if facts.records == 0:
-        summary, severity = f"{facts.model} C-FIND permitted for an unknown peer; it returned no records", Severity.LOW
+        summary, severity = (
+            f"{facts.model} C-FIND permitted for an unknown peer; it returned no records",
+            Severity.LOW,
+        )
     elif facts.identifying:
         mods = f" ({', '.join(facts.modalities)})" if facts.modalities else ""
         stations = f" on {facts.stations} stations" if facts.stations else ""
@@ -136,11 +141,22 @@ def evaluate(
         )
         severity = Severity.CRITICAL
     else:
-        summary = f"{facts.model} C-FIND returned {bound}{facts.records} {noun} without identifying attributes"
+        summary = (
+            f"{facts.model} C-FIND returned {bound}{facts.records} {noun} without identifying attributes"
+        )
         severity = Severity.MEDIUM
-    holdings = Holdings(patients=facts.patients, truncated=facts.truncated, source=SOURCE) if facts.records else None
+    holdings = (
+        Holdings(patients=facts.patients, truncated=facts.truncated, source=SOURCE) if facts.records else None
+    )
     return (
-        spec.finding(endpoint, summary=summary, evidence=evidence, product=product, severity=severity, holdings=holdings),
+        spec.finding(
+            endpoint,
+            summary=summary,
+            evidence=evidence,
+            product=product,
+            severity=severity,
+            holdings=holdings,
+        ),
     )
 
 
@@ -183,8 +199,16 @@ async def run(ctx: DicomContext) -> CheckOutcome:
     if ctx.accepted is None:
         return skipped("no accepted association")
     facts = await scheduled_work(ctx, MWL_FIND, "MWL")
-    findings = () if facts is None else evaluate(
-        facts, WORKLIST_PHI, ctx.endpoint_for_findings(), product=ctx.product, max_records=ctx.options.max_records
+    findings = (
+        ()
+        if facts is None
+        else evaluate(
+            facts,
+            WORKLIST_PHI,
+            ctx.endpoint_for_findings(),
+            product=ctx.product,
+            max_records=ctx.options.max_records,
+        )
     )
     return outcome(facts, findings)
 
