@@ -50,6 +50,7 @@ WEB_CHECK_MODULES: tuple[str, ...] = (
     "pacsradar.web.fingerprint",
     "pacsradar.web.unauth_phi",
     "pacsradar.web.qido",
+    "pacsradar.web.ups",
     "pacsradar.web.wado",
     "pacsradar.web.stow",
     "pacsradar.web.credentials",

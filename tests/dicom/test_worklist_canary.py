@@ -12,6 +12,7 @@ from pathlib import Path
 from lab.worklist import WorklistScp, make_worklist
 
 CANARY = "CANARYWLQ"
+_CLI = (sys.executable, "-m", "pacsradar", "scan")
 
 
 def test_debug_worklist_scan_leaks_no_canary(tmp_path: Path) -> None:
@@ -26,8 +27,7 @@ def test_debug_worklist_scan_leaks_no_canary(tmp_path: Path) -> None:
         # When the CLI scans it at debug level, JSON to a file, JSONL and a table to stdout
         runs = [
             subprocess.run(
-                [sys.executable, "-m", "pacsradar", "scan", "127.0.0.82", "--ports", str(scp.port)]
-                + ["--only", "dicom", "--log-level", "debug", *args],
+                [*_CLI, "127.0.0.82", "--ports", str(scp.port), "--only", "dicom", "--log-level", "debug", *args],
                 capture_output=True,
                 timeout=120,
                 env=env,

@@ -127,22 +127,23 @@ def evaluate(
     evidence = evidence_of(facts, max_records)
     bound = "≥ " if facts.truncated else ""
     patients = len(facts.patients)
+    query = "UPS-RS search" if facts.model == "UPS-RS" else f"{facts.model} C-FIND"
     if facts.records == 0:
         summary, severity = (
-            f"{facts.model} C-FIND permitted for an unknown peer; it returned no records",
+            f"{query} permitted for an unknown peer; it returned no records",
             Severity.LOW,
         )
     elif facts.identifying:
         mods = f" ({', '.join(facts.modalities)})" if facts.modalities else ""
         stations = f" on {facts.stations} stations" if facts.stations else ""
         summary = (
-            f"{facts.model} C-FIND returned {bound}{facts.records} {noun} for {bound}{patients} distinct "
+            f"{query} returned {bound}{facts.records} {noun} for {bound}{patients} distinct "
             f"patients{stations}{mods}; {len(facts.identifying)} identifying attributes"
         )
         severity = Severity.CRITICAL
     else:
         summary = (
-            f"{facts.model} C-FIND returned {bound}{facts.records} {noun} without identifying attributes"
+            f"{query} returned {bound}{facts.records} {noun} without identifying attributes"
         )
         severity = Severity.MEDIUM
     holdings = (
