@@ -13,6 +13,7 @@ from lab.worklist import WorklistScp, make_worklist
 
 CANARY = "CANARYWLQ"
 _CLI = (sys.executable, "-m", "pacsradar", "scan")
+_DEBUG = ("--only", "dicom", "--log-level", "debug")
 
 
 def test_debug_worklist_scan_leaks_no_canary(tmp_path: Path) -> None:
@@ -27,7 +28,7 @@ def test_debug_worklist_scan_leaks_no_canary(tmp_path: Path) -> None:
         # When the CLI scans it at debug level, JSON to a file, JSONL and a table to stdout
         runs = [
             subprocess.run(
-                [*_CLI, "127.0.0.82", "--ports", str(scp.port), "--only", "dicom", "--log-level", "debug", *args],
+                [*_CLI, "127.0.0.82", "--ports", str(scp.port), *_DEBUG, *args],
                 capture_output=True,
                 timeout=120,
                 env=env,
