@@ -67,6 +67,19 @@ def test_wlmscpfs_found_through_its_default_called_aet(tmp_path: Path) -> None:
 
 
 @needs_wlmscpfs
+def test_wlmscpfs_with_a_site_called_aet_found_through_the_wordlist(tmp_path: Path) -> None:
+    # Given wlmscpfs whose only worklist folder is a site-specific called AE
+    with start_wlmscpfs(tmp_path, SCHEDULED.items, called_aet="RADWL7") as peer:
+        # When scanned without, then with, that title in --aet-wordlist
+        _, blind = _worklist(peer.port)
+        _, guided = _worklist(peer.port, aet_wordlist=("NOPE", "RADWL7"))
+    # Then only the wordlist finds it (no defaults match), and the worklist is then counted
+    assert "DICOM-WORKLIST-PHI" not in ids(blind)  # type: ignore[arg-type]
+    mwl = finding(guided, "DICOM-WORKLIST-PHI")  # type: ignore[arg-type]
+    assert mwl is not None and mwl.evidence["patients"] == 5
+
+
+@needs_wlmscpfs
 def test_wlmscpfs_bounded_by_max_records_with_cancel(tmp_path: Path) -> None:
     # Given the same worklist, When the scan is bounded to 2 records
     with start_wlmscpfs(tmp_path, SCHEDULED.items) as peer:
