@@ -160,3 +160,15 @@ def test_headline_says_where_patients_come_from() -> None:
         f"({len(archive_ids)} patients in archives, 5 patients scheduled in worklists, 2 in both)"
         in exposure.sentence
     )
+
+
+def test_worklist_that_ignores_cancel_is_aborted_and_says_so() -> None:
+    # Given an MWL SCP with 200 items that ignores C-CANCEL
+    with WorklistScp(make_worklist(200, 50), ignore_cancel=True) as scp:
+        # When scanned with a bound of 3 records
+        _, result = _worklist(scp.port, max_records=3)
+    # Then the counts up to the bound stand, and the attempt is an error that says why
+    mwl = finding(result, "DICOM-WORKLIST-PHI")  # type: ignore[arg-type]
+    assert mwl is not None and mwl.evidence["truncated"] is True and mwl.evidence["scheduled_items"] == 3
+    attempt = next(a for a in result.attempts if a.check == "dicom.worklist")  # type: ignore[attr-defined]
+    assert attempt.status == "error" and "C-CANCEL" in (attempt.reason or "")

@@ -103,7 +103,7 @@ def make_worklist(
         sps.Modality = modality
         sps.ScheduledStationAETitle = station
         sps.ScheduledProcedureStepStartDate = (day + timedelta(days=i % 2)).strftime("%Y%m%d")
-        sps.ScheduledProcedureStepStartTime = f"{8 + i:02d}0000"
+        sps.ScheduledProcedureStepStartTime = f"{(8 + i) % 24:02d}0000"
         sps.ScheduledPerformingPhysicianName = f"{canary}PERF{i}^X" if canary else "JOHNSON^AL"
         sps.ScheduledProcedureStepDescription = "SCHEDULED EXAM"
         sps.ScheduledProcedureStepID = f"SPS{i:04d}"
@@ -219,13 +219,19 @@ class WorklistScp:
     not Study Root, answering PATIENT-level C-FIND with those records (and no worklist)."""
 
     def __init__(
-        self, scheduled: Scheduled, host: str = LOOPBACK, *, patient_root: Sequence[Dataset] = ()
+        self,
+        scheduled: Scheduled,
+        host: str = LOOPBACK,
+        *,
+        patient_root: Sequence[Dataset] = (),
+        ignore_cancel: bool = False,
     ) -> None:
         from pynetdicom import AE, evt
 
         self.items = list(scheduled.items)
         self.workitems = [_as_ups(ds) for ds in scheduled.items]
         self.patients = list(patient_root)
+        self.ignore_cancel = ignore_cancel
         self.host = host
         self.port = 0
         self.cancelled = threading.Event()
@@ -246,7 +252,7 @@ class WorklistScp:
         uid = str(event.request.AffectedSOPClassUID)
         source = {MWL_FIND: self.items, PATIENT_ROOT_FIND: self.patients}.get(uid, self.workitems)
         for ds in source:
-            if event.is_cancelled:
+            if event.is_cancelled and not self.ignore_cancel:
                 self.cancelled.set()
                 yield 0xFE00, None
                 return
