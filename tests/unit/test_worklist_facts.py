@@ -190,3 +190,12 @@ def test_headline_counts_each_patient_once_and_says_where_from() -> None:
 def test_ups_contexts_are_proposed_after_the_old_ones() -> None:
     uids = [c.abstract_syntax for c in probe_contexts()]
     assert uids.index(UPS_PULL) == len(uids) - 3 and len(uids) <= 128
+
+
+def test_modality_free_text_is_never_reported() -> None:
+    # Given a peer that puts a name into Modality, When tallied, Then it reads as OTHER
+    ds = _item("P1")
+    ds.ScheduledProcedureStepSequence[0].Modality = "DOEJOHN"
+    tally = Tally("MWL", HASHER)
+    tally.add(encode(ds, True, True) or b"", True)
+    assert tally.facts(MWL_FIND, 0, False, cancel_ignored=False).modalities == ("OTHER",)

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import re
 from dataclasses import dataclass
 from datetime import date
 
@@ -76,8 +75,11 @@ _STEP_WANTED = frozenset(dimse.DICTIONARY[k][0] for k in MWL_STEP)
 _UPS_WANTED = frozenset(dimse.DICTIONARY[k][0] for k in UPS_TOP)
 _KEYWORD = {dimse.DICTIONARY[k][0]: k for k in (*MWL_TOP, *MWL_STEP, *UPS_TOP)}
 _SPS = dimse.DICTIONARY["ScheduledProcedureStepSequence"][0]
-#: A CS value (PS3.5 Table 6.2-1): modality codes are reported, nothing else of a value
-_CS = re.compile(rb"[A-Z0-9_ ]{1,16}")
+#: PS3.3 C.7.3.1.1.1 Modality defined terms: only these codes are reported (any other value a
+#: peer puts in Modality counts as "OTHER"), so no free text of a peer's ever reaches a report.
+MODALITY_TERMS = frozenset(
+    ["AR", "ASMT", "AU", "BDUS", "BI", "BMD", "CR", "CT", "CTPROTOCOL", "DG", "DMS", "DOC", "DX", "ECG", "EEG", "EMG", "EOG", "EPS", "ES", "FID", "GM", "HC", "HD", "IO", "IOL", "IVOCT", "IVUS", "KER", "KO", "LEN", "LS", "M3D", "MG", "MR", "NM", "OAM", "OCT", "OP", "OPM", "OPT", "OPTBSV", "OPTENF", "OPV", "OSS", "OT", "PLAN", "POS", "PR", "PT", "PX", "REG", "RESP", "RF", "RG", "RTDOSE", "RTIMAGE", "RTINTENT", "RTPLAN", "RTRAD", "RTRECORD", "RTSEGANN", "RTSTRUCT", "RWV", "SEG", "SM", "SMR", "SR", "SRF", "STAIN", "TEXTUREMAP", "TG", "US", "VA", "XA", "XAPROTOCOL", "XC"]
+)
 MAX_MODALITIES = 16
 
 
@@ -146,9 +148,9 @@ class Tally:
         self._day(top.get("ScheduledProcedureStepStartDateTime"))
         for step in steps:
             self._day(step.get("ScheduledProcedureStepStartDate"))
-            modality = step.get("Modality", b"")
-            if _CS.fullmatch(modality) and len(self.modalities) < MAX_MODALITIES:
-                self.modalities.add(modality.decode("ascii").strip())
+            if (modality := step.get("Modality")) and len(self.modalities) < MAX_MODALITIES:
+                code = modality.decode("ascii", "replace")
+                self.modalities.add(code if code in MODALITY_TERMS else "OTHER")
             # AE is multi-valued (PS3.5 §6.4: backslash); each title is one station.
             for aet in step.get("ScheduledStationAETitle", b"").split(b"\\")[:16]:
                 if aet.strip():
