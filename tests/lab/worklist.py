@@ -31,7 +31,7 @@ from faker import Faker
 from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
 
-from lab.dcmtk import DcmtkPeer, _launch
+from lab.dcmtk import DcmtkPeer, launch
 from lab.ports import LOOPBACK
 
 WLMSCPFS = Path("/usr/bin/wlmscpfs")
@@ -152,7 +152,7 @@ def start_wlmscpfs(workdir: Path, items: Sequence[Dataset], *, called_aet: str =
     db = workdir / "wlistdb"
     write_wl_files(items, db / called_aet)
     (db / called_aet / "lockfile").touch()
-    return _launch(
+    return launch(
         "wlmscpfs",
         lambda port: [str(WLMSCPFS), "-dfp", str(db), str(port)],
         workdir,
