@@ -93,16 +93,17 @@ class Holdings(_Frozen):
     IssuerOfPatientID or "" when the service sent none): two hashes, so that the estate links a
     patient across services that do and do not send the issuer (:mod:`pacsradar.identity`).
     ``patients`` holds the single PatientID (+ issuer) hashes of scans stored before that; new
-    holdings leave it empty. ``source`` says what kind of service held them ("archive" for a
-    C-FIND, "web" for QIDO-RS; later "worklist"): a label for reports, never part of a key.
+    holdings leave it empty. ``source`` says what kind of service held them: "archive" (stored
+    studies: C-FIND, QIDO-RS, shares) or "worklist" (scheduled work: Modality Worklist, UPS), for
+    the headline's breakdown (issue 24); a label for reports, never part of a key.
     """
 
     patients: tuple[str, ...] = ()
     patient_records: tuple[tuple[str, str], ...] = ()
-    source: str = ""
     studies: tuple[str, ...] = ()
     study_images: tuple[int, ...] = ()
     truncated: bool = False
+    source: str = "archive"
 
 
 class Finding(_Frozen):

@@ -156,6 +156,10 @@ def _launch(name: str, argv_for_port: Any, workdir: Path, ae_title: str, timeout
     raise last
 
 
+#: public name for other lab modules (tests/lab/worklist.py starts wlmscpfs with it)
+launch = _launch
+
+
 def dcmqrscp_config(
     port: int, called_aet: str, storage: Path, peers: Sequence[str], access: str = "R"
 ) -> str:

@@ -202,6 +202,24 @@ DICTIONARY: dict[str, tuple[int, bytes]] = {
     "NumberOfPatientRelatedInstances": (0x00201204, b"IS"),
     "NumberOfStudyRelatedSeries": (0x00201206, b"IS"),
     "NumberOfStudyRelatedInstances": (0x00201208, b"IS"),
+    # PS3.4 K.6.1.2 Modality Worklist and CC.2.5 UPS attributes (dicom.worklist, dicom.ups)
+    "SOPClassUID": (0x00080016, b"UI"),
+    "Modality": (0x00080060, b"CS"),
+    "RequestingPhysician": (0x00321032, b"PN"),
+    "RequestedProcedureDescription": (0x00321060, b"LO"),
+    "AdmissionID": (0x00380010, b"LO"),
+    "ScheduledStationAETitle": (0x00400001, b"AE"),
+    "ScheduledProcedureStepStartDate": (0x00400002, b"DA"),
+    "ScheduledProcedureStepStartTime": (0x00400003, b"TM"),
+    "ScheduledPerformingPhysicianName": (0x00400006, b"PN"),
+    "ScheduledProcedureStepDescription": (0x00400007, b"LO"),
+    "ScheduledProcedureStepID": (0x00400009, b"SH"),
+    "ScheduledStationName": (0x00400010, b"SH"),
+    "ScheduledProcedureStepSequence": (0x00400100, b"SQ"),
+    "RequestedProcedureID": (0x00401001, b"SH"),
+    "ScheduledProcedureStepStartDateTime": (0x00404005, b"DT"),
+    "ProcedureStepState": (0x00741000, b"CS"),
+    "ProcedureStepLabel": (0x00741204, b"LO"),
 }
 
 
@@ -215,6 +233,29 @@ def encode_identifier(values: Sequence[tuple[str, str]], implicit: bool) -> byte
         else:
             out += _ELEM_EXPLICIT.pack(tag >> 16, tag & 0xFFFF, vr, len(value))
         out += value
+    return bytes(out)
+
+
+def encode_nested(
+    values: Sequence[tuple[str, str | Sequence[tuple[str, str]]]], implicit: bool
+) -> bytes:
+    """Like :func:`encode_identifier`, where a value that is a sequence of pairs is a sequence
+    (SQ) of one item of those return keys (PS3.4 C.2.2.2.6 sequence matching: an empty item
+    asks for every item). Defined lengths throughout (PS3.5 §7.5.1)."""
+    out = bytearray()
+    for tag, vr, value in sorted(
+        (*DICTIONARY[keyword], text) for keyword, text in values
+    ):
+        if isinstance(value, str):
+            out += encode_identifier(((_KEYWORD[tag], value),), implicit)
+            continue
+        body = encode_identifier(value, implicit)
+        item = _U16.pack(0xFFFE) + _U16.pack(0xE000) + _U32.pack(len(body)) + body
+        if implicit:
+            out += _ELEM_IMPLICIT.pack(tag >> 16, tag & 0xFFFF, len(item))
+        else:
+            out += _ELEM_EXPLICIT.pack(tag >> 16, tag & 0xFFFF, vr, 0) + _U32.pack(len(item))
+        out += item
     return bytes(out)
 
 
@@ -286,3 +327,61 @@ def top_level_values(raw: bytes, implicit: bool, wanted: frozenset[int]) -> dict
         if tag in wanted:
             found[tag] = raw[value:pos].strip(b" \x00")
     return found
+
+
+_KEYWORD: dict[int, str] = {tag: keyword for keyword, (tag, _vr) in DICTIONARY.items()}
+
+
+def sequence_items(
+    raw: bytes, implicit: bool, sequence: int, wanted: frozenset[int], *, max_items: int = 64
+) -> list[dict[int, bytes]]:
+    """The ``wanted`` values of each item of the top-level ``sequence`` (defined or undefined
+    lengths, PS3.5 §7.5), at most ``max_items`` items; nested sequences inside an item are
+    skipped. Bounded like :func:`top_level_values`: every length is checked against ``raw``."""
+    pos, end = 0, len(raw)
+    while pos < end:
+        tag, value, length = _element(raw, pos, end, implicit)
+        if tag != sequence:
+            pos = _skip(raw, value, length, end, implicit)
+            continue
+        seq_end = end if length == UNDEFINED else _checked_end(value, length, end)
+        return _items(raw, value, seq_end, implicit, wanted, max_items)
+    return []
+
+
+def _items(
+    raw: bytes, pos: int, end: int, implicit: bool, wanted: frozenset[int], max_items: int
+) -> list[dict[int, bytes]]:
+    items: list[dict[int, bytes]] = []
+    while pos < end and len(items) < max_items:
+        tag, value, length = _element(raw, pos, end, implicit)
+        if tag == _SEQ_DELIM:
+            break
+        if tag != _ITEM:
+            raise ProtocolError("malformed sequence in C-FIND identifier (expected an item)")
+        if length == UNDEFINED:
+            # An undefined-length item ends at its delimiter; find it by skipping the item as a
+            # one-item sequence would be skipped (bounded, :func:`_skip_undefined`).
+            item_end = _item_end(raw, value, implicit)
+            body = raw[value:item_end]
+            pos = item_end + 8
+        else:
+            pos = _checked_end(value, length, end)
+            body = raw[value:pos]
+        items.append(top_level_values(body, implicit, wanted))
+    return items
+
+
+def _item_end(raw: bytes, pos: int, implicit: bool) -> int:
+    """Offset of the Item Delimitation Item that ends the undefined-length item at ``pos``."""
+    end = len(raw)
+    while True:
+        tag, value, length = _element(raw, pos, end, implicit)
+        if tag == _ITEM_DELIM:
+            return pos
+        pos = _skip(raw, value, length, end, implicit)
+
+
+def _skip(raw: bytes, value: int, length: int, end: int, implicit: bool) -> int:
+    """The offset after an element whose value starts at ``value`` (either length form)."""
+    return _skip_undefined(raw, value, implicit) if length == UNDEFINED else _checked_end(value, length, end)

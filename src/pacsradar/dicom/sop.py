@@ -16,6 +16,9 @@ STUDY_ROOT_MOVE = "1.2.840.10008.5.1.4.1.2.2.2"
 STUDY_ROOT_GET = "1.2.840.10008.5.1.4.1.2.2.3"
 # PS3.4 K.6: Modality Worklist
 MWL_FIND = "1.2.840.10008.5.1.4.31"
+# PS3.4 CC.3.1: Unified Procedure Step SOP classes whose SCP answers C-FIND (Pull, Watch)
+UPS_PULL = "1.2.840.10008.5.1.4.34.6.3"
+UPS_WATCH = "1.2.840.10008.5.1.4.34.6.2"
 # PS3.4 B.5: a few common Storage SOP classes
 STORAGE = {
     "1.2.840.10008.5.1.4.1.1.2": "CT Image Storage",
@@ -40,6 +43,8 @@ NAMES = {
     STUDY_ROOT_MOVE: "StudyRoot-MOVE",
     STUDY_ROOT_GET: "StudyRoot-GET",
     MWL_FIND: "ModalityWorklist-FIND",
+    UPS_PULL: "UPS-Pull",
+    UPS_WATCH: "UPS-Watch",
     **{uid: name.replace(" Image Storage", "-STORE").replace(" ", "") for uid, name in STORAGE.items()},
     CANARY_SYNTAX: "random-2.25-syntax",
 }
@@ -50,7 +55,9 @@ GET_CLASSES = (STUDY_ROOT_GET, PATIENT_ROOT_GET)
 
 
 def probe_contexts() -> tuple[ProposedContext, ...]:
-    """Verification first, then Q/R, MWL, storage and the canary: one association profiles them all."""
+    """Verification first, then Q/R, MWL, storage, UPS and the canary: one association profiles
+    them all (17 contexts; PS3.8 §9.3.2.2 allows 128). UPS came later and is proposed after the
+    storage classes, so the context ids the older checks and the honeypot tells saw stay put."""
     uids = [
         VERIFICATION,
         STUDY_ROOT_FIND,
@@ -61,6 +68,8 @@ def probe_contexts() -> tuple[ProposedContext, ...]:
         PATIENT_ROOT_GET,
         MWL_FIND,
         *STORAGE,
+        UPS_PULL,
+        UPS_WATCH,
         CANARY_SYNTAX,
     ]
     return tuple(ProposedContext(uid) for uid in uids)

@@ -35,7 +35,10 @@ from pacsradar.identity import RULES, PatientRecord, legacy_record, link
 from pacsradar.models import EvidenceValue, Finding
 
 #: Check ids whose evidence carries ``patients``/``studies``/``images`` counts.
-EXPOSURE_CHECK_IDS: frozenset[str] = frozenset({"DICOM-QUERY-PHI", "WEB-UNAUTH-PHI", "SHARE-ANON-DICOM"})
+EXPOSURE_CHECK_IDS: frozenset[str] = frozenset(
+    {"DICOM-QUERY-PHI", "WEB-UNAUTH-PHI", "SHARE-ANON-DICOM"}
+    | {"DICOM-WORKLIST-PHI", "DICOM-UPS-PHI", "WEB-UPS-PHI"}  # scheduled work (issue 24)
+)
 COUNT_KEYS: tuple[str, ...] = ("patients", "studies", "images")
 
 
@@ -69,6 +72,10 @@ class Exposure(BaseModel):
     lower_bound: bool = False
     #: services whose findings carry the suspected-honeypot mark (not in the counts above)
     honeypots: int = 0
+    #: distinct patients per holdings source ("archive", "worklist"; models.Holdings.source),
+    #: and how many of them were seen in more than one source (issue 24)
+    patients_by_source: dict[str, int] = Field(default_factory=dict)
+    patients_in_several_sources: int = 0
 
     @property
     def sentence(self) -> str:
@@ -85,6 +92,7 @@ class Exposure(BaseModel):
                 f"{self.images:,} {_plural(self.images, 'image')} exposed across "
                 f"{self.services:,} {_plural(self.services, 'service')}"
             )
+            text += source_clause(self.patients_by_source, self.patients_in_several_sources)
         if self.honeypots:
             look = "looks" if self.honeypots == 1 else "look"
             services = _plural(self.honeypots, "service")
@@ -136,6 +144,22 @@ _LINK_LABELS = {
     "legacy": "by hashes of an older scan (not linkable)",
 }
 
+#: how each holdings source reads in the headline's breakdown
+SOURCE_WORDS = {"archive": "in archives", "worklist": "scheduled in worklists"}
+
+
+def source_clause(by_source: dict[str, int], shared: int) -> str:
+    """'(20 patients in archives, 5 scheduled in worklists, 3 in both)'; nothing when every
+    patient came from archives (the headline then reads as it always did)."""
+    if not by_source or set(by_source) == {"archive"}:
+        return ""
+    words = SOURCE_WORDS
+    parts = [f"{n:,} {_plural(n, 'patient')} {words.get(s, 'from ' + s)}" for s, n in by_source.items()]
+    if len(parts) == 1:
+        return f" ({parts[0]})"
+    both = "both" if len(by_source) == 2 else "more than one"
+    return f" ({', '.join(parts)}, {shared:,} in {both})"
+
 
 def _plural(n: int, one: str, many: str | None = None) -> str:
     return one if n == 1 else (many or one + "s")
@@ -149,7 +173,9 @@ def count(value: EvidenceValue) -> int:
 
 
 def exposure_of(findings: Iterable[Finding], *, count_honeypots: bool = False) -> Exposure:
-    records: list[tuple[PatientRecord, tuple[str, int, str]]] = []
+    # tag of a record: (service, holdings source), so one patient is counted once per service and
+    # once per source (an archive and a worklist on the same port are two sources, one service)
+    records: list[tuple[PatientRecord, tuple[tuple[str, int, str], str]]] = []
     studies: dict[str, set[tuple[str, int, str]]] = {}
     study_images: dict[str, int] = {}
     per_service: dict[tuple[str, int, str], list[int]] = {}
@@ -180,8 +206,10 @@ def exposure_of(findings: Iterable[Finding], *, count_honeypots: bool = False) -
         )
         if h is not None:
             truncated |= h.truncated
-            records.extend((r, service) for r in h.patient_records)
-            records.extend((legacy_record(p), service) for p in h.patients)
+            # Anything but scheduled work is stored studies (a label once written as "web").
+            tag = (service, "worklist" if h.source == "worklist" else "archive")
+            records.extend((r, tag) for r in h.patient_records)
+            records.extend((legacy_record(p), tag) for p in h.patients)
             for s, n in zip(h.studies, h.study_images, strict=False):
                 studies.setdefault(s, set()).add(service)
                 if n >= 0:
@@ -194,7 +222,8 @@ def exposure_of(findings: Iterable[Finding], *, count_honeypots: bool = False) -
             if not linked[i]:
                 unlinked_best[i] = max(unlinked_best[i], counts[i])
     linkage = link(records)
-    patients = linkage.patients
+    patients = {key: {service for service, _ in tags} for key, tags in linkage.patients.items()}
+    sources = [{source for _, source in tags} for tags in linkage.patients.values()]
     union = (len(patients), len(studies), sum(study_images.values()))
     headline = [max(union[i], unlinked_best[i]) for i in range(3)]
     sums = [sum(v[i] for v in per_service.values()) for i in range(3)]
@@ -213,6 +242,8 @@ def exposure_of(findings: Iterable[Finding], *, count_honeypots: bool = False) -
         unlinked_services=len(unlinked),
         lower_bound=truncated or any(unlinked_best) or linkage.ambiguous > 0,
         honeypots=0 if count_honeypots else len(honeypots),
+        patients_by_source=dict(sorted(Counter(s for ss in sources for s in ss).items())),
+        patients_in_several_sources=sum(1 for ss in sources if len(ss) > 1),
     )
 
 

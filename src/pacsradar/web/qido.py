@@ -231,7 +231,7 @@ async def _page_through(ctx: WebContext, template: str, base: str, tried: int) -
     known = [v for v in studies.values() if v is not None]
     holdings = Holdings(
         patient_records=tuple(sorted(patients)),
-        source="web",
+        source="archive",  # QIDO-RS searches stored studies
         studies=tuple(k for k in studies if not k.startswith("row")),
         study_images=tuple(-1 if v is None else v for k, v in studies.items() if not k.startswith("row")),
         truncated=truncated,

@@ -51,6 +51,11 @@ DEFAULT_AETS: tuple[str, ...] = (
     "AE_TITLE",
     "MODALITY",
     "WORKLIST",
+    # DCMTK's wlmscpfs serves the called AE titles named by its --data-files-path folders; its
+    # documentation and Debian's example database (dcmtk/examples/wlistdb) use OFFIS.
+    "OFFIS",
+    "WLMSCPFS",
+    "MWL",
     "ECHOSCU",
 )
 

@@ -103,6 +103,13 @@ async def run(ctx: DicomContext) -> CheckOutcome:
         elif verdict == "refused":
             severity = Severity.LOW
             summary = "Retrieve negotiated, but C-MOVE from an unknown peer is refused"
+    if get:
+        # PS3.4 C.4.3: C-GET sends the matches back on the asking association itself, so unlike
+        # C-MOVE it needs no registered destination AE: negotiation alone is the exposure.
+        details["get_needs_no_destination"] = True
+        summary += "; C-GET needs no registered destination (images return on the asking association)"
+        if ctx.query is not None and ctx.query.records > 0:
+            severity = Severity.HIGH
     finding = RETRIEVE_OPEN.finding(
         ctx.endpoint_for_findings(),
         summary=summary,
