@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -64,7 +63,8 @@ def test_the_dicom_port_is_named_pixelmed_and_counted(report: dict[str, Any], st
     # And its default AE title is guessed, and C-FIND exposes the exact holdings
     assert _finding(dicom, "DICOM-AE-GUESSABLE")["evidence"]["guessed_called_aet"] == AE_TITLE
     phi = _finding(dicom, "DICOM-QUERY-PHI")["evidence"]
-    assert (phi["patients"], phi["studies"], phi["images"]) == (truth.patients, truth.studies, truth.instances)
+    counted = (phi["patients"], phi["studies"], phi["images"])
+    assert counted == (truth.patients, truth.studies, truth.instances)
 
 
 def test_the_web_port_is_named_and_its_patient_list_counted(

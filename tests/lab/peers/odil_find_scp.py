@@ -11,6 +11,7 @@ C-FIND is answered with the records whose PatientID matches the request's, or al
 the request's PatientID is empty or absent. "ready" on stdout once listening is imminent.
 """
 
+import contextlib
 import json
 import sys
 
@@ -85,11 +86,10 @@ def main():
             except (odil.AssociationReleased, odil.AssociationAborted):
                 break
             except Exception:  # anything else: drop this association, keep serving
-                try:
+                with contextlib.suppress(Exception):
                     association.abort(2, 0)
-                except Exception:
-                    pass
                 break
+
 
 if __name__ == "__main__":
     main()

@@ -422,10 +422,10 @@ async def run(ctx: DicomContext) -> CheckOutcome:
     if refused:
         # Orthanc's default: association accepted, C-FIND answered with a failure status.
         return CheckOutcome(details=details)
-    if placeholder.unkeyed(tally.records, tally.without_key) and not truncated:
-        # CTN simple_storage: canned records, no unique key, whatever is asked (placeholder.py)
-        if canned := await placeholder.outcome(ctx, sop, level, details, facts.phi_keywords):
-            return canned
+    # CTN simple_storage: canned records, no unique key, whatever is asked (placeholder.py)
+    unkeyed = placeholder.unkeyed(tally.records, tally.without_key) and not truncated
+    if unkeyed and (canned := await placeholder.outcome(ctx, sop, level, details, facts.phi_keywords)):
+        return canned
     # Every count below is of distinct keyed hashes, never of responses (module docstring).
     distinct = len(tally.studies) if level == "STUDY" else len(tally.patients)
     duplicates = tally.records - tally.without_key - distinct
