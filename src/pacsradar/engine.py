@@ -34,7 +34,7 @@ from pacsradar.models import (
     unreachable_attempts,
 )
 from pacsradar.net import HostLimiter, Net
-from pacsradar.outcome import error_state, port_state, scan_report, untested_reason
+from pacsradar.outcome import error_state, port_state, scan_report, settled_attempts, untested_reason
 from pacsradar.pools import size_pools
 from pacsradar.sweep import SYN_LANES, DeadColumns, Gated, Room, Sweep, use_syn
 
@@ -128,28 +128,13 @@ def merge_results(endpoint: Endpoint, parts: Sequence[TargetResult], elapsed: fl
         reachable=any(p.reachable for p in parts),
         service=best.service,
         product=next((p.product for p in parts if p.product), None),
-        attempts=tuple(a for p in parts for a in _settled(p, best.service)),
+        attempts=tuple(a for p in parts for a in settled_attempts(p, best.service)),
         findings=tuple(f for p in parts for f in p.findings),
         error=next((p.error for p in parts if p.error and not p.reachable), None)
         if not any(p.reachable for p in parts)
         else None,
         started_at=parts[0].started_at,
         duration_ms=elapsed,
-    )
-
-
-def _settled(part: TargetResult, spoken: str | None) -> tuple[Attempt, ...]:
-    """A part that found no protocol of its own on a port another part spoke (the DICOM
-    auditor's read timeout on a web port) did not fail to test the service: its errors are
-    kept as skipped attempts, with the reason, so the port is not 'could not test'."""
-    if spoken is None or part.service is not None or not part.reachable:
-        return part.attempts
-    note = f"; the port speaks {spoken}"
-    return tuple(
-        a.model_copy(update={"status": AttemptStatus.SKIPPED, "reason": f"{a.reason or 'error'}{note}"})
-        if a.status is AttemptStatus.ERROR
-        else a
-        for a in part.attempts
     )
 
 
