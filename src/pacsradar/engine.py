@@ -34,7 +34,7 @@ from pacsradar.models import (
     unreachable_attempts,
 )
 from pacsradar.net import HostLimiter, Net
-from pacsradar.outcome import error_state, port_state, scan_report, untested_reason
+from pacsradar.outcome import error_state, port_state, scan_report, settled_attempts, untested_reason
 from pacsradar.pools import size_pools
 from pacsradar.sweep import SYN_LANES, DeadColumns, Gated, Room, Sweep, use_syn
 
@@ -128,7 +128,7 @@ def merge_results(endpoint: Endpoint, parts: Sequence[TargetResult], elapsed: fl
         reachable=any(p.reachable for p in parts),
         service=best.service,
         product=next((p.product for p in parts if p.product), None),
-        attempts=tuple(a for p in parts for a in p.attempts),
+        attempts=tuple(a for p in parts for a in settled_attempts(p, best.service)),
         findings=tuple(f for p in parts for f in p.findings),
         error=next((p.error for p in parts if p.error and not p.reachable), None)
         if not any(p.reachable for p in parts)

@@ -18,7 +18,7 @@ from typing import Final, Literal
 
 from pacsradar import __version__
 from pacsradar.config import ScanOptions
-from pacsradar.models import AttemptStatus, ScanReport, ScanStats, TargetResult
+from pacsradar.models import Attempt, AttemptStatus, ScanReport, ScanStats, TargetResult
 
 __all__ = [
     "PORT_STATES",
@@ -27,6 +27,7 @@ __all__ = [
     "error_state",
     "port_state",
     "scan_report",
+    "settled_attempts",
     "untested_reason",
 ]
 
@@ -75,6 +76,25 @@ def untested_reason(result: TargetResult) -> str | None:
     if failed is not None:
         return f"{failed.check}: {failed.reason or 'error'}"
     return None
+
+
+#: First-contact probes: their error on a port means only "this protocol is not spoken here".
+_FIRST_CONTACT = frozenset({"dicom.service"})
+
+
+def settled_attempts(part: TargetResult, spoken: str | None) -> tuple[Attempt, ...]:
+    """The DICOM probe's error (a read timeout) on a port another auditor then spoke (HTTP)
+    did not fail to test the service: it is kept as a skipped attempt, with the reason, so
+    the port is not 'could not test'. Any other error stays an error."""
+    if spoken is None or part.service is not None:
+        return part.attempts
+    note = f"; the port speaks {spoken}"
+    return tuple(
+        a.model_copy(update={"status": AttemptStatus.SKIPPED, "reason": f"{a.reason or 'error'}{note}"})
+        if a.status is AttemptStatus.ERROR and a.check in _FIRST_CONTACT
+        else a
+        for a in part.attempts
+    )
 
 
 def could_not_test(results: ScanReport | Iterable[TargetResult]) -> list[tuple[TargetResult, str]]:

@@ -49,6 +49,7 @@ DICOM_CHECK_MODULES: tuple[str, ...] = (
 WEB_CHECK_MODULES: tuple[str, ...] = (
     "pacsradar.web.fingerprint",
     "pacsradar.web.unauth_phi",
+    "pacsradar.web.patient_list",
     "pacsradar.web.qido",
     "pacsradar.web.ups",
     "pacsradar.web.wado",

@@ -23,6 +23,7 @@ from lab.orthanc import dicomweb_plugin_available, orthanc_available, start_orth
 from lab.ports import LOOPBACK, PeerStartError, free_port, wait_until_bound
 from pacsradar.dicom.fingerprint import load_table
 from pacsradar.lab.synthetic import make_studies, summarise
+from pacsradar.models import Severity
 from web.helpers import finding as web_finding
 from web.helpers import ids, web_scan
 
@@ -101,7 +102,9 @@ def ctn_storage(tmp_path: Path) -> Iterator[int]:
         proc.wait(10)
 
 
-def test_ctn_simple_storage_is_named_and_its_keyless_answers_are_not_counted(ctn_storage: int) -> None:
+def test_ctn_simple_storage_is_named_and_its_placeholder_answers_are_not_an_exposure(
+    ctn_storage: int,
+) -> None:
     # Given CTN's simple_storage (Debian ctn): any AE, storage open, and a canned C-FIND answer
     # of four records carrying PatientName and PatientBirthDate but no PatientID or Study UID
     report = scan([("127.0.0.1", ctn_storage)])
@@ -110,12 +113,20 @@ def test_ctn_simple_storage_is_named_and_its_keyless_answers_are_not_counted(ctn
     assert result.product == "CTN (MIR Central Test Node) MIRCTN11MAR2003"
     assert _row("CTN (MIR Central Test Node)") == "verified live"
     assert {"DICOM-ANY-AE", "DICOM-STORE-OPEN"} <= {f.check_id for f in result.findings}
-    # And records without unique keys are reported, never counted as distinct studies
-    phi = finding(result, "DICOM-QUERY-PHI")
-    assert phi is not None
-    assert phi.evidence["records"] == 4 and phi.evidence["records_without_unique_key"] == 4
-    assert phi.evidence["studies"] == 0 and phi.evidence["patients"] == 0
-    assert "4 records carried no StudyInstanceUID" in phi.summary
+    # And its records, without unique keys and the same for a PatientID that cannot exist, are
+    # placeholder answers: low severity, nothing counted, never a critical DICOM-QUERY-PHI
+    assert finding(result, "DICOM-QUERY-PHI") is None
+    placeholder = finding(result, "DICOM-QUERY-PLACEHOLDER")
+    assert placeholder is not None and placeholder.severity is Severity.LOW
+    evidence = placeholder.evidence
+    assert evidence["records"] == 4 and evidence["records_without_unique_key"] == 4
+    assert evidence["random_patient_matches"] == 4
+    assert (evidence["patients"], evidence["studies"], evidence["images"]) == (0, 0, 0)
+    assert placeholder.holdings is None
+    assert "4 placeholder records without StudyInstanceUID" in placeholder.summary
+    # And no PHI is said to travel in clear text, since none was seen
+    plaintext = finding(result, "DICOM-PLAINTEXT")
+    assert plaintext is not None and plaintext.severity is Severity.MEDIUM
 
 
 @pytest.mark.skipif(

@@ -50,6 +50,13 @@ class QueryFacts:
     year_max: int | None
     truncated: bool
     status: int | None
+    #: canned records without unique keys, returned whatever is asked (checks/placeholder.py)
+    placeholder: bool = False
+
+    @property
+    def exposes_records(self) -> bool:
+        """Records that describe holdings came back (placeholder answers describe none)."""
+        return self.records > 0 and not self.placeholder
 
 
 @dataclass

@@ -137,7 +137,7 @@ class WebAuditor:
                 if check.intrusive and not ctx.options.intrusive:
                     continue  # opt-in only (HACKING.md: default checks read, never write)
                 attempt, found = await _run_check(check, wctx, deadline)
-                attempts.append(attempt)
+                attempts.append(_settle_unanswered(attempt, client))
                 findings.extend(found)
         finally:
             await client.aclose()
@@ -193,6 +193,26 @@ class WebAuditor:
         # Prefer the most telling error: not-HTTP or size/time bounds over a TLS mismatch.
         telling = [e for e in errors if not isinstance(e, TlsHandshakeError)] or errors
         return None, None, telling[0] if telling else None
+
+
+def _settle_unanswered(attempt: Attempt, client: WebClient) -> Attempt:
+    """A check that failed only because a request got no HTTP answer at all, from a server
+    that answered ``/``, did not fail to test the service: that server does not serve the path.
+
+    PixelMed's web server (DicomAndWebStorageServer) answers ``/`` and its request types and
+    leaves every other path unanswered; such a check is then skipped, with the reason, so the
+    port is not reported as 'could not test' (issue 22). The reason is matched against the
+    client's own record of unanswered requests (our messages, never a peer's text); a check
+    that failed any other way stays an error."""
+    if attempt.status is not AttemptStatus.ERROR or attempt.reason not in client.log.unanswered:
+        return attempt
+    return attempt.model_copy(
+        update={
+            "status": AttemptStatus.SKIPPED,
+            "reason": f"no HTTP answer to its request ({attempt.reason}); the server answers / "
+            "but does not serve that path",
+        }
+    )
 
 
 async def _run_check(

@@ -113,6 +113,9 @@ class RequestLog:
     requests: int = 0
     bytes_read: int = 0
     errors: list[str] = field(default_factory=list)
+    #: the reasons ("Type: message") of requests that got no HTTP answer at all: no reply
+    #: before the timeout, or the connection closed without one (see web.auditor)
+    unanswered: set[str] = field(default_factory=set)
 
 
 class WebClient:
@@ -222,9 +225,13 @@ class WebClient:
                 )  # fmt: skip
         except TimeoutError as exc:
             self.log.errors.append("timeout")
-            raise ReadTimeout(f"request did not complete within {budget:.1f}s") from exc
+            timeout = ReadTimeout(f"request did not complete within {budget:.1f}s")
+            self.log.unanswered.add(f"ReadTimeout: {timeout}")
+            raise timeout from exc
         except ScanError as exc:
             self.log.errors.append(type(exc).__name__)
+            if isinstance(exc, ReadTimeout | NotHttpError | PeerClosed):
+                self.log.unanswered.add(f"{type(exc).__name__}: {exc}")
             raise
 
     async def _request(

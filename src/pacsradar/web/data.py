@@ -85,6 +85,8 @@ class ProductPaths:
     webdav: tuple[str, ...]
     statistics: str | None
     default_aet: str | None
+    #: an HTML page that lists the patients (PixelMed's ?requestType=PATIENTLIST)
+    patient_list: str | None = None
 
 
 @dataclass(frozen=True)
@@ -151,6 +153,7 @@ def fingerprint_table() -> FingerprintTable:
             webdav=_str_tuple(p.get("webdav")),
             statistics=p.get("statistics"),
             default_aet=p.get("default_aet"),
+            patient_list=p.get("patient_list"),
         )
         for name, p in data["products"].items()
         if _source(p, f"product {name}")

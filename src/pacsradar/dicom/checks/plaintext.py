@@ -43,7 +43,7 @@ SPECS = (PLAINTEXT,)
 async def run(ctx: DicomContext) -> CheckOutcome:
     if ctx.service != "dicom":
         return skipped("no plaintext DICOM answer" if ctx.service != "dicom-tls" else "service uses TLS")
-    phi = ctx.query is not None and ctx.query.records > 0 and bool(ctx.query.phi_keywords)
+    phi = ctx.query is not None and ctx.query.exposes_records and bool(ctx.query.phi_keywords)
     details = {"tls": False, "phi_over_plaintext": phi}
     finding = PLAINTEXT.finding(
         ctx.endpoint_for_findings(),

@@ -31,6 +31,7 @@ from pacsradar.checks import (
     skipped,
 )
 from pacsradar.dicom import dimse
+from pacsradar.dicom.checks import placeholder
 from pacsradar.dicom.checks._remediation import AE_POLICY
 from pacsradar.dicom.client import IMPLICIT_VR_LE, DicomClient
 from pacsradar.dicom.context import DicomContext, QueryFacts
@@ -58,7 +59,7 @@ QUERY_PHI = CheckSpec(
     references=(PS34_QR, PS315_ANNEX_E, HIPAA_ACCESS, GDPR_ART32, cwe(359)),
     cwe="CWE-359",
 )
-SPECS = (QUERY_PHI,)
+SPECS = (QUERY_PHI, placeholder.QUERY_PLACEHOLDER)
 
 #: Return keys (PS3.4 C.6.2.1.2 Study Root STUDY level; C.6.1.1.2 Patient Root PATIENT level)
 #: that PS3.15 Annex E Table E.1-1 lists as identifying, asked with zero length (universal).
@@ -425,6 +426,10 @@ async def run(ctx: DicomContext) -> CheckOutcome:
     if refused:
         # Orthanc's default: association accepted, C-FIND answered with a failure status.
         return CheckOutcome(details=details)
+    # CTN simple_storage: canned records, no unique key, whatever is asked (placeholder.py)
+    unkeyed = placeholder.unkeyed(tally.records, tally.without_key) and not truncated
+    if unkeyed and (canned := await placeholder.outcome(ctx, sop, level, details, facts.phi_keywords)):
+        return canned
     # Every count below is of distinct keyed hashes, never of responses (module docstring).
     distinct = len(tally.studies) if level == "STUDY" else len(tally.patients)
     duplicates = tally.records - tally.without_key - distinct

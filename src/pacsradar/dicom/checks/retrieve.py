@@ -24,7 +24,7 @@ from pacsradar.dicom import dimse
 from pacsradar.dicom.checks._remediation import AE_POLICY
 from pacsradar.dicom.client import IMPLICIT_VR_LE
 from pacsradar.dicom.context import DicomContext, random_aet
-from pacsradar.dicom.sop import GET_CLASSES, MOVE_CLASSES, NAMES, STUDY_ROOT_MOVE
+from pacsradar.dicom.sop import CANARY_SYNTAX, GET_CLASSES, MOVE_CLASSES, NAMES, STUDY_ROOT_MOVE
 from pacsradar.models import Evidence, Severity
 
 RETRIEVE_OPEN = CheckSpec(
@@ -45,6 +45,11 @@ RETRIEVE_OPEN = CheckSpec(
     cwe="CWE-284",
 )
 SPECS = (RETRIEVE_OPEN,)
+
+#: Said of a negotiation-only judgement when the same AC accepted our random 2.25 abstract
+#: syntax (sop.CANARY_SYNTAX): such an acceptor (odil's default, CTN) accepts every context,
+#: so an accepted context says nothing about the service behind it (PS3.8 §9.3.3.2).
+UNVERIFIED = "unverified: the service accepts any abstract syntax (a random 2.25 UID too)"
 
 #: PS3.4 C.4.2.1.5: C-MOVE statuses that tell how the request was judged.
 MOVE_DESTINATION_UNKNOWN = 0xA801
@@ -78,12 +83,17 @@ async def run(ctx: DicomContext) -> CheckOutcome:
         return skipped("no accepted association")
     get = [NAMES[s] for s in GET_CLASSES if s in assoc.accepted]
     move = [NAMES[s] for s in MOVE_CLASSES if s in assoc.accepted]
+    any_syntax = CANARY_SYNTAX in assoc.accepted
     details: Evidence = {"get_negotiated": get, "move_negotiated": move, "verified": False}
     if not get and not move:
         return CheckOutcome(details=details)
+    details["any_abstract_syntax_accepted"] = any_syntax
     severity = Severity.MEDIUM
     summary = "C-GET/C-MOVE negotiated for an unknown peer (not verified; --intrusive confirms)"
-    if ctx.query is not None and ctx.query.records > 0:
+    if any_syntax:
+        severity = Severity.LOW
+        summary = f"C-GET/C-MOVE negotiated, {UNVERIFIED}; --intrusive tries one C-MOVE"
+    elif ctx.query is not None and ctx.query.exposes_records:
         severity = Severity.HIGH
         summary = "C-GET/C-MOVE negotiated for a peer that C-FIND already answers with records"
     if ctx.options.intrusive and move:

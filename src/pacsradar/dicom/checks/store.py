@@ -16,8 +16,9 @@ from pacsradar.checks import (
     skipped,
 )
 from pacsradar.dicom.checks._remediation import AE_POLICY
+from pacsradar.dicom.checks.retrieve import UNVERIFIED
 from pacsradar.dicom.context import DicomContext
-from pacsradar.dicom.sop import NAMES, STORAGE
+from pacsradar.dicom.sop import CANARY_SYNTAX, NAMES, STORAGE
 from pacsradar.models import Evidence, Reference, Severity
 
 STORE_OPEN = CheckSpec(
@@ -53,11 +54,21 @@ async def run(ctx: DicomContext) -> CheckOutcome:
     details: Evidence = {"storage_negotiated": classes, "c_store_sent": False}
     if not classes:
         return CheckOutcome(details=details)
+    summary = f"{len(classes)} of {len(STORAGE)} probed storage SOP classes accepted (negotiation only)"
+    severity = STORE_OPEN.severity
+    # An acceptor that also took our random 2.25 abstract syntax accepts every context (odil's
+    # default acceptor): its storage contexts say nothing about whether it would store.
+    any_syntax = CANARY_SYNTAX in assoc.accepted
+    details["any_abstract_syntax_accepted"] = any_syntax
+    if any_syntax:
+        summary = f"{summary}, {UNVERIFIED}"
+        severity = Severity.LOW
     finding = STORE_OPEN.finding(
         ctx.endpoint_for_findings(),
-        summary=f"{len(classes)} of {len(STORAGE)} probed storage SOP classes accepted (negotiation only)",
+        summary=summary,
         evidence=details,
         product=ctx.product,
+        severity=severity,
     )
     return CheckOutcome(details=details, findings=(finding,))
 
