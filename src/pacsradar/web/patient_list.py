@@ -17,6 +17,7 @@ import html
 import re
 
 from pacsradar.checks import Check, CheckOutcome, skipped
+from pacsradar.identity import patient_record
 from pacsradar.models import Evidence, Holdings, Severity
 from pacsradar.web.context import WebContext
 from pacsradar.web.data import fingerprint_table
@@ -57,7 +58,9 @@ async def _run(ctx: WebContext) -> CheckOutcome:
         return CheckOutcome(details={"source": "patient-list", "status": reply.status})
     keys, ids = count_rows(reply.text(MAX_BODY))
     hasher = ctx.options.hasher
-    patients = sorted({hasher.patient(pid) for pid in ids})
+    # The page shows no issuer: a record without one links to the DICOM side's patient when its
+    # PatientID has one issuer in the estate (pacsradar.identity, issue 22).
+    patients = sorted({r for pid in ids if (r := patient_record(hasher, pid, None)) is not None})
     del ids  # values end here (HACKING.md rule 1)
     count = len(keys)
     truncated = reply.truncated
@@ -81,7 +84,7 @@ async def _run(ctx: WebContext) -> CheckOutcome:
         evidence=evidence,
         product=ctx.product_label,
         severity=Severity.CRITICAL if count else Severity.HIGH,
-        holdings=Holdings(patients=tuple(patients), truncated=truncated) if patients else None,
+        holdings=Holdings(patient_records=tuple(patients), truncated=truncated) if patients else None,
     )
     return CheckOutcome(details=evidence, findings=(finding,))
 

@@ -118,7 +118,9 @@ async def run(ctx: DicomContext) -> CheckOutcome:
         # C-MOVE it needs no registered destination AE: negotiation alone is the exposure.
         details["get_needs_no_destination"] = True
         summary += "; C-GET needs no registered destination (images return on the asking association)"
-        if ctx.query is not None and ctx.query.records > 0:
+        # ... unless the service accepts any abstract syntax, so the C-GET context proves nothing
+        # (issue 22), or its C-FIND answers were placeholders that describe no holdings.
+        if ctx.query is not None and ctx.query.exposes_records and not any_syntax:
             severity = Severity.HIGH
     finding = RETRIEVE_OPEN.finding(
         ctx.endpoint_for_findings(),
