@@ -27,6 +27,7 @@ EXTENSIONS: Mapping[str, str] = {
     "json": "json",
     "md": "md",
     "defectdojo": "defectdojo.json",
+    "pdf": "pdf",
 }
 
 
