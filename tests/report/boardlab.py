@@ -252,3 +252,59 @@ def board_history(n: int = 6) -> list[ScanReport]:
 
 
 __all__ = ["HOSTILE", "board_history", "board_report"]
+
+
+# -- what a person sees, measured in the browser ---------------------------------------------
+
+#: Elements that must sit on one line: ids, severities, ports, products, dates, statuses.
+ONE_LINE = ".sev, code.check-id, code.chip, .port, .product, span.date, td.c-status > a"
+
+#: The texts of ``selector`` elements whose text runs over more than one line.
+WRAPPED_JS = """(selector) => {
+  const bad = [];
+  for (const el of document.querySelectorAll(selector)) {
+    if (!el.offsetParent) continue;  // inside a closed <details>
+    const range = document.createRange();
+    range.selectNodeContents(el);
+    const tops = [...range.getClientRects()].filter(r => r.width > 0 && r.height > 0)
+      .map(r => r.top).sort((a, b) => a - b);
+    let lines = tops.length ? 1 : 0;
+    for (let i = 1; i < tops.length; i++) if (tops[i] - tops[i - 1] > 4) lines++;
+    if (lines > 1) bad.push(el.textContent.trim());
+  }
+  return bad;
+}"""
+
+#: Cells whose content spills into the next cell (a nowrap text wider than its column).
+OVERLAP_JS = """() => {
+  const bad = [];
+  for (const table of document.querySelectorAll("table.findings")) {
+    if (table.getBoundingClientRect().width > table.parentElement.clientWidth + 1) bad.push("table wider than its box");
+  }
+  for (const tr of document.querySelectorAll("table.findings tr")) {
+    const cells = [...tr.children];
+    for (let i = 0; i + 1 < cells.length; i++) {
+      if (cells[i].scrollWidth > cells[i].clientWidth + 1) bad.push(cells[i].textContent.trim().slice(0, 60));
+    }
+  }
+  return bad;
+}"""
+
+#: Marks and labels of each chart that fall outside its SVG box, and SVGs outside their section.
+CHART_JS = """() => {
+  const bad = [];
+  for (const svg of document.querySelectorAll("svg.chart")) {
+    const box = svg.getBoundingClientRect();
+    const section = svg.closest("section").getBoundingClientRect();
+    if (box.left < section.left - 1 || box.right > section.right + 1) bad.push("svg outside its section");
+    for (const el of svg.querySelectorAll("text, circle, polyline, rect, line")) {
+      const r = el.getBoundingClientRect();
+      if (r.width === 0 && r.height === 0) continue;
+      if (r.left < box.left - 1 || r.right > box.right + 1 || r.top < box.top - 1 || r.bottom > box.bottom + 1)
+        bad.push(el.tagName + ":" + (el.textContent || "").trim());
+    }
+  }
+  return bad;
+}"""
+
+__all__ += ["CHART_JS", "ONE_LINE", "OVERLAP_JS", "WRAPPED_JS"]

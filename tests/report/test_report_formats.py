@@ -60,7 +60,7 @@ def test_no_format_leaks_the_canary_or_raw_markup(ctx: ReportContext, fmt: str) 
 
 def test_unknown_format_is_a_usage_error(ctx: ReportContext) -> None:
     with pytest.raises(UsageError):
-        render("pdf", ctx)
+        render("docx", ctx)
 
 
 # -- HTML -------------------------------------------------------------------------------------
@@ -89,7 +89,9 @@ ALLOWED_TAGS = {
     "th",
     "td",
     "ul",
+    "ol",
     "li",
+    "caption",
     "details",
     "summary",
     "a",
@@ -134,7 +136,8 @@ def test_html_opens_with_the_exposure_figure_and_is_self_contained(ctx: ReportCo
     assert not [v for a, v in parsed.attrs if a in ("src", "srcset", "action")]
     hrefs = [v for a, v in parsed.attrs if a == "href"]
     assert hrefs
-    assert all(h and h.startswith("https://") for h in hrefs)  # javascript: refs are text only
+    # javascript: refs are text only; the rest are links inside the page (row -> its Fix-first action)
+    assert all(h and h.startswith(("https://", "#fix-")) for h in hrefs)
     assert "Content-Security-Policy" in out
     assert "default-src 'none'" in out
     # And the hostile strings arrive as text, escaped in the source

@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -45,11 +46,20 @@ def chromium_path() -> str | None:
 def render_pdf(ctx: ReportContext) -> bytes:
     """The board pack: the report's print layout (every Fix-first step open) as A4 PDF."""
     try:
-        from playwright.sync_api import Error as PlaywrightError
-        from playwright.sync_api import sync_playwright
+        import playwright.sync_api  # noqa: F401
     except ImportError:
         raise UsageError(MISSING) from None
     html = render_html(ctx, board=True)
+    # Playwright's sync API refuses to run in a thread with an event loop (the dashboard, a
+    # test's browser): one worker thread of its own, always.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="pacsradar-pdf") as pool:
+        return pool.submit(_print, html).result()
+
+
+def _print(html: str) -> bytes:
+    from playwright.sync_api import Error as PlaywrightError
+    from playwright.sync_api import sync_playwright
+
     with tempfile.TemporaryDirectory(prefix="pacsradar-pdf-") as tmp:
         page_file = Path(tmp) / "report.html"
         page_file.write_text(html, encoding="utf-8")
