@@ -107,7 +107,9 @@ def test_filters_live_in_the_url(browser: Any, board: Dashboard, artifacts: Path
     assert query == {"severity": ["critical"], "check_id": [check]}
     assert set(page.locator("tr.finding code.check-id").all_inner_texts()) == {check}
     assert set(page.locator("tr.finding .sev").all_inner_texts()) == {"CRITICAL"}
-    assert page.get_attribute("#permalink", "href") == urlsplit(page.url).path + "?" + urlsplit(page.url).query
+    assert (
+        page.get_attribute("#permalink", "href") == urlsplit(page.url).path + "?" + urlsplit(page.url).query
+    )
     # And a reload (or a shared link) shows the same view
     page.reload()
     assert set(page.locator("tr.finding code.check-id").all_inner_texts()) == {check}

@@ -96,26 +96,72 @@ def _orthanc(host: str) -> list[Finding]:
         _f("DICOM-SERVICE-EXPOSED", *d, product=ORTHANC, evidence={"implementation_class_uid": "1.2.3"}),
         _f("DICOM-ANY-AE", *d, product=ORTHANC, evidence={"called_ae": "ANY-SCP", "calling_ae": HOSTILE}),
         _f(
-            "DICOM-QUERY-PHI", *d, product=ORTHANC, evidence=_phi(20, 40, 480),
-            summary="C-FIND at STUDY level answered 40 studies of 20 patients", holdings=_holdings(20, 40),
+            "DICOM-QUERY-PHI",
+            *d,
+            product=ORTHANC,
+            evidence=_phi(20, 40, 480),
+            summary="C-FIND at STUDY level answered 40 studies of 20 patients",
+            holdings=_holdings(20, 40),
         ),
-        _f("DICOM-RETRIEVE-OPEN", *d, product=ORTHANC, evidence={"move_destination": "PACSRADAR", "images": 12}),
-        _f("DICOM-STORE-OPEN", *d, product=ORTHANC, evidence={"sop_classes": ["CTImageStorage", "MRImageStorage"]}),
+        _f(
+            "DICOM-RETRIEVE-OPEN",
+            *d,
+            product=ORTHANC,
+            evidence={"move_destination": "PACSRADAR", "images": 12},
+        ),
+        _f(
+            "DICOM-STORE-OPEN",
+            *d,
+            product=ORTHANC,
+            evidence={"sop_classes": ["CTImageStorage", "MRImageStorage"]},
+        ),
         _f("DICOM-PLAINTEXT", *d, product=ORTHANC, evidence={"tls": False}),
-        _f("DICOM-KNOWN-CVE", *d, product=ORTHANC, evidence=cve, severity=worst,
-           summary="Orthanc 1.12.3 on the DICOM port; 9 possible CVEs. A version string alone is not proof."),
+        _f(
+            "DICOM-KNOWN-CVE",
+            *d,
+            product=ORTHANC,
+            evidence=cve,
+            severity=worst,
+            summary="Orthanc 1.12.3 on the DICOM port; 9 possible CVEs. A version string alone is not proof.",
+        ),
         _f("WEB-SERVICE-EXPOSED", *w, product=ORTHANC, evidence={"server": "Orthanc", "status": 200}),
         _f(
-            "WEB-UNAUTH-PHI", *w, product=ORTHANC, evidence=_phi(20, 40, 480),
-            summary="/patients and /studies answered without credentials", holdings=_holdings(20, 40),
+            "WEB-UNAUTH-PHI",
+            *w,
+            product=ORTHANC,
+            evidence=_phi(20, 40, 480),
+            summary="/patients and /studies answered without credentials",
+            holdings=_holdings(20, 40),
         ),
-        _f("DICOMWEB-UNAUTH-QIDO", *w, product=ORTHANC, evidence={"studies": 40, "path": "/dicom-web/studies"}),
-        _f("DICOMWEB-UNAUTH-WADO", *w, product=ORTHANC, evidence={"instances": 1, "path": "/dicom-web/studies"}),
+        _f(
+            "DICOMWEB-UNAUTH-QIDO",
+            *w,
+            product=ORTHANC,
+            evidence={"studies": 40, "path": "/dicom-web/studies"},
+        ),
+        _f(
+            "DICOMWEB-UNAUTH-WADO",
+            *w,
+            product=ORTHANC,
+            evidence={"instances": 1, "path": "/dicom-web/studies"},
+        ),
         _f("DICOMWEB-STOW-OPEN", *w, product=ORTHANC, evidence={"status": 200, "method": "OPTIONS"}),
-        _f("WEB-ORTHANC-INSECURE", *w, product=ORTHANC,
-           evidence={"settings": ["RemoteAccessAllowed", "AuthenticationEnabled=false", "DicomAlwaysAllowFind"]}),
-        _f("VULN-KNOWN-CVE", *w, product=ORTHANC, evidence={k: v for k, v in cve.items() if k != "backported_by"},
-           severity=worst, summary="Orthanc 1.12.3 reported; 9 CVEs. A version string alone is not proof."),
+        _f(
+            "WEB-ORTHANC-INSECURE",
+            *w,
+            product=ORTHANC,
+            evidence={
+                "settings": ["RemoteAccessAllowed", "AuthenticationEnabled=false", "DicomAlwaysAllowFind"]
+            },
+        ),
+        _f(
+            "VULN-KNOWN-CVE",
+            *w,
+            product=ORTHANC,
+            evidence={k: v for k, v in cve.items() if k != "backported_by"},
+            severity=worst,
+            summary="Orthanc 1.12.3 reported; 9 CVEs. A version string alone is not proof.",
+        ),
         _f("WEB-CORS-WILDCARD", *w, product=ORTHANC, evidence={"allow_origin": "*"}),
         _f("WEB-METRICS-OPEN", *w, product=ORTHANC, evidence={"path": "/tools/metrics-prometheus"}),
         _f("WEB-PLAINTEXT", *w, product=ORTHANC, evidence={"scheme": "http"}),
@@ -127,15 +173,26 @@ def _dcmqrscp(host: str, port: int) -> list[Finding]:
     d = (host, port, "dicom")
     cve, worst = _cve_evidence("DCMTK", "3.6.7")
     return [
-        _f("DICOM-SERVICE-EXPOSED", *d, product=DCMTK, evidence={"implementation_version_name": "OFFIS_DCMTK_367"}),
+        _f(
+            "DICOM-SERVICE-EXPOSED",
+            *d,
+            product=DCMTK,
+            evidence={"implementation_version_name": "OFFIS_DCMTK_367"},
+        ),
         _f("DICOM-ANY-AE", *d, product=DCMTK, evidence={"called_ae": "DCMQRSCP"}),
         _f("DICOM-QUERY-PHI", *d, product=DCMTK, evidence=_phi(8, 16, 192), holdings=_holdings(8, 16)),
         _f("DICOM-RETRIEVE-OPEN", *d, product=DCMTK, evidence={"move_destination": "PACSRADAR"}),
         _f("DICOM-AE-GUESSABLE", *d, product=DCMTK, evidence={"guessed_ae": "DCMQRSCP", "tries": 41}),
         _f("DICOM-PLAINTEXT", *d, product=DCMTK, evidence={"tls": False}),
         _f("DICOM-USER-IDENTITY-IGNORED", *d, product=DCMTK, evidence={"identity_type": 2}),
-        _f("DICOM-KNOWN-CVE", *d, product=DCMTK, evidence=cve, severity=worst,
-           summary="DCMTK 3.6.7 on the DICOM port; 8 possible CVEs. A version string alone is not proof."),
+        _f(
+            "DICOM-KNOWN-CVE",
+            *d,
+            product=DCMTK,
+            evidence=cve,
+            severity=worst,
+            summary="DCMTK 3.6.7 on the DICOM port; 8 possible CVEs. A version string alone is not proof.",
+        ),
     ]
 
 
@@ -144,7 +201,12 @@ def _storescp_tls(host: str) -> list[Finding]:
     return [
         _f("DICOM-SERVICE-EXPOSED", *d, product=DCMTK, evidence={"tls": True}),
         _f("DICOM-STORE-OPEN", *d, product=DCMTK, evidence={"sop_classes": ["SecondaryCaptureImageStorage"]}),
-        _f("TLS-WEAK", *d, product=DCMTK, evidence={"protocols": ["TLSv1", "TLSv1.1"], "ciphers": ["AES128-SHA"]}),
+        _f(
+            "TLS-WEAK",
+            *d,
+            product=DCMTK,
+            evidence={"protocols": ["TLSv1", "TLSv1.1"], "ciphers": ["AES128-SHA"]},
+        ),
         _f("TLS-CERTIFICATE", *d, product=DCMTK, evidence={"self_signed": True, "key_bits": 1024}),
         _f("TLS-NO-CLIENT-AUTH", *d, product=DCMTK, evidence={"client_cert_requested": False}),
     ]
@@ -166,7 +228,12 @@ def _share(host: str) -> list[Finding]:
     s = (host, 21, "ftp")
     return [
         _f("SHARE-ANON-ACCESS", *s, product="vsftpd 3.0.3", evidence={"anonymous": True, "paths": ["/pub"]}),
-        _f("SHARE-ANON-DICOM", *s, product="vsftpd 3.0.3", evidence={"patients": 4, "studies": 4, "images": 40}),
+        _f(
+            "SHARE-ANON-DICOM",
+            *s,
+            product="vsftpd 3.0.3",
+            evidence={"patients": 4, "studies": 4, "images": 40},
+        ),
     ]
 
 
@@ -220,7 +287,10 @@ def board_report(scan_id: str = "board-1", started: datetime = T0) -> ScanReport
         finished_at=started + timedelta(seconds=2),
         scope=("127.0.0.1", "127.0.0.2", "127.0.0.3", "127.0.0.4"),
         stats=ScanStats(
-            endpoints_total=40, endpoints_done=40, endpoints_open=len(results), endpoints_closed=40 - len(results)
+            endpoints_total=40,
+            endpoints_done=40,
+            endpoints_open=len(results),
+            endpoints_closed=40 - len(results),
         ),
         results=tuple(results),
     )
@@ -279,7 +349,8 @@ WRAPPED_JS = """(selector) => {
 OVERLAP_JS = """() => {
   const bad = [];
   for (const table of document.querySelectorAll("table.findings")) {
-    if (table.getBoundingClientRect().width > table.parentElement.clientWidth + 1) bad.push("table wider than its box");
+    const wide = table.getBoundingClientRect().width > table.parentElement.clientWidth + 1;
+    if (wide) bad.push("table wider than its box");
   }
   for (const tr of document.querySelectorAll("table.findings tr")) {
     const cells = [...tr.children];
@@ -300,7 +371,8 @@ CHART_JS = """() => {
     for (const el of svg.querySelectorAll("text, circle, polyline, rect, line")) {
       const r = el.getBoundingClientRect();
       if (r.width === 0 && r.height === 0) continue;
-      if (r.left < box.left - 1 || r.right > box.right + 1 || r.top < box.top - 1 || r.bottom > box.bottom + 1)
+      const out = r.left < box.left - 1 || r.right > box.right + 1;
+      if (out || r.top < box.top - 1 || r.bottom > box.bottom + 1)
         bad.push(el.tagName + ":" + (el.textContent || "").trim());
     }
   }

@@ -255,6 +255,11 @@ def test_json_round_trips_the_scan_report(ctx: ReportContext) -> None:
     assert data.pop("exposure") == ctx.exposure.model_dump()
     assert len(data.pop("accepted_risks")) == 1
     assert isinstance(data.pop("could_not_test"), list)
+    # And what to fix first, worst patients first (an additive key: the schema version stays 1)
+    fixes = data.pop("fix_first")
+    assert fixes[0]["headline"] == (
+        "Restrict DICOM associations to registered peers on 1 server: at least 120 patients"
+    )
     assert ScanReport.model_validate(data) == ctx.report
 
 

@@ -58,7 +58,10 @@ def test_exposure_counts_read_as_a_sentence_and_hashes_as_a_count() -> None:
             "keywords": ["PatientName", "PatientID"],
         }
     )
-    assert v.sentences[0] == "At least 1 patient, 340 studies, 51,234 images (studies 2019-2024) (stopped at --max-records)"
+    assert (
+        v.sentences[0]
+        == "At least 1 patient, 340 studies, 51,234 images (studies 2019-2024) (stopped at --max-records)"
+    )
     assert v.sentences[1] == "keywords: PatientName, PatientID; 2 keyed patient hashes (no values)"
 
 

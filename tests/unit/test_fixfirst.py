@@ -77,7 +77,9 @@ def test_actions_rank_by_distinct_patients_then_severity() -> None:
 
 def test_counts_without_hashes_are_a_lower_bound() -> None:
     # Given an exposure finding re-imported from JSON (counts, no hashes)
-    findings = [_f("SHARE-ANON-DICOM", "10.0.0.9", 21, protocol="ftp", product="vsftpd 3", evidence={"patients": 4})]
+    findings = [
+        _f("SHARE-ANON-DICOM", "10.0.0.9", 21, protocol="ftp", product="vsftpd 3", evidence={"patients": 4})
+    ]
     # Then the action protects "at least" that many
     assert fix_first(findings)[0].headline == "Close anonymous shares on 1 vsftpd server: at least 4 patients"
 

@@ -74,7 +74,11 @@ def filter_url(filters: Mapping[str, str], **changes: str) -> str:
     """The findings page with ``filters`` changed by ``changes``: empty values are left out, so
     the URL carries exactly the filters in force (bookmarkable, shareable, back-button safe)."""
     merged = {**filters, **changes}
-    query = [(k, merged[k]) for k in FINDING_FILTERS if merged.get(k) and not (k == "status" and merged[k] == "open")]
+    query = [
+        (k, merged[k])
+        for k in FINDING_FILTERS
+        if merged.get(k) and not (k == "status" and merged[k] == "open")
+    ]
     return "/findings" + ("?" + urlencode(query) if query else "")
 
 

@@ -164,7 +164,8 @@ def view(evidence: Mapping[str, EvidenceValue]) -> EvidenceView:
         sentences.append(f"{who}: {cve_text}" if who else cve_text)
     if cve_table is not None:
         tables.append(cve_table)
-    sources = tuple(unique(evidence["sources"])) if isinstance(evidence.get("sources"), list) else ()
+    raw_sources = evidence.get("sources")
+    sources = tuple(unique(raw_sources)) if isinstance(raw_sources, list) else ()
     used = set(_COUNT_KEYS) | {"study_years", "truncated"}
     if cve_text:
         used |= _CVE_KEYS | {"product", "version"}

@@ -51,7 +51,10 @@ THEMES: dict[str, tuple[str, tuple[str, ...]]] = {
             "WEB-ORTHANC-INSECURE",
         ),
     ),
-    "credentials": ("Remove default and blank passwords", ("WEB-DEFAULT-CREDENTIALS", "WEB-BLANK-CREDENTIALS")),
+    "credentials": (
+        "Remove default and blank passwords",
+        ("WEB-DEFAULT-CREDENTIALS", "WEB-BLANK-CREDENTIALS"),
+    ),
     "upgrade": ("Upgrade to a fixed release", ("DICOM-KNOWN-CVE", "VULN-KNOWN-CVE")),
     "shares": ("Close anonymous shares", ("SHARE-ANON-DICOM", "SHARE-ANON-ACCESS")),
     "files": ("Restrict and clean the image files", ("FILE-PHI", "FILE-PREAMBLE-EXECUTABLE")),
@@ -243,4 +246,13 @@ def action_of(actions: Iterable[FixAction]) -> dict[str, int]:
     return {key: rank for rank, a in enumerate(actions, 1) for key in a.keys}
 
 
-__all__ = ["ACCESS_THEMES", "PRODUCTS", "THEMES", "FixAction", "Step", "action_of", "fix_first", "product_name"]
+__all__ = [
+    "ACCESS_THEMES",
+    "PRODUCTS",
+    "THEMES",
+    "FixAction",
+    "Step",
+    "action_of",
+    "fix_first",
+    "product_name",
+]

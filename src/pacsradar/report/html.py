@@ -9,6 +9,7 @@ column alone wraps), evidence as sentences (:mod:`.evidence`) with the full evid
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -16,6 +17,7 @@ from functools import cache
 from importlib import resources
 
 import jinja2
+import markupsafe
 
 from pacsradar import __version__
 from pacsradar.models import AttemptStatus, EvidenceValue, Finding, ScanReport, Severity
@@ -35,6 +37,17 @@ def _json_text(value: EvidenceValue) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
+#: Tokens a line must never break inside: CVE and check ids, host:port labels, versions.
+_ID = re.compile(r"CVE-\d{4}-\d+|\b[A-Z][A-Z0-9]+(?:-[A-Z0-9]+)+\b|\b\d{1,3}(?:\.\d{1,3}){3}(?::\d+)?\b")
+
+
+def keep_ids(text: object) -> markupsafe.Markup:
+    """``text`` escaped, with each id wrapped in a no-wrap span (escaping comes first, so a peer
+    string can never open markup; ids contain nothing escaping changes)."""
+    escaped = str(markupsafe.escape(text))
+    return markupsafe.Markup(_ID.sub(lambda m: f'<span class="nowrap">{m.group(0)}</span>', escaped))  # noqa: S704
+
+
 def make_environment(*packages: str) -> jinja2.Environment:
     """A Jinja2 environment with autoescape ON for every template, whatever its name."""
     loaders: list[jinja2.BaseLoader] = [jinja2.PackageLoader(p, "templates") for p in packages]
@@ -49,6 +62,7 @@ def make_environment(*packages: str) -> jinja2.Environment:
     env.filters["tojson_text"] = _json_text
     env.filters["safe_url"] = safe_url
     env.filters["evidence_view"] = evidence.view
+    env.filters["keep_ids"] = keep_ids
     return env
 
 
@@ -196,4 +210,13 @@ def render_html(ctx: ReportContext, *, board: bool = False) -> str:
     )
 
 
-__all__ = ["Asset", "InfoRow", "Row", "assets_of", "make_environment", "not_dicom_services", "render_html", "report_css"]
+__all__ = [
+    "Asset",
+    "InfoRow",
+    "Row",
+    "assets_of",
+    "make_environment",
+    "not_dicom_services",
+    "render_html",
+    "report_css",
+]
