@@ -108,7 +108,8 @@ def trend_chart(points: Sequence[TrendPoint], *, width: int = 560, band: int = 8
     def make(index: int, name: str, color: str, values: list[int]) -> Series:
         top = index * (band + gap) + title_h
         bottom = top + band - title_h
-        top_value = _nice_max(max([*values, 1]))
+        # Headroom, so the newest value never sits on the series' title.
+        top_value = _nice_max(-(-max([*values, 1]) * 115 // 100))
         plot_h = bottom - top
         coords = [(xs(i), round(bottom - plot_h * v / top_value, 1), v) for i, v in enumerate(values)]
         return Series(
