@@ -297,23 +297,26 @@ def board_report(scan_id: str = "board-1", started: datetime = T0) -> ScanReport
 
 
 def board_history(n: int = 6) -> list[ScanReport]:
-    """Earlier scans of the same scope (fewer findings, fewer patients), then the board scan."""
+    """Earlier weekly scans of the same scope (fewer findings), then the board scan."""
     full = board_report()
+    everything = [f for r in full.results for f in r.findings]
     out = []
     for i in range(n - 1):
-        keep = 20 + i * 6
-        kept = [f for r in full.results for f in r.findings][:keep]
-        results = []
-        for r in full.results:
-            mine = tuple(f for f in r.findings if f in kept)
-            results.append(r.model_copy(update={"findings": mine}))
+        started = T0 - timedelta(days=7 * (n - 1 - i))
+        kept = set(f.dedupe_key for f in everything[: 20 + i * 6])
+        results = tuple(
+            r.model_copy(
+                update={"findings": tuple(f for f in r.findings if f.dedupe_key in kept)}
+            ).model_copy(update={"started_at": started})
+            for r in full.results
+        )
         out.append(
             full.model_copy(
                 update={
                     "scan_id": f"board-0{i}",
-                    "started_at": T0 - timedelta(days=7 * (n - 1 - i)),
-                    "finished_at": T0 - timedelta(days=7 * (n - 1 - i)) + timedelta(seconds=2),
-                    "results": tuple(results),
+                    "started_at": started,
+                    "finished_at": started + timedelta(seconds=2),
+                    "results": results,
                 }
             )
         )

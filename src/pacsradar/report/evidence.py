@@ -27,6 +27,8 @@ _FIXED = re.compile(r"fixed in (\d+(?:\.\d+)*)")
 _CVE = re.compile(r"CVE-(\d{4})-(\d+)")
 #: At most this many values of a list in a sentence; the rest is "and N more".
 LIST_SHOWN = 6
+#: At most this many other facts in the visible sentence; every fact is in the full evidence.
+FACTS_SHOWN = 4
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,8 @@ class EvidenceView:
     sources: tuple[str, ...] = ()
     #: (key, text) rows of the whole evidence, for a <details>
     full: tuple[tuple[str, str], ...] = field(default_factory=tuple)
+    #: the sentences stand for the finding's summary (a CVE list folded): show it in the details
+    folds_summary: bool = False
 
     @property
     def empty(self) -> bool:
@@ -54,11 +58,11 @@ def _label(key: str) -> str:
     return key.replace("_", " ")
 
 
-def _text(value: EvidenceValue) -> str:
+def _text(value: EvidenceValue, key: str = "") -> str:
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, int):
-        return f"{value:,}"
+        return str(value) if "year" in key else f"{value:,}"
     if isinstance(value, float):
         return f"{value:,.4g}"
     return str(value)
@@ -142,8 +146,11 @@ def _counts_sentence(evidence: Mapping[str, EvidenceValue]) -> str:
     if not parts:
         return ""
     text = ", ".join(parts)
-    years = evidence.get("study_years")
-    if isinstance(years, list) and len(years) == 2 and all(_is_count(y) for y in years):
+    raw = evidence.get("study_years")
+    years: list[object] = [evidence.get("study_year_min"), evidence.get("study_year_max")]
+    if isinstance(raw, list):
+        years = list(raw)
+    if len(years) == 2 and all(isinstance(y, int) and not isinstance(y, bool) for y in years):
         text += f" (studies {years[0]}-{years[1]})" if years[0] != years[1] else f" (studies {years[0]})"
     if evidence.get("truncated") is True:
         text = "at least " + text + " (stopped at --max-records)"
@@ -166,28 +173,37 @@ def view(evidence: Mapping[str, EvidenceValue]) -> EvidenceView:
         tables.append(cve_table)
     raw_sources = evidence.get("sources")
     sources = tuple(unique(raw_sources)) if isinstance(raw_sources, list) else ()
-    used = set(_COUNT_KEYS) | {"study_years", "truncated"}
+    used = set(_COUNT_KEYS) | {"study_years", "study_year_min", "study_year_max", "truncated"}
     if cve_text:
         used |= _CVE_KEYS | {"product", "version"}
     facts: list[str] = []
     for key, value in sorted(evidence.items()):
-        if key in used or value is None or value == "" or value == []:
+        # A zero count says nothing a reader acts on; it stays in the full evidence.
+        if key in used or value in (None, "", []) or (_is_count(value) and value == 0):
             continue
         if key.endswith("_hashes") and isinstance(value, list):
             facts.append(f"{len(unique(value)):,} keyed {_label(key)} (no values)")
         elif isinstance(value, list):
             facts.append(f"{_label(key)}: {fold_list(value)}")
         else:
-            facts.append(f"{_label(key)}: {_text(value)}")
+            facts.append(f"{_label(key)}: {_text(value, key)}")
+    if len(facts) > FACTS_SHOWN:
+        facts = [*facts[:FACTS_SHOWN], f"{len(facts) - FACTS_SHOWN} more in the full evidence"]
     if facts:
         sentences.append("; ".join(facts))
     full = tuple(
         (key, text)
         for key, value in sorted(evidence.items())
         if value is not None
-        and (text := "; ".join(unique(value)) if isinstance(value, list) else _text(value)).strip()
+        and (text := "; ".join(unique(value)) if isinstance(value, list) else _text(value, key)).strip()
     )
-    return EvidenceView(sentences=tuple(sentences), tables=tuple(tables), sources=sources, full=full)
+    return EvidenceView(
+        sentences=tuple(sentences),
+        tables=tuple(tables),
+        sources=sources,
+        full=full,
+        folds_summary=bool(cve_text),
+    )
 
 
 __all__ = ["EvidenceView", "Table", "cve_summary", "fold_list", "unique", "view"]

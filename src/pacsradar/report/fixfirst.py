@@ -110,6 +110,8 @@ class FixAction:
     #: "host:port" labels, sorted
     services: tuple[str, ...]
     hosts: tuple[str, ...]
+    #: (host, its ports) in host order: the services as a person scans them ("10.0.0.1 :104 :8042")
+    host_ports: tuple[tuple[str, tuple[int, ...]], ...]
     check_ids: tuple[str, ...]
     findings: int
     patients: int
@@ -223,6 +225,10 @@ def _action(
         severity=max((f.severity for f in group), key=lambda s: s.rank),
         services=tuple(_label(s) for s in services),
         hosts=tuple(sorted({s[0] for s in services})),
+        host_ports=tuple(
+            (host, tuple(sorted({p for h, p, proto in services if h == host and proto != "file"})))
+            for host in sorted({s[0] for s in services})
+        ),
         check_ids=tuple(sorted({f.check_id for f in group}, key=lambda c: (_STEP_ORDER.get(c, 99), c))),
         findings=len(group),
         patients=patients,

@@ -12,7 +12,7 @@ import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import cache
 from importlib import resources
 
@@ -167,9 +167,28 @@ def _host_key(host: str) -> tuple[int, str]:
     return (0, host) if host[:1].isdigit() else (1, host)
 
 
+def _utc(value: datetime) -> datetime:
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def _dated(ctx: ReportContext) -> bool:
+    """A First-seen column only when it tells something: some finding is older than this scan."""
+    day = ctx.report.started_at.date()
+    return any(seen.date() < day for seen in ctx.first_seen.values())
+
+
 def headline_notes(ctx: ReportContext) -> list[str]:
     """Short lines under the headline. Another figure for the board is one more line here."""
     notes: list[str] = []
+    if ctx.first_seen:
+        start = _utc(ctx.report.started_at)
+        keys = {f.dedupe_key for f in ctx.report.findings}
+        new = sum(1 for k, seen in ctx.first_seen.items() if k in keys and _utc(seen) >= start)
+        notes.append(
+            f"{new:,} of the {len(keys):,} findings are new in this scan."
+            if new < len(keys)
+            else "Every finding was first seen in this scan."
+        )
     untested = ctx.report.stats.endpoints_error
     if untested:
         notes.append(
@@ -202,7 +221,7 @@ def render_html(ctx: ReportContext, *, board: bool = False) -> str:
         fix_shown=len(actions) if board else FIX_SHOWN,
         fix_open=FIX_SHOWN if board else FIX_OPEN,
         assets=assets_of(ctx, actions),
-        dated=bool(ctx.first_seen),
+        dated=_dated(ctx),
         findings=ctx.findings,
         errors=errors,
         board=board,
