@@ -46,8 +46,13 @@ class EvidenceView:
     sources: tuple[str, ...] = ()
     #: (key, text) rows of the whole evidence, for a <details>
     full: tuple[tuple[str, str], ...] = field(default_factory=tuple)
-    #: the sentences stand for the finding's summary (a CVE list folded): show it in the details
-    folds_summary: bool = False
+    #: the sentence that stands for the finding's summary (a CVE list folded), or ""
+    fold: str = ""
+
+    @property
+    def folds_summary(self) -> bool:
+        """The summary goes behind the details: :attr:`fold` says it shorter."""
+        return bool(self.fold)
 
     @property
     def empty(self) -> bool:
@@ -164,11 +169,13 @@ def view(evidence: Mapping[str, EvidenceValue]) -> EvidenceView:
     if counts:
         sentences.append(counts)
     cve_text, cve_table = cve_summary(evidence)
+    fold = ""
     if cve_text:
         version = evidence.get("version")
         product = evidence.get("product")
         who = " ".join(_text(v) for v in (product, version) if isinstance(v, str) and v)
-        sentences.append(f"{who}: {cve_text}" if who else cve_text)
+        fold = f"{who}: {cve_text}" if who else cve_text
+        sentences.append(fold)
     if cve_table is not None:
         tables.append(cve_table)
     raw_sources = evidence.get("sources")
@@ -202,7 +209,7 @@ def view(evidence: Mapping[str, EvidenceValue]) -> EvidenceView:
         tables=tuple(tables),
         sources=sources,
         full=full,
-        folds_summary=bool(cve_text),
+        fold=fold,
     )
 
 
