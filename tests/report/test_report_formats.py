@@ -60,7 +60,7 @@ def test_no_format_leaks_the_canary_or_raw_markup(ctx: ReportContext, fmt: str) 
 
 def test_unknown_format_is_a_usage_error(ctx: ReportContext) -> None:
     with pytest.raises(UsageError):
-        render("pdf", ctx)
+        render("docx", ctx)
 
 
 # -- HTML -------------------------------------------------------------------------------------
@@ -89,7 +89,9 @@ ALLOWED_TAGS = {
     "th",
     "td",
     "ul",
+    "ol",
     "li",
+    "caption",
     "details",
     "summary",
     "a",
@@ -134,7 +136,8 @@ def test_html_opens_with_the_exposure_figure_and_is_self_contained(ctx: ReportCo
     assert not [v for a, v in parsed.attrs if a in ("src", "srcset", "action")]
     hrefs = [v for a, v in parsed.attrs if a == "href"]
     assert hrefs
-    assert all(h and h.startswith("https://") for h in hrefs)  # javascript: refs are text only
+    # javascript: refs are text only; the rest are links inside the page (row -> its Fix-first action)
+    assert all(h and h.startswith(("https://", "#fix-")) for h in hrefs)
     assert "Content-Security-Policy" in out
     assert "default-src 'none'" in out
     # And the hostile strings arrive as text, escaped in the source
@@ -253,6 +256,11 @@ def test_json_round_trips_the_scan_report(ctx: ReportContext) -> None:
     assert len(data.pop("accepted_risks")) == 1
     assert isinstance(data.pop("could_not_test"), list)
     assert data.pop("fleets") == ctx.fleets.model_dump(mode="json")
+    # And what to fix first, worst patients first (an additive key: the schema version stays 1)
+    fixes = data.pop("fix_first")
+    assert fixes[0]["headline"] == (
+        "Restrict DICOM associations to registered peers on 1 server: at least 120 patients"
+    )
     assert ScanReport.model_validate(data) == ctx.report
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import stat
 from collections.abc import Sequence
 from datetime import timedelta
@@ -95,7 +96,26 @@ def test_report_writes_each_format_owner_only(app: typer.Typer, db: str, tmp_pat
 def test_report_to_stdout_and_bad_format(app: typer.Typer, db: str) -> None:
     result = runner.invoke(app, ["report", "--format", "md", "--db", db])
     assert result.stdout.startswith("# pacsradar report: scan scan-b")
-    assert runner.invoke(app, ["report", "--format", "pdf", "--db", db]).exit_code == 2
+    assert runner.invoke(app, ["report", "--format", "docx", "--db", db]).exit_code == 2
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="Debian chromium is not installed")
+def test_report_pdf_board_pack(
+    app: typer.Typer, db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a stored scan / When a PDF is asked for
+    out = tmp_path / "board.pdf"
+    result = runner.invoke(app, ["report", "--format", "pdf", "-o", str(out), "--db", db])
+    # Then it is written owner-only, a PDF
+    assert result.exit_code == 0, result.output
+    assert out.read_bytes().startswith(b"%PDF-")
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600
+    # And without a usable Chromium it is one line and exit 2
+    monkeypatch.setenv("PACSRADAR_CHROMIUM", str(tmp_path / "no-chromium"))
+    missing = runner.invoke(app, ["report", "--format", "pdf", "-o", str(out), "--db", db])
+    assert missing.exit_code == 2
+    assert missing.output.strip().count("\n") == 0
+    assert "pacsradar[pdf]" in missing.output
 
 
 def test_risk_add_list_remove(app: typer.Typer, db: str) -> None:

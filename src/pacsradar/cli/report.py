@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -28,36 +30,48 @@ def known_scan(store: Store, scan_id: str) -> None:
 
 
 def register(app: typer.Typer) -> None:
-    from pacsradar.report.formats import FORMATS
+    from pacsradar.report.formats import BINARY_FORMATS, REPORT_FORMATS
 
     @app.command()
     def report(
         scan: str | None = typer.Argument(None, help="Stored scan id (default: the newest)."),
-        fmt: str = typer.Option("html", "--format", "-f", help=f"One of: {', '.join(FORMATS)}."),
+        fmt: str = typer.Option("html", "--format", "-f", help=f"One of: {', '.join(REPORT_FORMATS)}."),
         output: Path | None = typer.Option(
             None, "--output", "-o", help="Write to this file (default: standard output)."
         ),
         db: str | None = typer.Option(None, "--db", envvar="PACSRADAR_DB", help=DB_HELP),
     ) -> None:
         """Render a stored scan as a report: self-contained HTML, SARIF 2.1.0, CSV, JSON,
-        Markdown or DefectDojo Generic Findings Import JSON."""
-        from pacsradar.report import ReportContext, render
+        Markdown, DefectDojo Generic Findings Import JSON, or a PDF board pack (headless Chromium)."""
+        from pacsradar.report import ReportContext
+        from pacsradar.report.dispatch import render_bytes
 
         try:
-            if fmt not in FORMATS:
-                raise UsageError(f"unknown format; choose one of {', '.join(FORMATS)}")
+            if fmt not in REPORT_FORMATS:
+                raise UsageError(f"unknown format; choose one of {', '.join(REPORT_FORMATS)}")
+            if fmt in BINARY_FORMATS and output is None and sys.stdout.isatty():
+                raise UsageError(f"{fmt} is binary: give --output FILE (or redirect standard output)")
             if output is not None:
                 check_writable(output)
             with open_db(db) as store:
                 if scan is not None:
                     known_scan(store, scan)
-                text = render(fmt, ReportContext.from_store(store, scan))
+                data = render_bytes(fmt, ReportContext.from_store(store, scan))
         except PacsradarError as exc:
             raise fail(exc) from None
         if output is None:
-            typer.echo(text, nl=False)
+            if fmt in BINARY_FORMATS:
+                sys.stdout.buffer.write(data)
+                sys.stdout.buffer.flush()
+            else:
+                typer.echo(data.decode("utf-8"), nl=False)
             return
-        write_private(output, text)
+        if fmt in BINARY_FORMATS:
+            fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # owner-only, as write_private
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+        else:
+            write_private(output, data.decode("utf-8"))
         stderr_console(highlight=False).print(Text(f"{fmt} report: {output}"))
 
 

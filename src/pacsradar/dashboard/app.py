@@ -10,7 +10,7 @@ script at all. Swagger/ReDoc are off (they load from a CDN); the OpenAPI documen
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from functools import cache
 from pathlib import Path
 from typing import Annotated
@@ -29,6 +29,7 @@ from pacsradar.report.charts import severity_chart, trend_chart
 from pacsradar.report.context import EXTENSIONS, FORMATS, ReportContext
 from pacsradar.report.dispatch import render
 from pacsradar.report.exposure import Exposure
+from pacsradar.report.fixfirst import fix_first
 from pacsradar.report.html import make_environment, report_css
 from pacsradar.report.safe import safe_json
 from pacsradar.store import (
@@ -66,9 +67,26 @@ class SafeJSONResponse(JSONResponse):
         return safe_json(content, indent=None).encode("ascii")
 
 
+FINDING_FILTERS: tuple[str, ...] = ("status", "severity", "check_id", "host")
+
+
+def filter_url(filters: Mapping[str, str], **changes: str) -> str:
+    """The findings page with ``filters`` changed by ``changes``: empty values are left out, so
+    the URL carries exactly the filters in force (bookmarkable, shareable, back-button safe)."""
+    merged = {**filters, **changes}
+    query = [
+        (k, merged[k])
+        for k in FINDING_FILTERS
+        if merged.get(k) and not (k == "status" and merged[k] == "open")
+    ]
+    return "/findings" + ("?" + urlencode(query) if query else "")
+
+
 @cache
 def _env() -> jinja2.Environment:
-    return make_environment("pacsradar.dashboard")
+    env = make_environment("pacsradar.dashboard")
+    env.globals["filter_url"] = filter_url
+    return env
 
 
 def local_redirect(path: str) -> str:
@@ -145,6 +163,8 @@ def create_app(store: Store, *, token: str) -> FastAPI:
         trend = st().trend(scope=latest.scope_key, limit=30) if latest else []
         open_states = st().findings()
         counts = SeverityCounts.of([s.finding.severity for s in open_states])
+        # What to fix first in the newest scan (the scan the headline is about).
+        actions = fix_first(st().load_report(latest.scan_id).findings) if latest else ()
         return page(
             "overview.html.j2",
             active="overview",
@@ -156,6 +176,7 @@ def create_app(store: Store, *, token: str) -> FastAPI:
             trend=trend_chart(trend),
             trend_points=len(trend),
             assets=len(st().assets()),
+            actions=actions,
         )
 
     @app.get("/assets", response_class=HTMLResponse, include_in_schema=False)

@@ -28,6 +28,7 @@ EXTENSIONS: Mapping[str, str] = {
     "json": "json",
     "md": "md",
     "defectdojo": "defectdojo.json",
+    "pdf": "pdf",
 }
 
 

@@ -20,9 +20,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pacsradar.errors import UsageError
-from pacsradar.models import Finding, ScanReport
+from pacsradar.models import Finding, ScanReport, Severity
 from pacsradar.outcome import could_not_test
 from pacsradar.report.exposure import Exposure, exposure_of
+from pacsradar.report.fixfirst import FixAction, fix_first
 from pacsradar.report.fleets import Fleets, fleets_of
 from pacsradar.report.safe import safe_json
 
@@ -33,7 +34,27 @@ SCHEMA_VERSION = 1
 SCHEMA_PATH = Path(__file__).parent / "schemas" / "pacsradar-report.schema.json"
 SCHEMA_ID = f"urn:pacsradar:report:{SCHEMA_VERSION}"
 #: The keys the document adds to the ScanReport.
-ENVELOPE_KEYS: tuple[str, ...] = ("schema_version", "exposure", "accepted_risks", "could_not_test", "fleets")
+ENVELOPE_KEYS: tuple[str, ...] = (
+    "schema_version",
+    "exposure",
+    "accepted_risks",
+    "could_not_test",
+    "fix_first",
+    "fleets",
+)
+_FIX_KEYS = (
+    "headline",
+    "action",
+    "product",
+    "severity",
+    "patients",
+    "patients_on_services",
+    "lower_bound",
+    "services",
+    "check_ids",
+    "findings",
+    "steps",
+)
 
 
 def _worst_first(findings: Sequence[Finding]) -> list[Finding]:
@@ -69,7 +90,25 @@ def scan_document(
         for r, reason in could_not_test(report)
     ]
     data["fleets"] = fleets_of(report.results).model_dump(mode="json")
+    data["fix_first"] = [fix_entry(a) for a in fix_first(report.findings)]
     return data
+
+
+def fix_entry(action: FixAction) -> dict[str, Any]:
+    """One Fix-first action (report/fixfirst.py) as the document carries it."""
+    return {
+        "headline": action.headline,
+        "action": action.action,
+        "product": action.product,
+        "severity": action.severity.value,
+        "patients": action.patients,
+        "patients_on_services": action.at_risk,
+        "lower_bound": action.lower_bound,
+        "services": list(action.services),
+        "check_ids": list(action.check_ids),
+        "findings": action.findings,
+        "steps": [{"check_id": s.check_id, "text": s.text} for s in action.steps],
+    }
 
 
 def document_json(
@@ -127,6 +166,37 @@ def schema() -> dict[str, Any]:
         "required": ["endpoint", "reason"],
         "additionalProperties": False,
     }
+    defs["FixAction"] = {
+        "type": "object",
+        "title": "FixAction",
+        "description": (
+            "What to fix first: one remediation on the services of one product, ranked by the distinct"
+            " patients it protects (only actions that close access to the data claim patients)."
+        ),
+        "properties": {
+            "headline": {"type": "string"},
+            "action": {"type": "string"},
+            "product": {"type": ["string", "null"]},
+            "severity": {"type": "string", "enum": [s.value for s in Severity]},
+            "patients": {"type": "integer", "minimum": 0},
+            "patients_on_services": {"type": "integer", "minimum": 0},
+            "lower_bound": {"type": "boolean"},
+            "services": {"type": "array", "items": {"type": "string"}},
+            "check_ids": {"type": "array", "items": {"type": "string"}},
+            "findings": {"type": "integer", "minimum": 1},
+            "steps": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {"check_id": {"type": "string"}, "text": {"type": "string"}},
+                    "required": ["check_id", "text"],
+                    "additionalProperties": False,
+                },
+            },
+        },
+        "required": list(_FIX_KEYS),
+        "additionalProperties": False,
+    }
     properties = {
         "schema_version": {"const": SCHEMA_VERSION, "description": "Version of this document's shape."},
         **base.pop("properties"),
@@ -134,6 +204,11 @@ def schema() -> dict[str, Any]:
         "accepted_risks": {"type": "array", "items": {"$ref": "#/$defs/AcceptedRiskEntry"}},
         "could_not_test": {"type": "array", "items": {"$ref": "#/$defs/UntestedEntry"}},
         "fleets": {"$ref": "#/$defs/Fleets"},
+        "fix_first": {
+            "type": "array",
+            "items": {"$ref": "#/$defs/FixAction"},
+            "description": "Actions, the one protecting the most patients first.",
+        },
     }
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -162,6 +237,7 @@ __all__ = [
     "SCHEMA_PATH",
     "SCHEMA_VERSION",
     "document_json",
+    "fix_entry",
     "load_document",
     "scan_document",
     "schema",
