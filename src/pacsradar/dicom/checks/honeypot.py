@@ -142,6 +142,8 @@ async def run(ctx: DicomContext) -> CheckOutcome:
     universal = observed.finds_for("universal")
     if universal and universal[0].patient_set_digest:
         details["patient_set_digest"] = universal[0].patient_set_digest
+    if result.uncounted:
+        details["uncounted_tells"] = [t.line for t in result.uncounted]
     if probe_error:
         details["probe_error"] = probe_error
     if not result.tells:
