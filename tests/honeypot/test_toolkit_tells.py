@@ -10,9 +10,12 @@ from pacsradar.dicom.honeypot import tells as T
 from pacsradar.dicom.honeypot import toolkit
 from pacsradar.dicom.honeypot.score import DEFAULT_THRESHOLD, score
 
-PYNETDICOM_ORDER = tuple(range(1, 31, 2))
-#: dcmqrscp lists the contexts it refused (result 1) before the accepted ones (measured live)
-DCMQRSCP_ORDER = (17, 19, 21, 23, 25, 27, 1, 3, 5, 7, 9, 11, 13, 15, 29)
+#: pynetdicom (measured live): accepted contexts first, then the refused, each in id order
+PYNETDICOM_ORDER = (*((i, 0) for i in (1, 3, 5, 7, 9, 11, 13, 17, 27)), *((i, 3) for i in (15, 19, 21, 23, 25, 29)))
+#: dcmqrscp: refused with result 1 first, then accepted, then refused with result 3
+DCMQRSCP_ORDER = (*((i, 1) for i in (17, 19, 21, 23, 25, 27)), *((i, 0) for i in range(1, 14, 2)), (15, 3), (29, 3))
+#: Orthanc: every context in id order, refused ones in between
+ORTHANC_ORDER = tuple((i, 3 if i in (15, 29) else 0) for i in range(1, 30, 2))
 GE_UID, GE_VERSION = "1.2.840.113619.6.96", "GE_PACS_REV_24"
 SIEMENS_UID, SIEMENS_VERSION = "1.3.12.2.1107.5.2", "syngo CT VA48A"
 DCMTK_UID, DCMTK_VERSION = "1.2.276.0.7230010.3.0.3.6.2", "OFFIS_DCMTK_362"
@@ -74,10 +77,12 @@ def test_pynetdicoms_own_or_an_unknown_identity_is_never_a_toolkit_tell() -> Non
 def test_one_trait_alone_is_not_pynetdicoms_upper_layer() -> None:
     # Given DCMTK's identity with DCMTK's traits, and with only one of pynetdicom's
     dcmtk = pynetdicom_ac(DCMTK_UID, DCMTK_VERSION, max_pdu=16384, context_order=DCMQRSCP_ORDER)
-    orthanc = pynetdicom_ac(DCMTK_UID, DCMTK_VERSION, max_pdu=16384)  # ascending, but 16384
+    orthanc = pynetdicom_ac(DCMTK_UID, DCMTK_VERSION, max_pdu=16384, context_order=ORTHANC_ORDER)
     odd_pdu = pynetdicom_ac(DCMTK_UID, DCMTK_VERSION, context_order=DCMQRSCP_ORDER)
+    odd_order = pynetdicom_ac(DCMTK_UID, DCMTK_VERSION, context_order=ORTHANC_ORDER)
+    odd_items = pynetdicom_ac(DCMTK_UID, DCMTK_VERSION, user_items=(0x51, 0x55, 0x52))
     # Then none of them is a tell
-    for ac in (dcmtk, orthanc, odd_pdu):
+    for ac in (dcmtk, orthanc, odd_pdu, odd_order, odd_items):
         assert T.identity_on_pynetdicom_upper_layer(DicomFacts(associations=(ac,))) is None, ac
 
 

@@ -87,9 +87,9 @@ class AssociationResult:
     user_items: tuple[int, ...] = ()
     reply_ms: float | None = None
     ac_digest: str | None = None
-    #: presentation context ids in the order the AC listed them (PS3.8 Table 9-17 leaves the
-    #: order to the implementation: a toolkit trait, pacsradar.dicom.honeypot.toolkit)
-    context_order: tuple[int, ...] = ()
+    #: (presentation context id, result) in the order the AC listed them (PS3.8 Table 9-17
+    #: leaves the order to the implementation: a toolkit trait, pacsradar.dicom.honeypot.toolkit)
+    context_order: tuple[tuple[int, int], ...] = ()
     #: the answer came only in the longer listen given to a silent peer (``silent_listen``)
     late: bool = False
 
@@ -268,7 +268,7 @@ class DicomClient:
 
     def _parse_ac(self, pdu: ul.RawPdu, called: str, calling: str, reply_ms: float) -> AssociationResult:
         ac = ul.decode_ac(pdu)
-        order = tuple(ctx.context_id for ctx in ac.contexts[:64])
+        order = tuple((ctx.context_id, ctx.result) for ctx in ac.contexts[:64])
         accepted: dict[str, tuple[int, str]] = {}
         refused: dict[str, int] = {}
         for ctx in ac.contexts:

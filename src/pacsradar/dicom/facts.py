@@ -76,8 +76,8 @@ class AssociationFacts:
     storage_proposed: int = 0
     storage_accepted: int = 0
     ac_digest: str | None = None
-    #: presentation context ids in the order the AC listed them (a toolkit trait)
-    context_order: tuple[int, ...] = ()
+    #: (presentation context id, result) in the order the AC listed them (a toolkit trait)
+    context_order: tuple[tuple[int, int], ...] = ()
     #: answered only in the longer listen a silent peer gets (Limits.silent_listen)
     late: bool = False
 

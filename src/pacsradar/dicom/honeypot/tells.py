@@ -167,7 +167,7 @@ def identity_on_pynetdicom_upper_layer(facts: DicomFacts) -> str | None:
         return None
     return (
         f"identity of {said.product}, A-ASSOCIATE-AC of pynetdicom: maximum length "
-        f"{ac.max_pdu}, sub-items 0x51 0x52 0x55, contexts in id order"
+        f"{ac.max_pdu}, sub-items 0x51 0x52 0x55, accepted contexts listed before refused ones"
     )
 
 

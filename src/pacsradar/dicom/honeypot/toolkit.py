@@ -8,9 +8,10 @@ exchange every endpoint gets, so nothing here sends anything:
 
 * pynetdicom's A-ASSOCIATE-AC: Maximum Length 16382 (``AE.maximum_pdu_size`` default,
   pynetdicom/_config.py), user information sub-items 0x51, 0x52, 0x55 in that order, and the
-  presentation context items in ascending context id order, refused ones included.
-  DCMTK announces 16384 (``ASC_DEFAULTMAXPDU``), and dcmqrscp lists refused contexts before
-  accepted ones; Orthanc (DCMTK inside) lists them in order but announces 16384.
+  presentation context items of the accepted contexts first, then the refused ones, each in
+  context id order. DCMTK announces 16384 (``ASC_DEFAULTMAXPDU``); dcmqrscp lists the
+  contexts it refused with result 1 first, then the accepted, then those refused with
+  result 3; Orthanc (DCMTK inside) lists every context in id order.
 
 Also the synthetic-archive side: UID roots of the Study Instance UIDs a C-FIND returned,
 counted by root (never a value), against the roots toolkits generate UIDs under.
@@ -77,14 +78,18 @@ def claim(uid: str | None, version_name: str | None) -> Claim:
     return Claim(product=product, vendor="(vendor root)" in product)
 
 
-def behaves_like_pynetdicom(max_pdu: int | None, user_items: tuple[int, ...], order: tuple[int, ...]) -> bool:
+def accepted_first(order: tuple[tuple[int, int], ...]) -> bool:
+    """pynetdicom's context item order: accepted ids ascending, then refused ids ascending."""
+    accepted = sorted(cid for cid, result in order if result == 0)
+    refused = sorted(cid for cid, result in order if result != 0)
+    return bool(order) and [cid for cid, _ in order] == accepted + refused
+
+
+def behaves_like_pynetdicom(
+    max_pdu: int | None, user_items: tuple[int, ...], order: tuple[tuple[int, int], ...]
+) -> bool:
     """All three of pynetdicom's A-ASSOCIATE-AC traits (module docstring), not one of them."""
-    return (
-        max_pdu == PYNETDICOM_MAX_PDU
-        and user_items[:3] == PYNETDICOM_USER_ITEMS
-        and bool(order)
-        and list(order) == sorted(order)
-    )
+    return max_pdu == PYNETDICOM_MAX_PDU and user_items[:3] == PYNETDICOM_USER_ITEMS and accepted_first(order)
 
 
 #: Modality tokens (PS3.3 C.7.3.1.1.1 defined terms) as a whole word of a version name: a
@@ -105,6 +110,7 @@ __all__ = [
     "PYNETDICOM_MAX_PDU",
     "UID_ROOTS",
     "Claim",
+    "accepted_first",
     "behaves_like_pynetdicom",
     "claim",
     "modality_persona",
