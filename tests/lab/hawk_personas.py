@@ -9,7 +9,8 @@ What it puts on the wire, per its ``dicom_server/core`` modules:
   UID with ``OFFIS_DCMTK_362`` (the original behaviour), or a vendor persona: ``ge_ct``
   (1.2.840.113619.6.96, ``GE_PACS_REV_24``), ``siemens_ct`` (1.3.12.2.1107.5.2,
   ``syngo CT VA48A``), ``philips_mr`` (1.3.46.670589.11, ``PHILIPS_MR_56.1``), each with its
-  own AE title and a narrow SOP class list;
+  own AE title and a narrow SOP class list; or what ``customizer/customizer.py`` writes to
+  ``.env`` by default (``customizer``): version name ``ORTHANC`` on pynetdicom's UID root;
 * a fake archive in a database (``dicomdb.py``): one C-FIND record per entity at the level
   asked, built from the level's keys only (no image attributes), QueryRetrieveLevel returned,
   matching on the keys given (a random PatientID matches nothing); the studies' UIDs come from
@@ -39,6 +40,9 @@ PERSONAS: dict[str, tuple[str, str, str, str]] = {
     "ge_ct": ("GEREVCT01", "1.2.840.113619.6.96", "GE_PACS_REV_24", "CT"),
     "siemens_ct": ("CTAWP73129", "1.3.12.2.1107.5.2", "syngo CT VA48A", "CT"),
     "philips_mr": ("PHILIPS_MR01", "1.3.46.670589.11", "PHILIPS_MR_56.1", "MR"),
+    # customizer/customizer.py defaults: DICOM_IMPLEMENTATION_NAME "ORTHANC" with
+    # DICOM_IMPLEMENTATION_UID 1.2.826.0.1.3680043.9.3811.2.0.1 (pynetdicom's root)
+    "customizer": ("DICOMHAWK", "1.2.826.0.1.3680043.9.3811.2.0.1", "ORTHANC", "CT"),
 }
 QR_MODELS = (
     "1.2.840.10008.5.1.4.1.2.1.1",
@@ -110,7 +114,7 @@ class DicomHawkPersona:
         ae = AE(ae_title=self.ae_title)
         ae.implementation_class_uid = self.uid
         ae.implementation_version_name = self.version
-        if self.persona == "default":
+        if self.persona in ("default", "customizer"):
             ae.supported_contexts = AllStoragePresentationContexts
         else:
             for uid in (*PERSONA_STORAGE[self.modality], SECONDARY_CAPTURE):
