@@ -262,7 +262,10 @@ class DicomClient:
         try:
             pdu = await ul.read_pdu(self.stream, self.max_pdu_bytes, header_timeout=seconds)
         except ReadTimeout as exc:
-            raise ReadTimeout(f"no answer to A-ASSOCIATE-RQ within {self.silent_listen:g}s") from exc
+            raise ReadTimeout(
+                f"no answer to A-ASSOCIATE-RQ within {self.assoc_timeout:g}s, "
+                f"nor in one longer listen to {self.silent_listen:g}s"
+            ) from exc
         self.late = True
         return pdu
 
