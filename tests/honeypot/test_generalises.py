@@ -46,6 +46,7 @@ pytestmark = pytest.mark.filterwarnings(
 TUNING_HONEYPOTS = ("hawk-default", "hawk-ge_ct", "hawk-siemens_ct", "dicompot-enforce")
 HELD_OUT_HONEYPOTS = ("hawk-philips_mr", "hawk-customizer")
 HONEYPOTS = TUNING_HONEYPOTS + HELD_OUT_HONEYPOTS
+HELD_OUT_REAL = ("dcmjs-dimse", "ctn-simple-storage")
 SIMPLE_STORAGE = shutil.which("simple_storage")
 
 
@@ -107,7 +108,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> tuple[ScanReport, dict[str,
     table = []
     for name, port in ports.items():
         details = attempt_details(result_for(report, port), "dicom.honeypot")
-        held = "held out" if name in HELD_OUT_HONEYPOTS or name in ("dcmjs-dimse", "ctn-simple-storage") else "tuning"
+        held = "held out" if name in (*HELD_OUT_HONEYPOTS, *HELD_OUT_REAL) else "tuning"
         table.append(f"{name:22} {held:9} {details.get('score', '-')!s:>4} {details.get('tells', [])}")
     print("\n" + "\n".join(table))
     return report, ports
@@ -119,8 +120,10 @@ def score_of(lab: tuple[ScanReport, dict[str, int]], name: str) -> tuple[int, li
     return int(details.get("score", 0)), [str(t) for t in details.get("tells", [])]  # type: ignore[call-overload, union-attr]
 
 
-@pytest.mark.parametrize("name", TUNING_HONEYPOTS + ("hawk-philips_mr",))
-def test_current_honeypots_score_above_the_threshold(lab: tuple[ScanReport, dict[str, int]], name: str) -> None:
+@pytest.mark.parametrize("name", [*TUNING_HONEYPOTS, "hawk-philips_mr"])
+def test_current_honeypots_score_above_the_threshold(
+    lab: tuple[ScanReport, dict[str, int]], name: str
+) -> None:
     # Given the scan at default settings
     report, ports = lab
     score, tells = score_of(lab, name)

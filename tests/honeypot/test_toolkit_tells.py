@@ -11,9 +11,17 @@ from pacsradar.dicom.honeypot import toolkit
 from pacsradar.dicom.honeypot.score import DEFAULT_THRESHOLD, score
 
 #: pynetdicom (measured live): accepted contexts first, then the refused, each in id order
-PYNETDICOM_ORDER = (*((i, 0) for i in (1, 3, 5, 7, 9, 11, 13, 17, 27)), *((i, 3) for i in (15, 19, 21, 23, 25, 29)))
+PYNETDICOM_ORDER = (
+    *((i, 0) for i in (1, 3, 5, 7, 9, 11, 13, 17, 27)),
+    *((i, 3) for i in (15, 19, 21, 23, 25, 29)),
+)
 #: dcmqrscp: refused with result 1 first, then accepted, then refused with result 3
-DCMQRSCP_ORDER = (*((i, 1) for i in (17, 19, 21, 23, 25, 27)), *((i, 0) for i in range(1, 14, 2)), (15, 3), (29, 3))
+DCMQRSCP_ORDER = (
+    *((i, 1) for i in (17, 19, 21, 23, 25, 27)),
+    *((i, 0) for i in range(1, 14, 2)),
+    (15, 3),
+    (29, 3),
+)
 #: Orthanc: every context in id order, refused ones in between
 ORTHANC_ORDER = tuple((i, 3 if i in (15, 29) else 0) for i in range(1, 30, 2))
 GE_UID, GE_VERSION = "1.2.840.113619.6.96", "GE_PACS_REV_24"

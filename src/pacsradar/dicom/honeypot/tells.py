@@ -184,7 +184,10 @@ def archive_pydicom_uids_vendor_claim(facts: DicomFacts) -> str | None:
         total = sum(roots.values())
         pydicom = roots.get(toolkit.PYDICOM_ROOT_LABEL, 0)
         if total and pydicom == total:
-            return f"{pydicom} of {total} study UIDs under pydicom's generate_uid root; identity of {said.product}"
+            return (
+                f"{pydicom} of {total} study UIDs under pydicom's generate_uid root; "
+                f"identity of {said.product}"
+            )
     return None
 
 
