@@ -155,3 +155,27 @@ def test_the_random_syntax_tell_alone_never_scores() -> None:
     counted = score(both)
     assert {t.id for t in counted.tells} == {"random-syntax-accepted", "find-random-patient-matches"}
     assert counted.score > 45
+
+
+def test_study_uids_are_counted_by_root_and_never_kept() -> None:
+    # Given a universal STUDY query answered with two pydicom-rooted studies and one other
+    from pydicom.dataset import Dataset
+    from pynetdicom.dsutils import encode
+
+    from pacsradar.dicom import dimse
+    from pacsradar.dicom.facts import recorder_for
+    from pacsradar.phi import KeyedHasher
+
+    identifier = dimse.encode_identifier([("QueryRetrieveLevel", "STUDY"), ("StudyInstanceUID", "")], True)
+    recorder = recorder_for(identifier, "1.2.840.10008.1.2", KeyedHasher())
+    uids = ("1.2.826.0.1.3680043.8.498.111", "1.2.826.0.1.3680043.8.498.222", "1.2.40.0.13.9.333")
+    for uid in uids:
+        ds = Dataset()
+        ds.QueryRetrieveLevel = "STUDY"
+        ds.StudyInstanceUID = uid
+        recorder.add(0xFF00, bytes(encode(ds, True, True) or b""))
+    recorder.close(0x0000)
+    facts = recorder.facts()
+    # Then the facts hold the roots' labels and counts, and no UID
+    assert facts.study_uid_roots == (("other", 1), ("pydicom", 2))
+    assert not any(uid in repr(facts) for uid in uids)

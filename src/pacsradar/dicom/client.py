@@ -90,8 +90,6 @@ class AssociationResult:
     #: (presentation context id, result) in the order the AC listed them (PS3.8 Table 9-17
     #: leaves the order to the implementation: a toolkit trait, pacsradar.dicom.honeypot.toolkit)
     context_order: tuple[tuple[int, int], ...] = ()
-    #: the answer came only in the longer listen given to a silent peer (``silent_listen``)
-    late: bool = False
 
     @property
     def transient(self) -> bool:
@@ -163,8 +161,6 @@ class DicomClient:
         #: all (seconds from our RQ) before it is "no answer": a sleep before a rejection
         #: (dicompot sleeps 5 s) is then scored instead of being "could not test"
         self.silent_listen = silent_listen
-        #: True once the answer arrived only in that longer listen
-        self.late = False
         #: True once we sent the line-based nudge: the connection then carries stray bytes
         self.nudged = False
         self.assoc: AssociationResult | None = None
@@ -207,7 +203,6 @@ class DicomClient:
                 rj_source=source,
                 rj_reason=reason,
                 reply_ms=reply_ms,
-                late=self.late,
             )
         elif pdu.pdu_type == ul.PDU_ABORT:
             source, reason = ul.decode_abort(pdu)
@@ -218,7 +213,6 @@ class DicomClient:
                 abort_source=source,
                 abort_reason=reason,
                 reply_ms=reply_ms,
-                late=self.late,
             )
         else:
             raise ProtocolError(f"unexpected PDU type 0x{pdu.pdu_type:02x} in reply to A-ASSOCIATE-RQ")
@@ -256,18 +250,15 @@ class DicomClient:
         return await self._longer_listen(self.silent_listen - total)
 
     async def _longer_listen(self, seconds: float) -> ul.RawPdu:
-        """One longer listen on the same connection: the peer read our RQ (it accepted TCP and
-        did not close) and may be sleeping before its answer. Only silent peers pay for it, and
-        each endpoint runs in its own task, so the rest of the sweep does not wait."""
+        """The peer read our RQ (it accepted TCP, did not close) and may sleep before answering.
+        Only silent peers pay; each endpoint runs in its own task, so the sweep does not wait."""
         try:
-            pdu = await ul.read_pdu(self.stream, self.max_pdu_bytes, header_timeout=seconds)
+            return await ul.read_pdu(self.stream, self.max_pdu_bytes, header_timeout=seconds)
         except ReadTimeout as exc:
             raise ReadTimeout(
                 f"no answer to A-ASSOCIATE-RQ within {self.assoc_timeout:g}s, "
                 f"nor in one longer listen to {self.silent_listen:g}s"
             ) from exc
-        self.late = True
-        return pdu
 
     def _parse_ac(self, pdu: ul.RawPdu, called: str, calling: str, reply_ms: float) -> AssociationResult:
         ac = ul.decode_ac(pdu)
@@ -298,7 +289,6 @@ class DicomClient:
             reply_ms=reply_ms,
             ac_digest=_ac_digest(pdu.body),
             context_order=order,
-            late=self.late,
         )
 
     # -- DIMSE -----------------------------------------------------------------------------

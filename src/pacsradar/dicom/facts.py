@@ -78,8 +78,6 @@ class AssociationFacts:
     ac_digest: str | None = None
     #: (presentation context id, result) in the order the AC listed them (a toolkit trait)
     context_order: tuple[tuple[int, int], ...] = ()
-    #: answered only in the longer listen a silent peer gets (Limits.silent_listen)
-    late: bool = False
 
     @property
     def accepted(self) -> bool:
@@ -100,7 +98,6 @@ def association_facts(result: AssociationResult, *, identity_offered: bool = Fal
             rj=rj,
             abort=abort,
             identity_offered=identity_offered,
-            late=result.late,
         )
     results = {uid: 0 for uid in result.accepted} | dict(result.refused)
     canary = results.get(CANARY_SYNTAX)
@@ -119,7 +116,6 @@ def association_facts(result: AssociationResult, *, identity_offered: bool = Fal
         storage_accepted=sum(1 for uid in storage if results[uid] == 0),
         ac_digest=result.ac_digest,
         context_order=result.context_order,
-        late=result.late,
     )
 
 
