@@ -183,3 +183,14 @@ def test_suspected_honeypots_stay_out_of_the_headline(lab: tuple[ScanReport, dic
     assert "look like honeypots (not counted)" in exposure.sentence
     real_only = [f for f in report.findings if f.endpoint.port not in suspects]
     assert exposure.patients == exposure_of(real_only).patients
+
+
+def test_no_value_the_personas_sent_reaches_the_report(lab: tuple[ScanReport, dict[str, int]]) -> None:
+    # Given the scan: the fake archives' names, IDs and institutions carry the CANARY prefix
+    from lab import CANARY
+
+    report, _ = lab
+    # Then none of them, nor a study UID of theirs, is in the report (roots and counts only)
+    dumped = report.model_dump_json()
+    assert CANARY not in dumped
+    assert "1.2.826.0.1.3680043.8.498." not in dumped

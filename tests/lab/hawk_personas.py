@@ -12,9 +12,11 @@ What it puts on the wire, per its ``dicom_server/core`` modules:
   own AE title and a narrow SOP class list; or what ``customizer/customizer.py`` writes to
   ``.env`` by default (``customizer``): version name ``ORTHANC`` on pynetdicom's UID root;
 * a fake archive in a database (``dicomdb.py``): one C-FIND record per entity at the level
-  asked, built from the level's keys only (no image attributes), QueryRetrieveLevel returned,
-  matching on the keys given (a random PatientID matches nothing); the studies' UIDs come from
-  pydicom's ``generate_uid``;
+  asked, built from the level's keys only (no image attributes), matching on the keys given
+  (a random PatientID matches nothing); the studies' UIDs come from pydicom's ``generate_uid``.
+  The records carry QueryRetrieveLevel, as issue 22 measured the current version (the
+  ``dicomdb.py`` revision read here builds them without it, which the older
+  find-level-not-echoed tell would catch: the emulation takes the harder case);
 * C-MOVE (``dicom_handlers.py``): the destination is the requestor's own address and port,
   then the number of matches, then Success.
 
@@ -68,9 +70,11 @@ LEVEL_KEYS = {
         "StudyTime",
         "AccessionNumber",
         "StudyID",
+        "InstitutionName",
+        "PatientBirthDate",
+        "PatientSex",
         "PatientName",
         "PatientID",
-        "PatientSex",
         "ModalitiesInStudy",
         "NumberOfStudyRelatedInstances",
     ),
@@ -86,6 +90,8 @@ def fake_archive(patients: int = 5, modality: str = "CT") -> list[Dataset]:
         ds.PatientName = f"{CANARY}{names[i % len(names)]}"
         ds.PatientID = f"{CANARY}{i + 1:04d}"
         ds.PatientSex = "F" if i % 2 else "M"
+        ds.PatientBirthDate = f"19{50 + 7 * i % 40}0{1 + i % 9}0{1 + i % 9}"
+        ds.InstitutionName = f"{CANARY}Hospital"
         ds.StudyInstanceUID = generate_uid()
         ds.StudyDate = f"2024{1 + i % 12:02d}15"
         ds.StudyTime = "101500"
