@@ -106,8 +106,10 @@ def fake_archive(patients: int = 5, modality: str = "CT") -> list[Dataset]:
 class DicomHawkPersona:
     """A pynetdicom AE on loopback with one of the current DICOMHawk's identities."""
 
-    def __init__(self, persona: str = "default", host: str = LOOPBACK) -> None:
+    def __init__(self, persona: str = "default", host: str = LOOPBACK, *, max_pdu: int | None = None) -> None:
         self.persona = persona
+        #: a variant that fixes one behaviour (pynetdicom's 16382 default maximum length)
+        self.max_pdu = max_pdu
         self.ae_title, self.uid, self.version, self.modality = PERSONAS[persona]
         self.host = host
         self.port = 0
@@ -120,6 +122,8 @@ class DicomHawkPersona:
         ae = AE(ae_title=self.ae_title)
         ae.implementation_class_uid = self.uid
         ae.implementation_version_name = self.version
+        if self.max_pdu is not None:
+            ae.maximum_pdu_size = self.max_pdu
         if self.persona in ("default", "customizer"):
             ae.supported_contexts = AllStoragePresentationContexts
         else:
