@@ -37,6 +37,12 @@ class Limits:
     #: (the answer needs no database work); a peer still silent after this is reported as "no
     #: answer" (an error attempt: could not test), never as safe. Raise it for slow links.
     assoc_timeout: float = 2.0
+    #: A peer that accepted TCP and stayed silent for ``assoc_timeout`` gets one longer listen,
+    #: up to this many seconds from our A-ASSOCIATE-RQ, on the same connection, before it is
+    #: "no answer": dicompot with AE enforcement sleeps 5 s before its A-ASSOCIATE-RJ (issue
+    #: 22). Endpoints run concurrently, so only the silent one waits. Below ``assoc_timeout``:
+    #: no longer listen.
+    silent_listen: float = 8.0
     target_deadline: float = 60.0
     max_pdu_bytes: int = 4 * 1024 * 1024  # cap on any single PDU a peer announces
     max_body_bytes: int = 2 * 1024 * 1024  # cap on any HTTP body we read

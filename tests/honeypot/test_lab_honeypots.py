@@ -9,6 +9,7 @@ the fkie-cad honeypots DICOM server, an accept-everything pynetdicom SCP).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -144,10 +145,23 @@ def test_dicompot_with_ae_enforcement_is_recognised_by_its_reject(
     assert attempt_details(result, "dicom.aet_guess") == {}
 
 
-def test_with_a_short_association_timeout_the_sleeping_honeypot_is_could_not_test() -> None:
+def test_with_a_short_association_timeout_the_sleeping_honeypot_gets_a_longer_listen() -> None:
     # Given dicompot with AE enforcement and the default 2 s association timeout
     with run_in_thread(Dicompot(enforce=True)) as server:
         report = scan([(server.host, server.port)], limits=FAST)
+    result = result_for(report, server.port)
+    # Then the silent peer got one longer listen (Limits.silent_listen, 8 s), its delayed
+    # rejection was scored, and it is a suspect (issue 22 item 3), not 'could not test'
+    service = next(a for a in result.attempts if a.check == "dicom.service")
+    assert service.status != "error", service
+    assert honeypot_details(result)["suspected"] is True
+
+
+def test_without_the_longer_listen_the_sleeping_honeypot_is_could_not_test() -> None:
+    # Given dicompot with AE enforcement, the 2 s association timeout and no longer listen
+    limits = dataclasses.replace(FAST, silent_listen=0.0)
+    with run_in_thread(Dicompot(enforce=True)) as server:
+        report = scan([(server.host, server.port)], limits=limits)
     result = result_for(report, server.port)
     # Then nothing is claimed about it: an error ("could not test"), no finding, no exposure
     service = next(a for a in result.attempts if a.check == "dicom.service")

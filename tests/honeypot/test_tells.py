@@ -79,7 +79,7 @@ def test_table_and_functions_list_the_same_tells() -> None:
     assert all(t.source and 0 < t.weight < 100 for t in table.tells)
     assert table.default_threshold == DEFAULT_THRESHOLD == ScanOptions().honeypot_threshold
     raw = json.loads(resources.files("pacsradar.data").joinpath("honeypot_tells.json").read_text())
-    assert raw["version"] == 1
+    assert raw["version"] == 2
 
 
 @pytest.mark.parametrize(
@@ -188,7 +188,7 @@ def test_dicompot_facts_score_above_the_threshold() -> None:
         "random-syntax-accepted",
         "find-level-not-echoed",
     }
-    assert result.score >= 80
+    assert result.score >= 75
     assert all(t.line.startswith(f"{t.id} (+{t.weight}): ") for t in result.tells)
 
 

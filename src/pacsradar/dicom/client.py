@@ -87,6 +87,9 @@ class AssociationResult:
     user_items: tuple[int, ...] = ()
     reply_ms: float | None = None
     ac_digest: str | None = None
+    #: (presentation context id, result) in the order the AC listed them (PS3.8 Table 9-17
+    #: leaves the order to the implementation: a toolkit trait, pacsradar.dicom.honeypot.toolkit)
+    context_order: tuple[tuple[int, int], ...] = ()
 
     @property
     def transient(self) -> bool:
@@ -147,12 +150,17 @@ class DicomClient:
         max_pdu_bytes: int,
         assoc_timeout: float | None = None,
         nudge: bool = True,
+        silent_listen: float = 0.0,
     ) -> None:
         self.stream = stream
         self.max_pdu_bytes = max_pdu_bytes
         #: how long the peer gets to answer our A-ASSOCIATE-RQ (default: the read timeout)
         self.assoc_timeout = stream.read_timeout if assoc_timeout is None else assoc_timeout
         self.nudge = nudge
+        #: a peer that accepted TCP and said nothing within ``assoc_timeout`` gets this long in
+        #: all (seconds from our RQ) before it is "no answer": a sleep before a rejection
+        #: (dicompot sleeps 5 s) is then scored instead of being "could not test"
+        self.silent_listen = silent_listen
         #: True once we sent the line-based nudge: the connection then carries stray bytes
         self.nudged = False
         self.assoc: AssociationResult | None = None
@@ -229,16 +237,32 @@ class DicomClient:
             return await ul.read_pdu(self.stream, self.max_pdu_bytes, header_timeout=first)
         except ReadTimeout as exc:
             if not self.nudge:
-                raise ReadTimeout(f"no answer to A-ASSOCIATE-RQ within {total:g}s") from exc
+                if self.silent_listen <= total:
+                    raise ReadTimeout(f"no answer to A-ASSOCIATE-RQ within {total:g}s") from exc
+                return await self._longer_listen(self.silent_listen - total)
         await self.stream.write(NUDGE)
         self.nudged = True
         try:
             return await ul.read_pdu(self.stream, self.max_pdu_bytes, header_timeout=total - first)
         except ReadTimeout as exc:
-            raise ReadTimeout(f"no answer to A-ASSOCIATE-RQ within {total:g}s") from exc
+            if self.silent_listen <= total:
+                raise ReadTimeout(f"no answer to A-ASSOCIATE-RQ within {total:g}s") from exc
+        return await self._longer_listen(self.silent_listen - total)
+
+    async def _longer_listen(self, seconds: float) -> ul.RawPdu:
+        """The peer read our RQ (it accepted TCP, did not close) and may sleep before answering.
+        Only silent peers pay; each endpoint runs in its own task, so the sweep does not wait."""
+        try:
+            return await ul.read_pdu(self.stream, self.max_pdu_bytes, header_timeout=seconds)
+        except ReadTimeout as exc:
+            raise ReadTimeout(
+                f"no answer to A-ASSOCIATE-RQ within {self.assoc_timeout:g}s, "
+                f"nor in one longer listen to {self.silent_listen:g}s"
+            ) from exc
 
     def _parse_ac(self, pdu: ul.RawPdu, called: str, calling: str, reply_ms: float) -> AssociationResult:
         ac = ul.decode_ac(pdu)
+        order = tuple((ctx.context_id, ctx.result) for ctx in ac.contexts[:64])
         accepted: dict[str, tuple[int, str]] = {}
         refused: dict[str, int] = {}
         for ctx in ac.contexts:
@@ -264,6 +288,7 @@ class DicomClient:
             user_items=ac.user_items,
             reply_ms=reply_ms,
             ac_digest=_ac_digest(pdu.body),
+            context_order=order,
         )
 
     # -- DIMSE -----------------------------------------------------------------------------

@@ -128,6 +128,7 @@ class DicomContext:
                     if patient
                     else limits.assoc_timeout,
                     nudge=not patient,
+                    silent_listen=limits.silent_listen,
                 )
                 client.find_observer = self._record_find
                 try:

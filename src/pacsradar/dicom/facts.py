@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 from pacsradar.dicom import dimse
 from pacsradar.dicom.client import IMPLICIT_VR_LE, AssociationKind, AssociationResult
+from pacsradar.dicom.honeypot.toolkit import uid_root
 from pacsradar.dicom.sop import CANARY_SYNTAX, NAMES, STORAGE
 from pacsradar.errors import ProtocolError
 from pacsradar.phi import KeyedHasher
@@ -29,6 +30,7 @@ SHAPE_SAMPLE = 32
 
 _QR_LEVEL = dimse.DICTIONARY["QueryRetrieveLevel"][0]
 _PATIENT_ID = dimse.DICTIONARY["PatientID"][0]
+_STUDY_UID = dimse.DICTIONARY["StudyInstanceUID"][0]
 
 #: Attributes of the Image Pixel module (PS3.3 C.7.6.3) and the SOP Common instance UID: an
 #: instance's, never a PATIENT or STUDY level answer's (PS3.4 C.6.1.1, C.6.2.1).
@@ -74,6 +76,8 @@ class AssociationFacts:
     storage_proposed: int = 0
     storage_accepted: int = 0
     ac_digest: str | None = None
+    #: (presentation context id, result) in the order the AC listed them (a toolkit trait)
+    context_order: tuple[tuple[int, int], ...] = ()
 
     @property
     def accepted(self) -> bool:
@@ -111,6 +115,7 @@ def association_facts(result: AssociationResult, *, identity_offered: bool = Fal
         storage_proposed=len(storage),
         storage_accepted=sum(1 for uid in storage if results[uid] == 0),
         ac_digest=result.ac_digest,
+        context_order=result.context_order,
     )
 
 
@@ -137,6 +142,9 @@ class FindFacts:
     oversized: bool = False
     #: a digest of the set of keyed PatientID hashes (for diff/monitor: same counts, new people)
     patient_set_digest: str | None = None
+    #: sampled Study Instance UIDs counted by the toolkit root they lie under
+    #: (pacsradar.dicom.honeypot.toolkit.UID_ROOTS; "other"): roots and counts, never a UID
+    study_uid_roots: tuple[tuple[str, int], ...] = ()
 
 
 def top_level_tags(raw: bytes, implicit: bool) -> list[int]:
@@ -178,6 +186,7 @@ class FindRecorder:
     sampled: int = 0
     _tags: set[int] = field(default_factory=set)
     _patients: set[str] = field(default_factory=set)
+    _roots: dict[str, int] = field(default_factory=dict)
 
     def add(self, status: int | None, dataset: bytes | None) -> None:
         if status in (0xFF00, 0xFF01):
@@ -191,7 +200,9 @@ class FindRecorder:
         self.sampled += 1
         try:
             tags = top_level_tags(dataset, self.implicit)
-            values = dimse.top_level_values(dataset, self.implicit, frozenset({_QR_LEVEL, _PATIENT_ID}))
+            values = dimse.top_level_values(
+                dataset, self.implicit, frozenset({_QR_LEVEL, _PATIENT_ID, _STUDY_UID})
+            )
         except ProtocolError:
             return  # the query check reports malformed answers; a shape needs none
         self._tags.update(tags)
@@ -203,6 +214,8 @@ class FindRecorder:
             self.level_other += 1
         if pid := values.get(_PATIENT_ID):
             self._patients.add(self.hasher.digest(pid))  # a keyed hash; the value is dropped
+        if (study := values.get(_STUDY_UID)) and (root := uid_root(study)):
+            self._roots[root] = self._roots.get(root, 0) + 1  # the root's label; the UID is dropped
 
     def close(self, status: int | None) -> None:
         self.status = status
@@ -226,6 +239,7 @@ class FindRecorder:
             largest_response=self.largest,
             oversized=self.oversized,
             patient_set_digest=digest,
+            study_uid_roots=tuple(sorted(self._roots.items())),
         )
 
 

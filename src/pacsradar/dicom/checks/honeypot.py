@@ -32,8 +32,9 @@ HONEYPOT_SUSPECT = CheckSpec(
     category="dicom",
     description=(
         "The service answered in ways no real DICOM implementation does and public honeypots "
-        "(dicompot, DICOMHawk, the fkie-cad honeypots DICOM server) do. The score (0-100) "
-        "lists each tell with its weight and what was seen."
+        "(dicompot, DICOMHawk, the fkie-cad honeypots DICOM server) do, or its toolkit's "
+        "behaviour contradicts the identity it claims. The score (0-100) lists each tell with "
+        "its weight and what was seen."
     ),
     remediation=(
         "Verify out of band (asset inventory, the owner) before acting; do not report a "
@@ -142,6 +143,8 @@ async def run(ctx: DicomContext) -> CheckOutcome:
     universal = observed.finds_for("universal")
     if universal and universal[0].patient_set_digest:
         details["patient_set_digest"] = universal[0].patient_set_digest
+    if result.uncounted:
+        details["uncounted_tells"] = [t.line for t in result.uncounted]
     if probe_error:
         details["probe_error"] = probe_error
     if not result.tells:

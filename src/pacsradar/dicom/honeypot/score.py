@@ -31,6 +31,9 @@ class TellSpec:
     weight: int
     title: str
     source: str
+    #: counts only next to a tell that is not supporting: alone it never reaches any threshold
+    #: (issue 22 item 3: odil's default acceptor accepts any abstract syntax)
+    supporting: bool = False
 
 
 @dataclass(frozen=True)
@@ -48,6 +51,8 @@ class TellSeen:
 class HoneypotScore:
     score: int
     tells: tuple[TellSeen, ...]
+    #: supporting tells seen without a tell they could support: listed, weight not counted
+    uncounted: tuple[TellSeen, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -60,7 +65,13 @@ class TellTable:
 def load_table() -> TellTable:
     raw = json.loads(resources.files("pacsradar.data").joinpath("honeypot_tells.json").read_text())
     specs = tuple(
-        TellSpec(id=str(t["id"]), weight=int(t["weight"]), title=str(t["title"]), source=str(t["source"]))
+        TellSpec(
+            id=str(t["id"]),
+            weight=int(t["weight"]),
+            title=str(t["title"]),
+            source=str(t["source"]),
+            supporting=bool(t.get("supporting", False)),
+        )
         for t in raw["tells"]
     )
     for spec in specs:
@@ -82,11 +93,17 @@ def combine(weights: Iterable[int]) -> int:
 def score(facts: DicomFacts, table: TellTable | None = None) -> HoneypotScore:
     table = table or load_table()
     seen: list[TellSeen] = []
+    supporting: set[str] = set()
     for spec in table.tells:
         fn = TELLS.get(spec.id)
         evidence = fn(facts) if fn is not None else None
         if evidence is not None:
             seen.append(TellSeen(spec.id, spec.weight, evidence))
+            if spec.supporting:
+                supporting.add(spec.id)
+    if all(t.id in supporting for t in seen):
+        # Supporting tells alone are behaviour some real implementations show: listed, not scored.
+        return HoneypotScore(score=0, tells=(), uncounted=tuple(seen))
     return HoneypotScore(score=combine(t.weight for t in seen), tells=tuple(seen))
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from pacsradar.dicom.facts import DicomFacts
+from pacsradar.dicom.honeypot import toolkit
 
 Tell = Callable[[DicomFacts], str | None]
 
@@ -150,6 +151,60 @@ def move_random_destination_odd(facts: DicomFacts) -> str | None:
     return None
 
 
+def identity_on_pynetdicom_upper_layer(facts: DicomFacts) -> str | None:
+    """A known non-pynetdicom identity (a vendor's, DCMTK's ...) on pynetdicom's Upper Layer.
+
+    pynetdicom's own identity on pynetdicom's behaviour, or an identity nobody catalogued, is
+    never a tell: real archives and routers are built on pynetdicom.
+    """
+    ac = facts.accepted
+    if ac is None or not ac.implementation_class_uid:
+        return None
+    said = toolkit.claim(ac.implementation_class_uid, ac.implementation_version_name)
+    if not said.known or said.pynetdicom:
+        return None
+    if not toolkit.behaves_like_pynetdicom(ac.max_pdu, ac.user_items, ac.context_order):
+        return None
+    return (
+        f"identity of {said.product}, A-ASSOCIATE-AC of pynetdicom: maximum length "
+        f"{ac.max_pdu}, sub-items 0x51 0x52 0x55, accepted contexts listed before refused ones"
+    )
+
+
+def archive_pydicom_uids_vendor_claim(facts: DicomFacts) -> str | None:
+    """Every sampled study UID under pydicom's generate_uid root, from a peer claiming a vendor."""
+    ac = facts.accepted
+    if ac is None or not ac.implementation_class_uid:
+        return None
+    said = toolkit.claim(ac.implementation_class_uid, ac.implementation_version_name)
+    if not said.vendor:
+        return None
+    for find in facts.finds:
+        roots = dict(find.study_uid_roots)
+        total = sum(roots.values())
+        pydicom = roots.get(toolkit.PYDICOM_ROOT_LABEL, 0)
+        if total and pydicom == total:
+            return (
+                f"{pydicom} of {total} study UIDs under pydicom's generate_uid root; "
+                f"identity of {said.product}"
+            )
+    return None
+
+
+def modality_persona_archive(facts: DicomFacts) -> str | None:
+    """A scanner's version name on a service that answers C-FIND with records."""
+    ac = facts.accepted
+    if ac is None:
+        return None
+    modality = toolkit.modality_persona(ac.implementation_version_name)
+    if modality is None:
+        return None
+    records = max((f.matches for f in facts.finds_for("universal")), default=0)
+    if not records:
+        return None
+    return f"a {modality} scanner's version name; C-FIND answered {records} record(s)"
+
+
 #: id (as in honeypot_tells.json) -> function.
 TELLS: dict[str, Tell] = {
     "ac-no-implementation-uid": ac_no_implementation_uid,
@@ -164,4 +219,7 @@ TELLS: dict[str, Tell] = {
     "reject-fixed-delay": reject_fixed_delay,
     "identity-toolkit-mismatch": identity_toolkit_mismatch,
     "move-random-destination-odd": move_random_destination_odd,
+    "identity-on-pynetdicom-upper-layer": identity_on_pynetdicom_upper_layer,
+    "archive-pydicom-uids-vendor-claim": archive_pydicom_uids_vendor_claim,
+    "modality-persona-archive": modality_persona_archive,
 }

@@ -1,0 +1,196 @@
+"""Issue 22 part 2: honeypot scoring that generalises, measured on a tuning set and a held-out set.
+
+One scan at default settings (``Limits()``: the 2 s association timeout, the 8 s longer listen)
+of, side by side:
+
+* tuning set (the weights of the issue 22 tells were set on these): the current DICOMHawk
+  (tests/lab/hawk_personas.py) with its default identity and its ge_ct and siemens_ct personas,
+  dicompot with AE enforcement, the pynetdicom Q/R SCP and Orthanc;
+* held out (never used to set a weight, scored once the weights were fixed): DICOMHawk's
+  philips_mr persona and the identity its customizer writes by default (``ORTHANC`` on
+  pynetdicom's UID root), and two real servers, dcmjs-dimse on Node.js and Debian's CTN.
+
+The scores are printed as a table (``pytest -s``) and reported in the branch's report.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from dicom.helpers import attempt_details, result_for, scan
+from lab.hawk_personas import DicomHawkPersona
+from lab.honeypots import Dicompot
+from lab.hostile import run_in_thread
+from lab.orthanc import orthanc_available, orthanc_open_dicom, start_orthanc
+from lab.ports import LOOPBACK, PeerStartError, free_port, wait_until_bound
+from pacsradar.config import Limits
+from pacsradar.dicom.honeypot.score import DEFAULT_THRESHOLD
+from pacsradar.lab.pacs import ExposedPacs
+from pacsradar.lab.synthetic import make_studies
+from pacsradar.models import ScanReport
+from pacsradar.report.exposure import exposure_of
+
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:Exception ignored in.*socket.socket:pytest.PytestUnraisableExceptionWarning"
+)
+
+TUNING_HONEYPOTS = ("hawk-default", "hawk-ge_ct", "hawk-siemens_ct", "dicompot-enforce")
+HELD_OUT_HONEYPOTS = ("hawk-philips_mr", "hawk-customizer")
+HONEYPOTS = TUNING_HONEYPOTS + HELD_OUT_HONEYPOTS
+HELD_OUT_REAL = ("dcmjs-dimse", "ctn-simple-storage")
+SIMPLE_STORAGE = shutil.which("simple_storage")
+
+
+@contextlib.contextmanager
+def ctn_simple_storage(workdir: Path) -> Iterator[int]:
+    """Debian CTN's simple_storage, one process per association, ready once it answers C-ECHO
+    (a bare connect-and-close makes it exit: tests/dicom/test_more_peers.py)."""
+    from pynetdicom import AE
+
+    assert SIMPLE_STORAGE is not None
+    port = free_port()
+    proc = subprocess.Popen(
+        [SIMPLE_STORAGE, "-f", "-s", "-x", str(workdir), str(port)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=workdir, start_new_session=True,
+    )  # fmt: skip
+    try:
+        wait_until_bound(port, proc=proc, timeout=30)
+        ae = AE(ae_title="LABPROBE")
+        ae.add_requested_context("1.2.840.10008.1.1")
+        ae.acse_timeout = ae.network_timeout = 5
+        for _ in range(100):
+            assoc = ae.associate(LOOPBACK, port)
+            if assoc.is_established:
+                assoc.release()
+                break
+            time.sleep(0.2)  # readiness polling only; no outcome depends on it
+        else:
+            raise PeerStartError("simple_storage did not answer C-ECHO")
+        yield port
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(10)
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> tuple[ScanReport, dict[str, int]]:
+    tmp = tmp_path_factory.mktemp("generalises")
+    studies = make_studies(3, seed=22)
+    ports: dict[str, int] = {}
+    with contextlib.ExitStack() as stack:
+        for persona in ("default", "ge_ct", "siemens_ct", "philips_mr", "customizer"):
+            ports[f"hawk-{persona}"] = stack.enter_context(DicomHawkPersona(persona)).port
+        ports["dicompot-enforce"] = stack.enter_context(run_in_thread(Dicompot(enforce=True))).port
+        ports["pynetdicom-qrscp"] = stack.enter_context(ExposedPacs(studies)).port
+        if orthanc_available():
+            orthanc = stack.enter_context(start_orthanc(tmp / "o", orthanc_open_dicom(), plugins=()))
+            orthanc.upload(studies)
+            ports["orthanc-open"] = orthanc.dicom_port
+        from lab.dimse_node import dcmjs_dimse_available, start_dcmjs_scp
+
+        if dcmjs_dimse_available():
+            ports["dcmjs-dimse"] = stack.enter_context(start_dcmjs_scp(tmp / "node", studies)).port
+        if SIMPLE_STORAGE is not None:
+            ctn = tmp / "ctn"
+            ctn.mkdir()
+            ports["ctn-simple-storage"] = stack.enter_context(ctn_simple_storage(ctn))
+        # Default settings: the issue's measure is dicompot -enforce at the default timeouts.
+        report = scan([("127.0.0.1", p) for p in ports.values()], limits=Limits())
+    table = []
+    for name, port in ports.items():
+        details = attempt_details(result_for(report, port), "dicom.honeypot")
+        held = "held out" if name in (*HELD_OUT_HONEYPOTS, *HELD_OUT_REAL) else "tuning"
+        table.append(f"{name:22} {held:9} {details.get('score', '-')!s:>4} {details.get('tells', [])}")
+    print("\n" + "\n".join(table))
+    return report, ports
+
+
+def score_of(lab: tuple[ScanReport, dict[str, int]], name: str) -> tuple[int, list[str]]:
+    report, ports = lab
+    details = attempt_details(result_for(report, ports[name]), "dicom.honeypot")
+    return int(details.get("score", 0)), [str(t) for t in details.get("tells", [])]  # type: ignore[call-overload, union-attr]
+
+
+@pytest.mark.parametrize("name", [*TUNING_HONEYPOTS, "hawk-philips_mr"])
+def test_current_honeypots_score_above_the_threshold(
+    lab: tuple[ScanReport, dict[str, int]], name: str
+) -> None:
+    # Given the scan at default settings
+    report, ports = lab
+    score, tells = score_of(lab, name)
+    # Then each honeypot scores at or above the default threshold, from at least two tells
+    assert score >= DEFAULT_THRESHOLD and len(tells) >= 2, (name, score, tells)
+    # And every finding of it carries the mark
+    result = result_for(report, ports[name])
+    assert result.findings and all(f.suspected_honeypot for f in result.findings)
+
+
+def test_dicompot_with_ae_enforcement_at_default_settings_is_scored(
+    lab: tuple[ScanReport, dict[str, int]],
+) -> None:
+    # Given dicompot -enforce yes, which sleeps 5 s before each rejection, and the default 2 s
+    # association timeout: the silent peer got one longer listen
+    score, tells = score_of(lab, "dicompot-enforce")
+    # Then its delayed rejections were scored, not 'could not test'
+    assert any(t.startswith("reject-protocol-version") for t in tells)
+    assert any(t.startswith("reject-fixed-delay") for t in tells)
+    assert score >= DEFAULT_THRESHOLD
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "held out, and missed: DICOMHawk's customizer default names ORTHANC in the version name on "
+        "pynetdicom's own UID root; no tell yet reads a version name naming another product"
+    ),
+)
+def test_held_out_customizer_identity_is_suspected(lab: tuple[ScanReport, dict[str, int]]) -> None:
+    score, tells = score_of(lab, "hawk-customizer")
+    assert score >= DEFAULT_THRESHOLD, tells
+
+
+def test_real_servers_are_never_marked(lab: tuple[ScanReport, dict[str, int]]) -> None:
+    # Given the real servers of the scan (tuning and held out)
+    report, ports = lab
+    real = {n: p for n, p in ports.items() if n not in HONEYPOTS}
+    for name, port in real.items():
+        score, tells = score_of(lab, name)
+        # Then none reaches the threshold, and none of the issue 22 tells fires on it
+        assert score < DEFAULT_THRESHOLD, (name, tells)
+        new = ("identity-on-pynetdicom", "archive-pydicom-uids", "modality-persona", "random-syntax")
+        assert not any(t.startswith(new) for t in tells), (name, tells)
+        assert not any(f.suspected_honeypot for f in result_for(report, port).findings), name
+
+
+def test_suspected_honeypots_stay_out_of_the_headline(lab: tuple[ScanReport, dict[str, int]]) -> None:
+    # Given the scan: the DICOMHawk personas each "expose" 5 fake patients over C-FIND
+    report, ports = lab
+    suspects = {
+        ports[n] for n in ports if any(f.suspected_honeypot for f in result_for(report, ports[n]).findings)
+    }
+    exposure = exposure_of(report.findings)
+    # Then the suspects are counted apart, labelled, and their patients are not in the headline
+    assert exposure.honeypots == len(suspects)
+    assert "look like honeypots (not counted)" in exposure.sentence
+    real_only = [f for f in report.findings if f.endpoint.port not in suspects]
+    assert exposure.patients == exposure_of(real_only).patients
+
+
+def test_no_value_the_personas_sent_reaches_the_report(lab: tuple[ScanReport, dict[str, int]]) -> None:
+    # Given the scan: the fake archives' names, IDs and institutions carry the CANARY prefix
+    from lab import CANARY
+
+    report, _ = lab
+    # Then none of them, nor a study UID of theirs, is in the report (roots and counts only)
+    dumped = report.model_dump_json()
+    assert CANARY not in dumped
+    assert "1.2.826.0.1.3680043.8.498." not in dumped
