@@ -20,6 +20,7 @@ from __future__ import annotations
 import random
 import subprocess
 import threading
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -266,6 +267,16 @@ class WorklistScp:
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server = None
+        if self._server is None:
+            return
+        # As pacsradar.lab.pacs.ExposedPacs.stop: let open associations end first (an SCP that
+        # ignores C-CANCEL is still sending when the scanner aborts), since pynetdicom's shutdown
+        # aborting one leaks its socket; then wait for their threads. Bounded, not a fixed sleep.
+        settle = time.monotonic() + 3.0
+        while self._ae.active_associations and time.monotonic() < settle:
+            time.sleep(0.05)
+        self._server.shutdown()
+        self._server = None
+        deadline = time.monotonic() + 10.0
+        for assoc in list(self._ae.active_associations):
+            assoc.join(max(0.0, deadline - time.monotonic()))
