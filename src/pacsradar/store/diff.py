@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from pacsradar.errors import StoreError
-from pacsradar.store.base import evidence_hash
+from pacsradar.store.plain import evidence_hash
 from pacsradar.store.queries import QueriesMixin
 from pacsradar.store.schema import (
     OccurrenceRow,

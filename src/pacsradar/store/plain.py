@@ -7,13 +7,14 @@ answers) and :mod:`pacsradar.store.observer` load without it (start-up, issue 11
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from collections.abc import Container, Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from pacsradar.models import AttemptStatus, ScanReport, TargetResult
+from pacsradar.models import AttemptStatus, Evidence, Finding, ScanReport, TargetResult
 
 if TYPE_CHECKING:
     from pacsradar.store.views import AcceptedRisk
@@ -80,6 +81,25 @@ def _tj(value: Any) -> Any:
     return value
 
 
+def evidence_hash(evidence: Evidence) -> str:
+    """sha256 of the canonical evidence JSON: a finding "changed" when it (or severity) differs."""
+    canon = json.dumps(evidence, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha256(canon.encode()).hexdigest()
+
+
+#: Occurrence evidence key under which an exposure finding's keyed hashes are kept (never
+#: values): the scan's distinct headline is recomputed from them (report/exposure.py).
+HOLDINGS_KEY = "_holdings"
+
+
+def with_holdings(f: Finding) -> dict[str, Any]:
+    """A finding's evidence as its occurrence row stores it (with :data:`HOLDINGS_KEY`)."""
+    evidence: dict[str, Any] = dict(f.evidence)
+    if f.holdings is not None:
+        evidence[HOLDINGS_KEY] = f.holdings.model_dump(mode="json")
+    return evidence
+
+
 def _now() -> datetime:
     return datetime.now(UTC)
 
@@ -118,7 +138,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any = None) -> None:
 
 class ScanWriter(Protocol):
     """What a scan needs of the store: :class:`~pacsradar.store.core.Store` has it, and so has
-    :class:`~pacsradar.store.lite.LiteStore` (SQLite, no SQLAlchemy until something answers)."""
+    :class:`~pacsradar.store.lite.LiteStore` (SQLite, no SQLAlchemy unless needed)."""
 
     @property
     def display_url(self) -> str: ...
@@ -135,6 +155,10 @@ class ScanWriter(Protocol):
     def hosts_with_open_findings(self) -> frozenset[str]: ...
 
     def record_result(self, scan_id: str, result: TargetResult) -> None: ...
+
+    def record_results(
+        self, scan_id: str, results: Sequence[TargetResult], *, fresh: bool = False
+    ) -> None: ...
 
     def record_unreachable_rows(
         self,
