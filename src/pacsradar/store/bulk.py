@@ -14,87 +14,18 @@ through a SQLAlchemy connection on SQLite or PostgreSQL (:mod:`~pacsradar.store.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from datetime import UTC, datetime
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import datetime
 from typing import Any
 
 from pacsradar.errors import StoreError
 from pacsradar.models import Finding, TargetResult
+from pacsradar.store.dbapi import Db
 from pacsradar.store.plain import _is_clean, _t, _tj, _to, evidence_hash, with_holdings
 
-#: SQLAlchemy's SQLite DATETIME storage format (naive UTC; schema.UTCDateTime drops the offset).
-SQLITE_DT = "%Y-%m-%d %H:%M:%S.%f"
-_CHUNK = 500  # bound parameters per IN list (SQLite's default limit is 32,766; PostgreSQL 65,535)
 _OPEN, _RESOLVED = "open", "resolved"  # views.FindingStatus
 
 Key = tuple[str, int, str]  # host, port, protocol
-
-
-class Db:
-    """A DBAPI connection as the bulk writer needs it: SQL with ``?`` placeholders, and the
-    values each backend stores (SQLite: text datetimes and 0/1; PostgreSQL: its own types)."""
-
-    def __init__(
-        self,
-        rows: Callable[[str, Sequence[Any]], Sequence[Sequence[Any]]],
-        many: Callable[[str, list[tuple[Any, ...]]], object],
-        *,
-        sqlite: bool,
-    ) -> None:
-        self.rows = rows
-        self._many = many
-        self.sqlite = sqlite
-
-    @classmethod
-    def of_sqlite3(cls, conn: Any) -> Db:
-        """A :class:`sqlite3.Connection`."""
-        return cls(lambda q, p: conn.execute(q, p).fetchall(), conn.executemany, sqlite=True)
-
-    @classmethod
-    def of_sqlalchemy(cls, conn: Any) -> Db:
-        """A SQLAlchemy ``Connection`` inside its transaction: the driver's own SQL, no ORM."""
-        sqlite = conn.dialect.name == "sqlite"
-
-        def sql(query: str) -> str:
-            return query if sqlite else query.replace("?", "%s")  # psycopg: format style
-
-        def rows(query: str, params: Sequence[Any]) -> Sequence[Sequence[Any]]:
-            return conn.exec_driver_sql(sql(query), tuple(params)).fetchall()  # type: ignore[no-any-return]
-
-        def many(query: str, params: list[tuple[Any, ...]]) -> None:
-            conn.exec_driver_sql(sql(query), params)
-
-        return cls(rows, many, sqlite=sqlite)
-
-    def many(self, query: str, params: list[tuple[Any, ...]]) -> None:
-        if params:
-            self._many(query, params)
-
-    def dt(self, value: datetime | None) -> Any:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=UTC)
-        value = value.astimezone(UTC)
-        return value.strftime(SQLITE_DT) if self.sqlite else value
-
-    def read_dt(self, value: Any) -> datetime | None:
-        if value is None:
-            return None
-        if isinstance(value, str):
-            return datetime.strptime(value, SQLITE_DT).replace(tzinfo=UTC)
-        if value.tzinfo is None:
-            return value.replace(tzinfo=UTC)  # type: ignore[no-any-return]
-        return value.astimezone(UTC)  # type: ignore[no-any-return]
-
-    def flag(self, value: bool) -> Any:
-        return int(value) if self.sqlite else bool(value)
-
-    def select_in(self, query: str, head: Sequence[Any], items: Sequence[Any]) -> Iterator[Sequence[Any]]:
-        """Rows of ``query`` (ending in ``IN ({})``) for ``items``, a chunk at a time."""
-        for i in range(0, len(items), _CHUNK):
-            chunk = items[i : i + _CHUNK]
-            yield from self.rows(query.format(", ".join("?" * len(chunk))), (*head, *chunk))
 
 
 def _json(value: Any) -> str:
@@ -109,12 +40,12 @@ def _key(result: TargetResult) -> Key:
 def segments(results: Sequence[TargetResult]) -> Iterator[Sequence[TargetResult]]:
     """Runs of results with distinct endpoints: an endpoint recorded twice in one batch (a
     replay) is written after its earlier record, as ``record_result`` would."""
-    start, keys = 0, set()
+    start, keys = 0, set[Key]()
     for i, r in enumerate(results):
         k = _key(r)
         if k in keys:
             yield results[start:i]
-            start, keys = i, set()
+            start, keys = i, set[Key]()
         keys.add(k)
     yield results[start:]
 
@@ -550,4 +481,4 @@ def _track(life: _Life, f: Finding, scan_id: str, at: datetime) -> str | None:
     return kind
 
 
-__all__ = ["SQLITE_DT", "Db", "segments", "write_results"]
+__all__ = ["Db", "segments", "write_results"]
