@@ -32,6 +32,13 @@ def _json(value: Any) -> str:
     return json.dumps(value)  # SQLAlchemy's JSON type: json.dumps with its defaults
 
 
+def _json_t(value: dict[str, Any]) -> str:
+    """``_json(_tj(value))`` for evidence (models.Evidence: str keys, flat values) without
+    walking it: only text holding a NUL needs ``_tj`` (ensure_ascii spells it ``\\u0000``)."""
+    text = json.dumps(value)
+    return text if "\\u0000" not in text else json.dumps(_tj(value))
+
+
 def _key(result: TargetResult) -> Key:
     ep = result.endpoint
     return ep.host, ep.port, ep.protocol
@@ -276,7 +283,7 @@ class _Batch:
                     a.status.value,
                     _to(a.reason),
                     a.duration_ms,
-                    _json(_tj(dict(a.details))),
+                    _json_t(a.details),
                 )
                 for r in self.results
                 for rid in (result_ids[_key(r)],)
@@ -284,11 +291,10 @@ class _Batch:
             ],
         )
 
-    def _load_lives(self) -> tuple[dict[str, _Life], set[tuple[int, str]]]:
+    def _load_lives(self, keys: list[str]) -> tuple[dict[str, _Life], set[tuple[int, str]]]:
         """The findings this batch can touch: its own dedupe keys, and the open findings of its
         clean endpoints (which it may resolve); and the events this scan already gave them."""
         db = self.db
-        keys = list(dict.fromkeys(f.dedupe_key for r in self.results for f in r.findings))
         lives: dict[str, _Life] = {}
         for row in db.select_in(f"SELECT {_LIFE_COLUMNS} FROM findings WHERE dedupe_key IN ({{}})", (), keys):  # noqa: S608
             lives[row[1]] = _Life(row, db)
@@ -313,7 +319,14 @@ class _Batch:
 
     def _findings(self, result_ids: dict[Key, int]) -> None:
         db, scan_id = self.db, self.scan_id
-        lives, old_events = self._load_lives()
+        # dedupe_key is computed on each access (models.Finding): once per finding here
+        keyed = [(r, [(f, f.dedupe_key) for f in r.findings]) for r in self.results]
+        lives, old_events = self._load_lives(list(dict.fromkeys(k for _, fs in keyed for _, k in fs)))
+        # The stored findings by endpoint, oldest first: what a clean endpoint may resolve
+        # (those made by this batch are this scan's own, never resolved by it).
+        on_endpoint: dict[Key, list[_Life]] = {}
+        for life in sorted(lives.values(), key=lambda x: x.id):
+            on_endpoint.setdefault((life.host, life.port, life.protocol), []).append(life)
         new: list[_Life] = []
         events: list[tuple[_Life, str, str, datetime]] = []
         evented: set[tuple[str, str]] = set()
@@ -325,30 +338,25 @@ class _Batch:
             events.append((life, kind, life.severity, at))
 
         occurrences: list[tuple[Any, ...]] = []
-        for r in self.results:
+        for r, findings in keyed:
             at, rid = r.started_at, result_ids[_key(r)]
             seen: set[str] = set()
-            for i, f in enumerate(r.findings):
-                life = lives.get(f.dedupe_key)
+            for i, (f, key) in enumerate(findings):
+                life = lives.get(key)
                 if life is None:
-                    life = lives[f.dedupe_key] = _new_life(f, scan_id, at)
+                    life = lives[key] = _new_life(f, key, scan_id, at)
                     new.append(life)
                     event(life, "new", at)
                 else:
                     kind = _track(life, f, scan_id, at)
                     if kind is not None:
                         event(life, kind, at)
-                seen.add(f.dedupe_key)
+                seen.add(key)
                 occurrences.append((rid, life, i, f))
             if _is_clean(r):
-                ep = r.endpoint
-                for life in sorted(
-                    (x for x in lives.values() if x.id is not None and x.host == ep.host), key=lambda x: x.id
-                ):
+                for life in on_endpoint.get(_key(r), ()):
                     if (
-                        life.port != ep.port
-                        or life.protocol != ep.protocol
-                        or life.status != _OPEN
+                        life.status != _OPEN
                         or life.last_seen > at
                         or life.dedupe_key in seen
                         or life.last_scan_id == scan_id
@@ -362,6 +370,15 @@ class _Batch:
             "INSERT INTO finding_events (finding_id, scan_id, kind, severity, at) VALUES (?, ?, ?, ?, ?)",
             [(life.id, scan_id, kind, severity, db.dt(at)) for life, kind, severity, at in events],
         )
+        refs: dict[tuple[tuple[str, str | None], ...], str] = {}  # a check's: equal on every host
+
+        def references(f: Finding) -> str:
+            key = tuple((ref.title, ref.url) for ref in f.references)
+            text = refs.get(key)
+            if text is None:
+                text = refs[key] = _json(_tj([ref.model_dump() for ref in f.references]))
+            return text
+
         db.many(
             "INSERT INTO finding_occurrences (result_id, scan_id, finding_id, dedupe_key, seq, check_id,"
             ' title, severity, host, port, protocol, summary, evidence, remediation, "references", cwe,'
@@ -371,7 +388,7 @@ class _Batch:
                     rid,
                     scan_id,
                     life.id,
-                    f.dedupe_key,
+                    life.dedupe_key,
                     i,
                     _t(f.check_id),
                     _t(f.title),
@@ -380,9 +397,9 @@ class _Batch:
                     f.endpoint.port,
                     f.endpoint.protocol,
                     _t(f.summary),
-                    _json(_tj(with_holdings(f))),
+                    _json_t(with_holdings(f)),
                     _t(f.remediation),
-                    _json(_tj([ref.model_dump() for ref in f.references])),
+                    references(f),
                     _to(f.cwe),
                     _to(f.product),
                 )
@@ -448,10 +465,10 @@ class _Batch:
                 lives[key].id = fid
 
 
-def _new_life(f: Finding, scan_id: str, at: datetime) -> _Life:
+def _new_life(f: Finding, key: str, scan_id: str, at: datetime) -> _Life:
     life = _Life.__new__(_Life)
     life.id = None
-    life.dedupe_key, life.check_id, life.host = f.dedupe_key, _t(f.check_id), _t(f.endpoint.host)
+    life.dedupe_key, life.check_id, life.host = key, _t(f.check_id), _t(f.endpoint.host)
     life.port, life.protocol, life.title = f.endpoint.port, f.endpoint.protocol, _t(f.title)
     life.severity, life.evidence_hash, life.status = f.severity.value, evidence_hash(f.evidence), _OPEN
     life.first_seen = life.last_seen = at
