@@ -325,8 +325,8 @@ class _Batch:
         # The stored findings by endpoint, oldest first: what a clean endpoint may resolve
         # (those made by this batch are this scan's own, never resolved by it).
         on_endpoint: dict[Key, list[_Life]] = {}
-        for life in sorted(lives.values(), key=lambda x: x.id):
-            on_endpoint.setdefault((life.host, life.port, life.protocol), []).append(life)
+        for stored in sorted(lives.values(), key=lambda x: x.id):
+            on_endpoint.setdefault((stored.host, stored.port, stored.protocol), []).append(stored)
         new: list[_Life] = []
         events: list[tuple[_Life, str, str, datetime]] = []
         evented: set[tuple[str, str]] = set()
@@ -342,12 +342,13 @@ class _Batch:
             at, rid = r.started_at, result_ids[_key(r)]
             seen: set[str] = set()
             for i, (f, key) in enumerate(findings):
-                life = lives.get(key)
-                if life is None:
+                known = lives.get(key)
+                if known is None:
                     life = lives[key] = _new_life(f, key, scan_id, at)
                     new.append(life)
                     event(life, "new", at)
                 else:
+                    life = known
                     kind = _track(life, f, scan_id, at)
                     if kind is not None:
                         event(life, kind, at)

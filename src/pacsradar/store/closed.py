@@ -7,18 +7,27 @@ and is written with one ``executemany`` per batch.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Container, Iterable, Sequence
+from collections.abc import Container, Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, delete, insert, select
+from sqlalchemy import Table, case, delete, func, insert, select
 from sqlalchemy.orm import Session
 
 from pacsradar.errors import StoreError
-from pacsradar.models import TargetResult
+from pacsradar.models import Endpoint, TargetResult
 from pacsradar.store.base import StoreBase, _chunks
-from pacsradar.store.plain import UnreachableRow, _is_clean, _t, _to
-from pacsradar.store.schema import FindingEventRow, FindingRow, ScanResultRow, ScanRow
+from pacsradar.store.plain import (
+    DEAD_COLUMNS,
+    UnreachableRow,
+    _is_clean,
+    _t,
+    _to,
+    pack_dead,
+    unpack_hosts,
+    unpack_ports,
+)
+from pacsradar.store.schema import DeadGroupRow, FindingEventRow, FindingRow, ScanResultRow, ScanRow
 from pacsradar.store.views import FindingStatus
 
 
@@ -98,33 +107,61 @@ class ClosedMixin(StoreBase):
                 ]
                 if old:
                     s.execute(delete(ScanResultRow).where(ScanResultRow.id.in_(old)))
-            hosts, ports, protocols, errors, starts, durations, cleans = zip(*rows, strict=True)
-            _insert_many(
-                s,
-                ScanResultRow.__table__,  # type: ignore[arg-type]
-                {
-                    "host": list(map(_t, hosts)),
-                    "port": ports,
-                    "protocol": protocols,
-                    "error": list(map(_to, errors)),
-                    "started_at": starts,
-                    "duration_ms": durations,
-                    "clean": cleans,
-                },
-                const={
-                    "scan_id": scan_id,
-                    "service_id": None,
-                    "reachable": False,
-                    "service": None,
-                    "product": None,
-                },
-            )
+            # Endpoints new to this scan go as columns where they can (dead_groups, issue 26);
+            # a row each only for what cannot (names, IPv6, small groups) or may replace one.
+            groups, plain = pack_dead(rows) if fresh else ([], rows)
+            if groups:
+                _insert_many(
+                    s,
+                    DeadGroupRow.__table__,  # type: ignore[arg-type]
+                    dict(zip(DEAD_COLUMNS, zip(*groups, strict=True), strict=True)),
+                    const={"scan_id": scan_id},
+                )
+            if plain:
+                self._insert_rows(s, scan_id, plain)
             if open_hosts is None:
-                suspects = sorted(set(hosts))
+                suspects = sorted({r[0] for r in rows})
+            elif not open_hosts:
+                suspects = []  # nothing open anywhere: nothing to resolve
             else:
-                suspects = sorted({h for h in hosts if h in open_hosts})
+                suspects = sorted({r[0] for r in rows if r[0] in open_hosts})
             if suspects:
                 self._resolve_unreachable(s, scan_id, rows, suspects)
+
+    @staticmethod
+    def _dead_counts(s: Session, scan_id: str) -> tuple[int, int]:
+        """Endpoints a scan stored as columns (dead_groups), and how many of them are silent."""
+        silent = case((DeadGroupRow.error.like("connect did not complete%"), DeadGroupRow.count), else_=0)
+        done, filtered = s.execute(
+            select(func.coalesce(func.sum(DeadGroupRow.count), 0), func.coalesce(func.sum(silent), 0)).where(
+                DeadGroupRow.scan_id == scan_id
+            )
+        ).one()
+        return int(done), int(filtered)
+
+    @staticmethod
+    def _insert_rows(s: Session, scan_id: str, rows: Sequence[UnreachableRow]) -> None:
+        hosts, ports, protocols, errors, starts, durations, cleans = zip(*rows, strict=True)
+        _insert_many(
+            s,
+            ScanResultRow.__table__,  # type: ignore[arg-type]
+            {
+                "host": list(map(_t, hosts)),
+                "port": ports,
+                "protocol": protocols,
+                "error": list(map(_to, errors)),
+                "started_at": starts,
+                "duration_ms": durations,
+                "clean": cleans,
+            },
+            const={
+                "scan_id": scan_id,
+                "service_id": None,
+                "reachable": False,
+                "service": None,
+                "product": None,
+            },
+        )
 
     def _resolve_unreachable(
         self, s: Session, scan_id: str, rows: Sequence[UnreachableRow], suspects: Sequence[str]
@@ -210,3 +247,22 @@ def _insert_many(
     named = not compiled.positional
     params: list[Any] = [dict(zip(order, v, strict=True)) for v in values] if named else list(values)
     conn.exec_driver_sql(str(compiled), params)
+
+
+def dead_groups(s: Session, scan_id: str) -> Iterator[tuple[list[str], tuple[int, ...], DeadGroupRow]]:
+    """A scan's dead endpoints stored as columns: (hosts, ports, the group's row)."""
+    for g in s.scalars(select(DeadGroupRow).where(DeadGroupRow.scan_id == scan_id).order_by(DeadGroupRow.id)):
+        yield unpack_hosts(bytes(g.hosts)), unpack_ports(bytes(g.ports)), g
+
+
+def dead_results(s: Session, scan_id: str) -> Iterator[TargetResult]:
+    """The same, as the unreachable results their ``scan_results`` rows would read back as."""
+    for hosts, ports, g in dead_groups(s, scan_id):
+        for h, p in zip(hosts, ports, strict=True):
+            yield TargetResult(
+                endpoint=Endpoint(host=h, port=p, protocol=g.protocol),  # type: ignore[arg-type]
+                reachable=False,
+                error=g.error,
+                started_at=g.started_at,
+                duration_ms=g.duration_ms,
+            )

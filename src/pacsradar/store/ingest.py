@@ -335,6 +335,8 @@ class IngestMixin(ClosedMixin):
                 )
                 or 0
             )
+            dead, dead_filtered = self._dead_counts(s, row.id)
+            done, filtered = done + dead, filtered + dead_filtered
             filtered = max(filtered, report.stats.endpoints_filtered)
             # Counted from what is stored (a resumed scan's report only covers its second
             # half), but never below what the report says (an imported engine report omits

@@ -31,6 +31,7 @@ from pacsradar.store.plain import (
     _t,
     _tj,
     _to,
+    pack_dead,
     plain_sqlite_path,
     scope_key,
 )
@@ -220,13 +221,22 @@ class LiteStore:
         with self._tx() as conn:
             if conn.execute("SELECT 1 FROM scans WHERE id = ?", (scan_id,)).fetchone() is None:
                 raise StoreError("record_unreachable before begin_scan for this scan id")
+            groups, plain = pack_dead(rows)  # columns where they can (issue 26)
+            conn.executemany(
+                "INSERT INTO dead_groups (scan_id, protocol, error, started_at, duration_ms, clean, count,"
+                " hosts, ports) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (scan_id, proto, err, _dt(at), float(ms), int(clean), n, hosts, ports)
+                    for proto, err, at, ms, clean, n, hosts, ports in groups
+                ],
+            )
             conn.executemany(
                 "INSERT INTO scan_results (scan_id, host, port, protocol, service_id, reachable,"
                 " service, product, error, started_at, duration_ms, clean)"
                 " VALUES (?, ?, ?, ?, NULL, 0, NULL, NULL, ?, ?, ?, ?)",
                 [
                     (scan_id, _t(h), p, proto, _to(err), _dt(at), float(ms), int(clean))
-                    for h, p, proto, err, at, ms, clean in rows
+                    for h, p, proto, err, at, ms, clean in plain
                 ],
             )
 
@@ -248,6 +258,12 @@ class LiteStore:
                 " FROM scan_results WHERE scan_id = ?",
                 (report.scan_id,),
             ).fetchone()
+            dead, dead_filtered = conn.execute(
+                "SELECT coalesce(sum(count), 0), coalesce(sum(CASE WHEN error LIKE"
+                " 'connect did not complete%' THEN count ELSE 0 END), 0) FROM dead_groups WHERE scan_id = ?",
+                (report.scan_id,),
+            ).fetchone()
+            done, filtered = done + dead, filtered + dead_filtered
             errored = conn.execute(
                 "SELECT count(DISTINCT a.result_id) FROM attempts a JOIN scan_results r"
                 " ON r.id = a.result_id WHERE r.scan_id = ? AND r.reachable = 1 AND a.status = 'error'",
