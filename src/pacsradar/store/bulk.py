@@ -21,9 +21,8 @@ from typing import Any
 from pacsradar.errors import StoreError
 from pacsradar.models import Finding, TargetResult
 from pacsradar.store.dbapi import Db
-from pacsradar.store.plain import _is_clean, _t, _tj, _to, evidence_hash, with_holdings
-
-_OPEN, _RESOLVED = "open", "resolved"  # views.FindingStatus
+from pacsradar.store.lives import LIFE_COLUMNS, OPEN, RESOLVED, Life, new_life, track
+from pacsradar.store.plain import _is_clean, _t, _tj, _to, with_holdings
 
 Key = tuple[str, int, str]  # host, port, protocol
 
@@ -55,60 +54,6 @@ def segments(results: Sequence[TargetResult]) -> Iterator[Sequence[TargetResult]
             start, keys = i, set[Key]()
         keys.add(k)
     yield results[start:]
-
-
-class _Life:
-    """One finding's row while a batch is worked out (``findings`` columns, in memory)."""
-
-    __slots__ = (
-        "check_id",
-        "dedupe_key",
-        "dirty",
-        "evidence_hash",
-        "first_scan_id",
-        "first_seen",
-        "host",
-        "id",
-        "last_scan_id",
-        "last_seen",
-        "port",
-        "protocol",
-        "resolved_at",
-        "resolved_scan_id",
-        "severity",
-        "status",
-        "title",
-    )
-
-    def __init__(self, row: Sequence[Any], db: Db) -> None:
-        (
-            self.id,
-            self.dedupe_key,
-            self.check_id,
-            self.host,
-            self.port,
-            self.protocol,
-            self.title,
-            self.severity,
-            self.evidence_hash,
-            self.status,
-            first_seen,
-            last_seen,
-            resolved_at,
-            self.first_scan_id,
-            self.last_scan_id,
-            self.resolved_scan_id,
-        ) = row
-        self.first_seen: datetime = db.read_dt(first_seen)  # type: ignore[assignment]
-        self.last_seen: datetime = db.read_dt(last_seen)  # type: ignore[assignment]
-        self.resolved_at = db.read_dt(resolved_at)
-        self.dirty = False
-
-
-_LIFE_COLUMNS = (
-    "id, dedupe_key, check_id, host, port, protocol, title, severity, evidence_hash, status, first_seen,"
-    " last_seen, resolved_at, first_scan_id, last_scan_id, resolved_scan_id"
-)
 
 
 def write_results(db: Db, scan_id: str, results: Sequence[TargetResult], *, fresh: bool = False) -> None:
@@ -291,22 +236,22 @@ class _Batch:
             ],
         )
 
-    def _load_lives(self, keys: list[str]) -> tuple[dict[str, _Life], set[tuple[int, str]]]:
+    def _load_lives(self, keys: list[str]) -> tuple[dict[str, Life], set[tuple[int, str]]]:
         """The findings this batch can touch: its own dedupe keys, and the open findings of its
         clean endpoints (which it may resolve); and the events this scan already gave them."""
         db = self.db
-        lives: dict[str, _Life] = {}
-        for row in db.select_in(f"SELECT {_LIFE_COLUMNS} FROM findings WHERE dedupe_key IN ({{}})", (), keys):  # noqa: S608
-            lives[row[1]] = _Life(row, db)
+        lives: dict[str, Life] = {}
+        for row in db.select_in(f"SELECT {LIFE_COLUMNS} FROM findings WHERE dedupe_key IN ({{}})", (), keys):  # noqa: S608
+            lives[row[1]] = Life(row, db)
         clean = [r for r in self.results if _is_clean(r)]
         clean_keys = {_key(r) for r in clean}
         for row in db.select_in(
-            f"SELECT {_LIFE_COLUMNS} FROM findings WHERE status = ? AND host IN ({{}})",  # noqa: S608
-            (_OPEN,),
+            f"SELECT {LIFE_COLUMNS} FROM findings WHERE status = ? AND host IN ({{}})",  # noqa: S608
+            (OPEN,),
             self._hosts(clean),
         ):
             if (row[3], row[4], row[5]) in clean_keys and row[1] not in lives:
-                lives[row[1]] = _Life(row, db)
+                lives[row[1]] = Life(row, db)
         events = {
             (fid, kind)
             for fid, kind in db.select_in(
@@ -324,14 +269,14 @@ class _Batch:
         lives, old_events = self._load_lives(list(dict.fromkeys(k for _, fs in keyed for _, k in fs)))
         # The stored findings by endpoint, oldest first: what a clean endpoint may resolve
         # (those made by this batch are this scan's own, never resolved by it).
-        on_endpoint: dict[Key, list[_Life]] = {}
+        on_endpoint: dict[Key, list[Life]] = {}
         for stored in sorted(lives.values(), key=lambda x: x.id):
             on_endpoint.setdefault((stored.host, stored.port, stored.protocol), []).append(stored)
-        new: list[_Life] = []
-        events: list[tuple[_Life, str, str, datetime]] = []
+        new: list[Life] = []
+        events: list[tuple[Life, str, str, datetime]] = []
         evented: set[tuple[str, str]] = set()
 
-        def event(life: _Life, kind: str, at: datetime) -> None:
+        def event(life: Life, kind: str, at: datetime) -> None:
             if (life.dedupe_key, kind) in evented or (life.id, kind) in old_events:
                 return
             evented.add((life.dedupe_key, kind))
@@ -344,12 +289,12 @@ class _Batch:
             for i, (f, key) in enumerate(findings):
                 known = lives.get(key)
                 if known is None:
-                    life = lives[key] = _new_life(f, key, scan_id, at)
+                    life = lives[key] = new_life(f, key, scan_id, at)
                     new.append(life)
                     event(life, "new", at)
                 else:
                     life = known
-                    kind = _track(life, f, scan_id, at)
+                    kind = track(life, f, scan_id, at)
                     if kind is not None:
                         event(life, kind, at)
                 seen.add(key)
@@ -357,13 +302,13 @@ class _Batch:
             if _is_clean(r):
                 for life in on_endpoint.get(_key(r), ()):
                     if (
-                        life.status != _OPEN
+                        life.status != OPEN
                         or life.last_seen > at
                         or life.dedupe_key in seen
                         or life.last_scan_id == scan_id
                     ):
                         continue
-                    life.status, life.resolved_at, life.resolved_scan_id = _RESOLVED, at, scan_id
+                    life.status, life.resolved_at, life.resolved_scan_id = RESOLVED, at, scan_id
                     life.dirty = True
                     event(life, "resolved", at)
         self._write_lives(lives, new)
@@ -408,11 +353,11 @@ class _Batch:
             ],
         )
 
-    def _write_lives(self, lives: dict[str, _Life], new: list[_Life]) -> None:
+    def _write_lives(self, lives: dict[str, Life], new: list[Life]) -> None:
         db = self.db
         dt = db.dt
         db.many(
-            f"INSERT INTO findings ({_LIFE_COLUMNS.removeprefix('id, ')})"  # noqa: S608
+            f"INSERT INTO findings ({LIFE_COLUMNS.removeprefix('id, ')})"  # noqa: S608
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 (
@@ -464,39 +409,6 @@ class _Batch:
                 [x.dedupe_key for x in new],
             ):
                 lives[key].id = fid
-
-
-def _new_life(f: Finding, key: str, scan_id: str, at: datetime) -> _Life:
-    life = _Life.__new__(_Life)
-    life.id = None
-    life.dedupe_key, life.check_id, life.host = key, _t(f.check_id), _t(f.endpoint.host)
-    life.port, life.protocol, life.title = f.endpoint.port, f.endpoint.protocol, _t(f.title)
-    life.severity, life.evidence_hash, life.status = f.severity.value, evidence_hash(f.evidence), _OPEN
-    life.first_seen = life.last_seen = at
-    life.resolved_at = life.resolved_scan_id = None
-    life.first_scan_id = life.last_scan_id = scan_id
-    life.dirty = False
-    return life
-
-
-def _track(life: _Life, f: Finding, scan_id: str, at: datetime) -> str | None:
-    """A known finding seen again at ``at``: its new state, and the event it makes (if any).
-    The same rules as ``IngestMixin._track_finding``."""
-    if at < life.last_seen:
-        # An older scan stored late: it may move first_seen back, never the current state.
-        if at < life.first_seen:
-            life.first_seen, life.first_scan_id, life.dirty = at, scan_id, True
-        return None
-    ev = evidence_hash(f.evidence)
-    kind: str | None = None
-    if life.status == _RESOLVED:
-        kind = "regressed"
-    elif life.last_scan_id != scan_id and (life.severity != f.severity.value or life.evidence_hash != ev):
-        kind = "changed"
-    life.status, life.resolved_at, life.resolved_scan_id = _OPEN, None, None
-    life.title, life.severity, life.evidence_hash = _t(f.title), f.severity.value, ev
-    life.last_seen, life.last_scan_id, life.dirty = at, scan_id, True
-    return kind
 
 
 __all__ = ["Db", "segments", "write_results"]
