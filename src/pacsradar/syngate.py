@@ -130,6 +130,35 @@ def syn_packet(src: bytes, dst: bytes, sport: int, dport: int, seq: int, fixed: 
     )  # fmt: skip
 
 
+class SynTemplate:
+    """:func:`syn_packet` for one source address and port, prebuilt (issue 26): a probe only
+    writes its destination, port, sequence number and checksum into a reused buffer, with the
+    checksum's constant share (source, port, flags, window) summed once."""
+
+    __slots__ = ("_base", "_buf")
+
+    def __init__(self, src: bytes, sport: int) -> None:
+        self._buf = bytearray(syn_packet(src, b"\0\0\0\0", sport, 0, 0))
+        s0, s1 = struct.unpack("!HH", src)
+        self._base = sport + ((5 << 12) | _SYN) + _WINDOW + socket.IPPROTO_TCP + 20 + s0 + s1
+
+    def packet(self, dst: bytes, ip: int, dport: int, seq: int) -> bytearray:
+        """The SYN to ``dst`` (``ip``: the same address as an int). The buffer is reused:
+        send it before asking for the next one."""
+        total = self._base + (ip >> 16) + (ip & 0xFFFF) + dport + (seq >> 16) + (seq & 0xFFFF)
+        total = (total & 0xFFFF) + (total >> 16)
+        total = (total & 0xFFFF) + (total >> 16)
+        buf = self._buf
+        buf[16:20] = dst
+        _PORT_SEQ.pack_into(buf, 22, dport, seq)
+        _CHECK.pack_into(buf, 36, ~total & 0xFFFF)
+        return buf
+
+
+_PORT_SEQ = struct.Struct("!HI")  # TCP destination port (offset 2) and sequence number (4)
+_CHECK = struct.Struct("!H")  # TCP checksum (offset 16)
+
+
 class SynGate:
     """One raw socket for a process's SYN probes; replies come back through ``reply``.
 
@@ -170,11 +199,9 @@ class SynGate:
         #: (due, key, cookie, resend?) in send order; one timeout for all, so due times are sorted
         self._due: collections.deque[tuple[float, int, int, bool]] = collections.deque()
         self._timer: asyncio.TimerHandle | None = None
-        self._sources: dict[int, bytes] = {}
+        self._sources: dict[int, SynTemplate] = {}
         #: SYNs sent, and sent again for want of an answer (the debug log reports both)
         self.sent = self.resent = 0
-        #: the port's constant share of the checksum: source port, flags and offset, window
-        self._fixed = self.port + ((5 << 12) | _SYN) + _WINDOW + socket.IPPROTO_TCP + 20
         loop.add_reader(self._raw.fileno(), self._ready)
         self.closed = False
 
@@ -182,17 +209,16 @@ class SynGate:
     def pending(self) -> int:
         return len(self._pending)
 
-    def _source(self, dst: bytes, ip: int) -> bytes:
-        """The address the kernel routes from towards ``dst`` (cached per /24)."""
+    def _source(self, dst: bytes, ip: int) -> SynTemplate:
+        """The packet template of the address the kernel routes from towards ``dst`` (cached
+        per /24)."""
         net = ip >> 8
-        src = self._sources.get(net)
-        if src is None:
+        template = self._sources.get(net)
+        if template is None:
             self._route.connect((socket.inet_ntoa(dst), 9))
-            src = self._sources[net] = socket.inet_aton(self._route.getsockname()[0])
-        return src
-
-    def _packet(self, src: bytes, dst: bytes, dport: int, seq: int) -> bytes:
-        return syn_packet(src, dst, self.port, dport, seq, self._fixed)
+            src = socket.inet_aton(self._route.getsockname()[0])
+            template = self._sources[net] = SynTemplate(src, self.port)
+        return template
 
     def send(self, host: str, port: int, reply: Reply) -> str | None:
         """Send the SYN; ``reply(host, port, OPEN | REFUSED | SILENT)`` follows exactly once.
@@ -206,12 +232,12 @@ class SynGate:
         if key in self._pending or self.closed:
             return "busy"
         try:
-            src = self._source(dst, ip)
+            template = self._source(dst, ip)
         except OSError as exc:
             return f"connect failed ({os.strerror(exc.errno or errno.EHOSTUNREACH)})"
         cookie = hash((self._secret, key)) & 0xFFFFFFFF
         try:
-            self._raw.sendto(self._packet(src, dst, port, cookie), (host, 0))
+            self._raw.sendto(template.packet(dst, ip, port, cookie), (host, 0))
         except (BlockingIOError, InterruptedError):
             return "busy"
         except OSError as exc:
@@ -279,7 +305,8 @@ class SynGate:
                 if not self.resent & _DRAIN_EVERY:
                     self._ready()
                 with contextlib.suppress(OSError):
-                    self._raw.sendto(self._packet(self._source(dst, key >> 16), dst, port, cookie), (host, 0))
+                    packet = self._source(dst, key >> 16).packet(dst, key >> 16, port, cookie)
+                    self._raw.sendto(packet, (host, 0))
                 due_queue.append((due - min(RESEND_AFTER, self.timeout) + self.timeout, key, cookie, False))
                 continue
             del pending[key]
@@ -316,6 +343,7 @@ __all__ = [
     "RESEND_AFTER",
     "SILENT",
     "SynGate",
+    "SynTemplate",
     "bpf_dst_port",
     "syn_packet",
     "tcp_checksum",

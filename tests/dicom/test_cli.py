@@ -114,7 +114,9 @@ def _wait_for_stored_results(db: Path, proc: subprocess.Popen[bytes], timeout: f
         if db.exists():
             try:
                 with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1) as conn:
-                    if conn.execute("SELECT count(*) FROM scan_results").fetchone()[0] > 0:
+                    # a row each, or as columns (dead_groups: refused ports, issue 26)
+                    stored = "SELECT (SELECT count(*) FROM scan_results) + (SELECT count(*) FROM dead_groups)"
+                    if conn.execute(stored).fetchone()[0] > 0:
                         time.sleep(1)  # a batch or two more, so the resume has something to skip
                         return
             except sqlite3.Error:

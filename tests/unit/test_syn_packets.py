@@ -14,7 +14,7 @@ from pacsradar import syngate
 from pacsradar.cli.scanopts import scan_options
 from pacsradar.config import Limits, ScanOptions
 from pacsradar.errors import UsageError
-from pacsradar.syngate import bpf_dst_port, syn_packet, tcp_checksum
+from pacsradar.syngate import SynTemplate, bpf_dst_port, syn_packet, tcp_checksum
 
 addresses = st.binary(min_size=4, max_size=4)
 ports = st.integers(min_value=1, max_value=65535)
@@ -35,6 +35,22 @@ def test_a_syn_segment_carries_a_checksum_that_verifies(
     assert (got_sport, got_dport, got_seq, ack, offset >> 4, flags) == (sport, dport, seq, 0, 5, 0x02)
     # And its checksum verifies over the pseudo-header (RFC 9293 §3.1: the sum with it is 0)
     assert tcp_checksum(src, dst, segment) == 0
+
+
+@given(
+    src=addresses,
+    sport=ports,
+    probes=st.lists(st.tuples(addresses, ports, st.integers(0, 0xFFFFFFFF)), max_size=5),
+)
+def test_a_prebuilt_template_writes_the_very_packet_syn_packet_builds(
+    src: bytes, sport: int, probes: list[tuple[bytes, int, int]]
+) -> None:
+    # Given one source's template, reused probe after probe (issue 26)
+    template = SynTemplate(src, sport)
+    for dst, dport, seq in probes:
+        # When it writes a probe / Then the bytes are syn_packet's, byte for byte
+        got = bytes(template.packet(dst, int.from_bytes(dst, "big"), dport, seq))
+        assert got == syn_packet(src, dst, sport, dport, seq)
 
 
 def test_the_socket_filter_passes_only_segments_to_the_gates_port() -> None:

@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     )
 
 # Loaded on first use (PEP 562): a scan whose SQLite store is current writes through
-# pacsradar.store.lite and never imports SQLAlchemy unless something answers (issue 11).
+# pacsradar.store.lite and never imports SQLAlchemy unless it must (issues 11, 26).
 _WHERE = {
     **dict.fromkeys(("ENV_DB", "default_db_path", "default_db_url", "scope_key"), "pacsradar.store.plain"),
     **dict.fromkeys(("Store", "evidence_hash", "open_store"), "pacsradar.store.core"),

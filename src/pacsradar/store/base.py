@@ -8,8 +8,6 @@ joins them.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import time
 from collections.abc import Iterator, Sequence
@@ -27,8 +25,12 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from pacsradar.errors import StoreError
-from pacsradar.models import Evidence
-from pacsradar.store.plain import SCHEMA_REVISION, _prepare_sqlite_file, _sqlite_pragmas, default_db_url
+from pacsradar.store.plain import (
+    SCHEMA_REVISION,
+    _prepare_sqlite_file,
+    _sqlite_pragmas,
+    default_db_url,
+)
 from pacsradar.store.schema import (
     ScanRow,
 )
@@ -37,11 +39,6 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 _PG_MIGRATION_LOCK = 0x70616373  # "pacs": one migrator at a time on a shared PostgreSQL
 #: Attempts at a migration that lost a race ("database is locked", a table made meanwhile).
 _MIGRATION_ATTEMPTS = 5
-
-
-def evidence_hash(evidence: Evidence) -> str:
-    canon = json.dumps(evidence, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
-    return hashlib.sha256(canon.encode()).hexdigest()
 
 
 def _chunks(items: Sequence[str], size: int = 500) -> Iterator[Sequence[str]]:

@@ -10,10 +10,10 @@ Only what the models hold is stored (HACKING.md rule 1): the store adds our own 
 
 from __future__ import annotations
 
-from pacsradar.store.base import MIGRATIONS, evidence_hash
+from pacsradar.store.base import MIGRATIONS
 from pacsradar.store.diff import DiffMixin
 from pacsradar.store.ingest import IngestMixin
-from pacsradar.store.plain import ENV_DB, default_db_path, default_db_url, scope_key
+from pacsradar.store.plain import ENV_DB, default_db_path, default_db_url, evidence_hash, scope_key
 
 
 class Store(IngestMixin, DiffMixin):

@@ -5,7 +5,8 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from pacsradar.errors import StoreError
-from pacsradar.store.base import evidence_hash
+from pacsradar.store.closed import dead_groups
+from pacsradar.store.plain import evidence_hash
 from pacsradar.store.queries import QueriesMixin
 from pacsradar.store.schema import (
     OccurrenceRow,
@@ -59,6 +60,10 @@ class DiffMixin(QueriesMixin):
                 coverage[(h, p, pr)] = clean
                 if not reachable:
                     closed_ports[(h, p)] = clean
+            for hosts, ports, group in dead_groups(s, head):  # stored as columns (issue 26)
+                for h, p in zip(hosts, ports, strict=True):
+                    coverage[(h, p, group.protocol)] = group.clean
+                    closed_ports[(h, p)] = group.clean
             added = [k for k in after if k not in before]
             earlier: set[str] = set()
             if added:

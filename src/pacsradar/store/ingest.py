@@ -1,16 +1,18 @@
 """Writes: scans begun and finished, endpoint results and every finding's life.
 
-Each endpoint is written in its own transaction, so a killed scan keeps what it finished.
+A scan's results arrive in batches (:meth:`IngestMixin.record_results`, one transaction each,
+written by :mod:`~pacsradar.store.bulk` without an ORM object per row); the endpoints that never
+answered by :mod:`~pacsradar.store.closed`. :meth:`IngestMixin.record_result` is the
+one-endpoint ORM path the bulk writer is measured against (tests compare their rows).
 """
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import Container, Iterable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, delete, func, insert, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from pacsradar import __version__
@@ -23,12 +25,22 @@ from pacsradar.models import (
     ScanStats,
     TargetResult,
 )
-from pacsradar.store.base import StoreBase, _chunks, evidence_hash
-from pacsradar.store.plain import UnreachableRow, _is_clean, _now, _t, _tj, _to, scope_key
+from pacsradar.store.bulk import Db, write_results
+from pacsradar.store.closed import ClosedMixin
+from pacsradar.store.plain import (
+    HOLDINGS_KEY,
+    _is_clean,
+    _now,
+    _t,
+    _tj,
+    _to,
+    evidence_hash,
+    scope_key,
+    with_holdings,
+)
 from pacsradar.store.schema import (
     AssetRow,
     AttemptRow,
-    FindingEventRow,
     FindingRow,
     OccurrenceRow,
     ScanResultRow,
@@ -40,8 +52,11 @@ from pacsradar.store.views import (
     ScanStatus,
 )
 
+#: Results per transaction when a whole report is saved (an import).
+SAVE_BATCH = 256
 
-class IngestMixin(StoreBase):
+
+class IngestMixin(ClosedMixin):
     """Writes: scans begun and finished, endpoint results, findings' lives."""
 
     def begin_scan(
@@ -83,8 +98,18 @@ class IngestMixin(StoreBase):
                 row.scope = [_t(x) for x in scope]
                 row.scope_key = scope_key(scope)
 
+    def record_results(self, scan_id: str, results: Sequence[TargetResult], *, fresh: bool = False) -> None:
+        """Store many endpoints' results in one transaction: the rows that
+        :meth:`record_result` on each in turn writes (``fresh``: none was recorded in this scan
+        before, so no earlier row is looked for)."""
+        if not results:
+            return
+        with self._tx() as s:
+            write_results(Db.of_sqlalchemy(s.connection()), scan_id, results, fresh=fresh)
+
     def record_result(self, scan_id: str, result: TargetResult) -> None:
-        """Store one endpoint's result and update every finding's life. One transaction."""
+        """Store one endpoint's result and update every finding's life. One transaction, on
+        the ORM: the reference the bulk path (:meth:`record_results`) is tested against."""
         ep = result.endpoint
         with self._tx() as s:
             scan = s.get(ScanRow, scan_id)
@@ -147,7 +172,7 @@ class IngestMixin(StoreBase):
                         port=f.endpoint.port,
                         protocol=f.endpoint.protocol,
                         summary=_t(f.summary),
-                        evidence=_tj(_with_holdings(f)),
+                        evidence=_tj(with_holdings(f)),
                         remediation=_t(f.remediation),
                         references=_tj([r.model_dump() for r in f.references]),
                         cwe=_to(f.cwe),
@@ -156,132 +181,6 @@ class IngestMixin(StoreBase):
                 )
             if row.clean:
                 self._resolve_missing(s, scan_id, ep, seen, at)
-
-    def record_unreachable(
-        self,
-        scan_id: str,
-        results: Sequence[TargetResult],
-        *,
-        fresh: bool = False,
-        open_hosts: Container[str] | None = None,
-    ) -> None:
-        """Store many unreachable, finding-less endpoints in one transaction (the bulk of a
-        sweep). Same effect as :meth:`record_result` on each, at a fraction of the cost.
-
-        ``fresh``: the caller knows none of these endpoints was recorded in this scan before (a
-        session whose endpoints are unique by construction), so no earlier row is looked for.
-        ``open_hosts``: the hosts that had open findings when the scan began (from
-        :meth:`hosts_with_open_findings`); only those can have a finding this batch resolves,
-        so the others cost no query. Findings opened by this scan itself are never resolved by
-        it. Without either, every batch is checked in full (idempotent re-recording).
-        """
-        if any(r.reachable or r.findings for r in results):
-            raise StoreError("record_unreachable takes unreachable results without findings")
-        self.record_unreachable_rows(
-            scan_id,
-            [
-                (
-                    r.endpoint.host,
-                    r.endpoint.port,
-                    r.endpoint.protocol,
-                    r.error,
-                    r.started_at,
-                    r.duration_ms,
-                    _is_clean(r),
-                )
-                for r in results
-            ],
-            fresh=fresh,
-            open_hosts=open_hosts,
-        )
-
-    def record_unreachable_rows(
-        self,
-        scan_id: str,
-        rows: Sequence[UnreachableRow],
-        *,
-        fresh: bool = False,
-        open_hosts: Container[str] | None = None,
-    ) -> None:
-        """:meth:`record_unreachable` for rows ``(host, port, protocol, error, started_at,
-        duration_ms, clean)``: what a Dask worker's grouped results become without one
-        :class:`TargetResult` each (issue 14). ``clean``: refused (re-tested, exposes nothing),
-        not timed out (could not test)."""
-        if not rows:
-            return
-        if not fresh:  # the last record of an endpoint wins, as with record_result
-            rows = list({(r[0], r[1], r[2]): r for r in rows}.values())
-        with self._tx() as s:
-            if s.get(ScanRow, scan_id) is None:
-                raise StoreError("record_unreachable before begin_scan for this scan id")
-            keys = {(r[0], r[1], r[2]) for r in rows} if not fresh else set()
-            for chunk in _chunks(sorted({r[0] for r in rows})) if not fresh else ():
-                old = [
-                    rid
-                    for rid, h, p, pr in s.execute(
-                        select(
-                            ScanResultRow.id,
-                            ScanResultRow.host,
-                            ScanResultRow.port,
-                            ScanResultRow.protocol,
-                        ).where(ScanResultRow.scan_id == scan_id, ScanResultRow.host.in_(chunk))
-                    )
-                    if (h, p, pr) in keys
-                ]
-                if old:
-                    s.execute(delete(ScanResultRow).where(ScanResultRow.id.in_(old)))
-            hosts, ports, protocols, errors, starts, durations, cleans = zip(*rows, strict=True)
-            _insert_many(
-                s,
-                ScanResultRow.__table__,  # type: ignore[arg-type]
-                {
-                    "host": list(map(_t, hosts)),
-                    "port": ports,
-                    "protocol": protocols,
-                    "error": list(map(_to, errors)),
-                    "started_at": starts,
-                    "duration_ms": durations,
-                    "clean": cleans,
-                },
-                const={
-                    "scan_id": scan_id,
-                    "service_id": None,
-                    "reachable": False,
-                    "service": None,
-                    "product": None,
-                },
-            )
-            if open_hosts is None:
-                suspects = sorted(set(hosts))
-            else:
-                suspects = sorted({h for h in hosts if h in open_hosts})
-            if suspects:
-                self._resolve_unreachable(s, scan_id, rows, suspects)
-
-    def _resolve_unreachable(
-        self, s: Session, scan_id: str, rows: Sequence[UnreachableRow], suspects: Sequence[str]
-    ) -> None:
-        """Resolve the open findings of endpoints that now refuse connections."""
-        wanted = set(suspects)
-        keys = {(r[0], r[1], r[2]): r for r in rows if r[0] in wanted}
-        by_port = {(r[0], r[1]): r for r in keys.values()}
-        for chunk in _chunks(suspects):
-            stale = s.scalars(
-                select(FindingRow).where(
-                    FindingRow.status == FindingStatus.OPEN.value, FindingRow.host.in_(chunk)
-                )
-            ).all()
-            for frow in stale:
-                # A refused port has no protocol ("unknown"); it re-tests whatever ran there.
-                r = keys.get((frow.host, frow.port, frow.protocol)) or by_port.get((frow.host, frow.port))
-                if r is None or frow.last_seen > r[4] or frow.last_scan_id == scan_id:
-                    continue
-                if not r[6]:
-                    continue  # timed out: not re-tested, so not resolved either
-                frow.status = FindingStatus.RESOLVED.value
-                frow.resolved_at = r[4]
-                frow.resolved_scan_id = scan_id
-                self._event(s, frow, scan_id, "resolved", r[4])
 
     def _upsert_service(self, s: Session, result: TargetResult) -> int:
         ep = result.endpoint
@@ -390,20 +289,6 @@ class IngestMixin(StoreBase):
             frow.resolved_scan_id = scan_id
             self._event(s, frow, scan_id, "resolved", at)
 
-    @staticmethod
-    def _event(s: Session, frow: FindingRow, scan_id: str, kind: str, at: datetime) -> None:
-        exists = s.scalar(
-            select(FindingEventRow.id).where(
-                FindingEventRow.finding_id == frow.id,
-                FindingEventRow.scan_id == scan_id,
-                FindingEventRow.kind == kind,
-            )
-        )
-        if exists is None:
-            s.add(
-                FindingEventRow(finding_id=frow.id, scan_id=scan_id, kind=kind, severity=frow.severity, at=at)
-            )
-
     def finish_scan(self, report: ScanReport) -> None:
         """Close a scan: final status, scope, options and stats counted from what is stored."""
         with self._tx() as s:
@@ -450,6 +335,8 @@ class IngestMixin(StoreBase):
                 )
                 or 0
             )
+            dead, dead_filtered = self._dead_counts(s, row.id)
+            done, filtered = done + dead, filtered + dead_filtered
             filtered = max(filtered, report.stats.endpoints_filtered)
             # Counted from what is stored (a resumed scan's report only covers its second
             # half), but never below what the report says (an imported engine report omits
@@ -489,8 +376,9 @@ class IngestMixin(StoreBase):
             version=report.version,
             tool=report.tool,
         )
-        for result in report.results:
-            self.record_result(report.scan_id, result)
+        results = report.results
+        for i in range(0, len(results), SAVE_BATCH):
+            self.record_results(report.scan_id, results[i : i + SAVE_BATCH])
         self.finish_scan(report)
 
     def delete_scan(self, scan_id: str) -> None:
@@ -501,59 +389,4 @@ class IngestMixin(StoreBase):
             s.delete(row)
 
 
-#: Occurrence evidence key under which an exposure finding's keyed hashes are kept (never
-#: values): the scan's distinct headline is recomputed from them (report/exposure.py).
-HOLDINGS_KEY = "_holdings"
-
-
-def _with_holdings(f: Finding) -> dict[str, Any]:
-    evidence: dict[str, Any] = dict(f.evidence)
-    if f.holdings is not None:
-        evidence[HOLDINGS_KEY] = f.holdings.model_dump(mode="json")
-    return evidence
-
-
-def _insert_many(
-    s: Session, table: Table, columns: dict[str, Sequence[Any]], *, const: dict[str, Any] | None = None
-) -> None:
-    """One DBAPI ``executemany`` for many rows of ``table``, given as columns (and constants),
-    with the columns' own bind processors.
-
-    A sweep writes tens of thousands of unreachable endpoints; SQLAlchemy's per-row parameter
-    construction (ORM bulk insert or Core) was most of a closed port's cost (issue 14). The
-    statement is compiled once for this dialect; each column goes through its type's bind
-    processor as SQLAlchemy itself would do it, once per distinct value where values repeat (a
-    batch shares its scan id, a few errors, a few start times).
-    """
-    const = const or {}
-    if not columns:
-        return
-    n = len(next(iter(columns.values())))
-    if n == 0:
-        return
-    conn = s.connection()
-    dialect = conn.dialect
-    names = [*columns, *const]
-    compiled = insert(table).compile(dialect=dialect, column_keys=names)
-    order = list(compiled.positiontup or ()) if compiled.positional else names
-    ready: dict[str, Iterable[Any]] = {}
-    for name in order:
-        proc = table.c[name].type._cached_bind_processor(dialect)
-        if name in const:
-            value = const[name]
-            ready[name] = itertools.repeat(proc(value) if proc else value, n)
-            continue
-        column = columns[name]
-        if proc is None:
-            ready[name] = column
-            continue
-        distinct = set(column)
-        if len(distinct) * 4 <= n:
-            memo = {v: proc(v) for v in distinct}
-            ready[name] = map(memo.__getitem__, column)
-        else:
-            ready[name] = map(proc, column)
-    values = zip(*(ready[name] for name in order), strict=False)
-    named = not compiled.positional
-    params: list[Any] = [dict(zip(order, v, strict=True)) for v in values] if named else list(values)
-    conn.exec_driver_sql(str(compiled), params)
+__all__ = ["HOLDINGS_KEY", "SAVE_BATCH", "IngestMixin"]

@@ -1,11 +1,12 @@
-"""A scan's store writer on the standard library's sqlite3, until something answers.
+"""A scan's store writer on the standard library's sqlite3: no SQLAlchemy unless it is needed.
 
 Importing SQLAlchemy and mapping the schema costs about 0.4 s, most of a closed-port scan
 (issue 11). A scan whose store is a SQLite file already at :data:`SCHEMA_REVISION` starts with
-this writer: it records the scan and its refused or silent endpoints with the same rows,
-formats and transactions as :class:`~pacsradar.store.core.Store` (a test compares the two row
-for row). Anything more (an endpoint that answered, a finding to resolve, accepted risks in
-force, another backend, a migration) goes to the full store, opened on first need on the same
+this writer: it records the scan, its refused or silent endpoints and the endpoints that
+answered (through :mod:`~pacsradar.store.bulk`, the full store's own batch writer) with the same
+rows, formats and transactions as :class:`~pacsradar.store.core.Store` (tests compare the two
+row for row). Anything more (a refused port whose finding to resolve, accepted risks in force,
+another backend, a migration) goes to the full store, opened on first need on the same
 database; from then on every call does.
 """
 
@@ -30,6 +31,7 @@ from pacsradar.store.plain import (
     _t,
     _tj,
     _to,
+    pack_dead,
     plain_sqlite_path,
     scope_key,
 )
@@ -104,7 +106,7 @@ class LiteStore:
 
     @property
     def upgraded(self) -> bool:
-        """Whether the full store took over (something answered, or a finding to resolve)."""
+        """Whether the full store took over (a refused port's finding to resolve, a risk in force)."""
         return self._full is not None
 
     def full(self) -> Store:
@@ -185,7 +187,20 @@ class LiteStore:
         return frozenset(str(r[0]) for r in rows)
 
     def record_result(self, scan_id: str, result: TargetResult) -> None:
-        self.full().record_result(scan_id, result)
+        self.record_results(scan_id, [result])
+
+    def record_results(self, scan_id: str, results: Sequence[TargetResult], *, fresh: bool = False) -> None:
+        # The same bulk writer as the full store's, on this connection (issue 26): an endpoint
+        # that answers no longer costs the SQLAlchemy import and ORM objects per row.
+        if self._full is not None:
+            self._full.record_results(scan_id, results, fresh=fresh)
+            return
+        if not results:
+            return
+        from pacsradar.store.bulk import Db, write_results
+
+        with self._tx() as conn:
+            write_results(Db.of_sqlite3(conn), scan_id, results, fresh=fresh)
 
     def record_unreachable_rows(
         self,
@@ -206,20 +221,29 @@ class LiteStore:
         with self._tx() as conn:
             if conn.execute("SELECT 1 FROM scans WHERE id = ?", (scan_id,)).fetchone() is None:
                 raise StoreError("record_unreachable before begin_scan for this scan id")
+            groups, plain = pack_dead(rows)  # columns where they can (issue 26)
+            conn.executemany(
+                "INSERT INTO dead_groups (scan_id, protocol, error, started_at, duration_ms, clean, count,"
+                " hosts, ports) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (scan_id, proto, err, _dt(at), float(ms), int(clean), n, hosts, ports)
+                    for proto, err, at, ms, clean, n, hosts, ports in groups
+                ],
+            )
             conn.executemany(
                 "INSERT INTO scan_results (scan_id, host, port, protocol, service_id, reachable,"
                 " service, product, error, started_at, duration_ms, clean)"
                 " VALUES (?, ?, ?, ?, NULL, 0, NULL, NULL, ?, ?, ?, ?)",
                 [
                     (scan_id, _t(h), p, proto, _to(err), _dt(at), float(ms), int(clean))
-                    for h, p, proto, err, at, ms, clean in rows
+                    for h, p, proto, err, at, ms, clean in plain
                 ],
             )
 
     def finish_scan(self, report: ScanReport) -> None:
         """Close the scan: the same counts and fields as ``Store.finish_scan``."""
-        if self._full is not None or report.results:
-            self.full().finish_scan(report)
+        if self._full is not None:
+            self._full.finish_scan(report)
             return
         with self._tx() as conn:
             row = conn.execute(
@@ -234,6 +258,12 @@ class LiteStore:
                 " FROM scan_results WHERE scan_id = ?",
                 (report.scan_id,),
             ).fetchone()
+            dead, dead_filtered = conn.execute(
+                "SELECT coalesce(sum(count), 0), coalesce(sum(CASE WHEN error LIKE"
+                " 'connect did not complete%' THEN count ELSE 0 END), 0) FROM dead_groups WHERE scan_id = ?",
+                (report.scan_id,),
+            ).fetchone()
+            done, filtered = done + dead, filtered + dead_filtered
             errored = conn.execute(
                 "SELECT count(DISTINCT a.result_id) FROM attempts a JOIN scan_results r"
                 " ON r.id = a.result_id WHERE r.scan_id = ? AND r.reachable = 1 AND a.status = 'error'",

@@ -1,7 +1,8 @@
-"""The engine observer that streams a scan into the store, one endpoint per transaction."""
+"""The engine observer that streams a scan into the store, a batch per transaction."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Sequence
@@ -16,10 +17,15 @@ log = logging.getLogger(__name__)
 class StoreObserver:
     """Implements :class:`pacsradar.engine.Observer`.
 
-    ``on_start`` records the scan (or reopens it on ``--resume``), ``on_result`` commits each
-    reachable endpoint as soon as it is done, ``on_finish`` closes the scan. A store failure
-    raises :class:`~pacsradar.errors.StoreError`: a scan that was asked to be stored does not
-    go on silently unstored.
+    ``on_start`` records the scan (or reopens it on ``--resume``), ``on_result`` buffers each
+    reachable endpoint and commits the buffer at ``live_batch`` results or ``live_delay``
+    seconds after its first (a loop timer: an endpoint that finished is stored within that
+    delay even if no other one follows), ``on_finish`` writes what is left and closes the scan.
+    One transaction per batch costs far less than one per endpoint (issue 26: ~14 ms of CPU per
+    live host on the ORM path, well under 1 ms in batches). Outside an event loop each result
+    is written at once. A store failure raises :class:`~pacsradar.errors.StoreError` (from a
+    timer's write, at the next call): a scan that was asked to be stored does not go on
+    silently unstored.
 
     Unreachable endpoints without findings (most of a sweep) are written in batches of
     ``batch`` or every ``max_delay`` seconds: one transaction per closed port would slow the
@@ -37,6 +43,8 @@ class StoreObserver:
         batch: int = 2048,
         max_delay: float = 2.0,
         unique_endpoints: bool = False,
+        live_batch: int = 256,
+        live_delay: float = 0.5,
     ) -> None:
         #: the session yields each endpoint once (an address-only plan; a resume skips what is
         #: stored), so a batch never replaces rows of its own scan (Store.record_unreachable)
@@ -51,6 +59,11 @@ class StoreObserver:
         self.options = dict(options or {})
         self.scan_id: str | None = None
         self.stored = 0
+        self.live_batch = max(1, live_batch)
+        self.live_delay = live_delay
+        self._live: list[TargetResult] = []
+        self._timer: asyncio.TimerHandle | None = None
+        self._failed: Exception | None = None
 
     def on_start(self, scan_id: str, total: int | None) -> None:
         self.scan_id = scan_id
@@ -61,13 +74,45 @@ class StoreObserver:
     def on_result(self, result: TargetResult) -> None:
         if self.scan_id is None:
             raise RuntimeError("on_result before on_start")
+        self._raise_failed()
         if not result.reachable and not result.findings:
             ep = result.endpoint
             row = (ep.host, ep.port, ep.protocol, result.error, result.started_at, result.duration_ms)
             self._buffer([(*row, _is_clean(result))])
             return
-        self.store.record_result(self.scan_id, result)
-        self.stored += 1
+        self._live.append(result)
+        if len(self._live) >= self.live_batch:
+            self.flush_live()
+        elif self._timer is None:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                self.flush_live()  # no loop to wake us later: write it now
+                return
+            self._timer = loop.call_later(self.live_delay, self._timed_flush)
+
+    def _timed_flush(self) -> None:
+        self._timer = None
+        try:
+            self.flush_live()
+        except Exception as exc:  # raised again by the next on_result / on_finish
+            log.debug("store write failed (%s)", type(exc).__name__)
+            self._failed = exc
+
+    def _raise_failed(self) -> None:
+        if self._failed is not None:
+            exc, self._failed = self._failed, None
+            raise exc
+
+    def flush_live(self) -> None:
+        """Write the buffered reachable endpoints now, in one transaction."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._live and self.scan_id is not None:
+            batch, self._live = self._live, []
+            self.store.record_results(self.scan_id, batch, fresh=self.unique_endpoints)
+            self.stored += len(batch)
 
     def on_unreachable(self, group: UnreachableGroup) -> None:
         """A worker's refused or silent endpoints, as rows: no record is built for them."""
@@ -95,6 +140,8 @@ class StoreObserver:
             self.stored += len(batch)
 
     def on_finish(self, report: ScanReport) -> None:
+        self._raise_failed()
+        self.flush_live()
         self.flush()
         if not report.scope and self.scope:
             report = report.model_copy(update={"scope": self.scope})

@@ -7,13 +7,16 @@ answers) and :mod:`pacsradar.store.observer` load without it (start-up, issue 11
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+import socket
+import struct
 from collections.abc import Container, Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from pacsradar.models import AttemptStatus, ScanReport, TargetResult
+from pacsradar.models import AttemptStatus, Evidence, Finding, ScanReport, TargetResult
 
 if TYPE_CHECKING:
     from pacsradar.store.views import AcceptedRisk
@@ -21,11 +24,76 @@ if TYPE_CHECKING:
 ENV_DB = "PACSRADAR_DB"
 #: The newest Alembic revision under ``migrations/versions`` (tests/store/test_store_migrations.py
 #: checks that it is Alembic's head). A store already at it is opened without importing Alembic.
-SCHEMA_REVISION = "0001"
+SCHEMA_REVISION = "0002"
 
 #: An unreachable endpoint as the store writes it: host, port, protocol, error, started_at,
 #: duration_ms, clean (see :meth:`pacsradar.store.ingest.IngestMixin.record_unreachable_rows`).
 UnreachableRow = tuple[str, int, str, str | None, datetime, float, bool]
+
+
+#: A group of dead endpoints as ``dead_groups`` stores it: protocol, error, started_at,
+#: duration_ms, clean, count, hosts (4 bytes each), ports (2 bytes each, network order).
+DeadGroup = tuple[str, str | None, datetime, float, bool, int, bytes, bytes]
+DEAD_COLUMNS = ("protocol", "error", "started_at", "duration_ms", "clean", "count", "hosts", "ports")
+#: Fewer endpoints than this sharing a group's fields stay rows: a blob is not worth it.
+GROUP_MIN = 8
+
+
+def pack_dead(rows: Sequence[UnreachableRow]) -> tuple[list[DeadGroup], list[UnreachableRow]]:
+    """Split unreachable rows into groups of columns (IPv4 literals sharing protocol, error,
+    start, duration and cleanliness) and the rows that stay rows (names, IPv6, small groups).
+    No object per endpoint beyond the lists it is handed: the packing runs in C loops."""
+    by: dict[tuple[str, str | None, datetime, float, bool], tuple[list[str], list[int]]] = {}
+    for h, p, proto, err, at, ms, clean in rows:
+        col = by.get((proto, err, at, ms, clean))
+        if col is None:
+            col = by[(proto, err, at, ms, clean)] = ([], [])
+        col[0].append(h)
+        col[1].append(p)
+    groups: list[DeadGroup] = []
+    rest: list[UnreachableRow] = []
+    for (proto, err, at, ms, clean), (hosts, ports) in by.items():
+        packed = _pack_hosts(hosts) if len(hosts) >= GROUP_MIN else None
+        if packed is None and len(hosts) >= GROUP_MIN:  # some are not IPv4 literals: sort out
+            v4 = [_is_v4(h) for h in hosts]
+            rest.extend(
+                (h, p, proto, err, at, ms, clean) for h, p, ok in zip(hosts, ports, v4, strict=True) if not ok
+            )
+            hosts = [h for h, ok in zip(hosts, v4, strict=True) if ok]
+            ports = [p for p, ok in zip(ports, v4, strict=True) if ok]
+            packed = _pack_hosts(hosts) if len(hosts) >= GROUP_MIN else None
+        if packed is None:
+            rest.extend((h, p, proto, err, at, ms, clean) for h, p in zip(hosts, ports, strict=True))
+            continue
+        n = len(hosts)
+        groups.append((proto, _to(err), at, ms, clean, n, packed, struct.pack(f"!{n}H", *ports)))
+    return groups, rest
+
+
+def _is_v4(host: str) -> bool:
+    try:
+        return socket.inet_ntoa(socket.inet_aton(host)) == host
+    except OSError:
+        return False
+
+
+def _pack_hosts(hosts: list[str]) -> bytes | None:
+    """The hosts as 4-byte addresses, or None unless every one is a canonical IPv4 literal
+    (``inet_aton`` also takes "127.1": only what reads back the same is packed)."""
+    try:
+        packed = b"".join(map(socket.inet_aton, hosts))
+    except OSError:
+        return None
+    return packed if unpack_hosts(packed) == hosts else None
+
+
+def unpack_hosts(packed: bytes) -> list[str]:
+    ntoa = socket.inet_ntoa
+    return [ntoa(packed[i : i + 4]) for i in range(0, len(packed), 4)]
+
+
+def unpack_ports(packed: bytes) -> tuple[int, ...]:
+    return struct.unpack(f"!{len(packed) // 2}H", packed)
 
 
 def default_db_path() -> Path:
@@ -80,6 +148,25 @@ def _tj(value: Any) -> Any:
     return value
 
 
+def evidence_hash(evidence: Evidence) -> str:
+    """sha256 of the canonical evidence JSON: a finding "changed" when it (or severity) differs."""
+    canon = json.dumps(evidence, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha256(canon.encode()).hexdigest()
+
+
+#: Occurrence evidence key under which an exposure finding's keyed hashes are kept (never
+#: values): the scan's distinct headline is recomputed from them (report/exposure.py).
+HOLDINGS_KEY = "_holdings"
+
+
+def with_holdings(f: Finding) -> dict[str, Any]:
+    """A finding's evidence as its occurrence row stores it (with :data:`HOLDINGS_KEY`)."""
+    evidence: dict[str, Any] = dict(f.evidence)
+    if f.holdings is not None:
+        evidence[HOLDINGS_KEY] = f.holdings.model_dump(mode="json")
+    return evidence
+
+
 def _now() -> datetime:
     return datetime.now(UTC)
 
@@ -118,7 +205,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any = None) -> None:
 
 class ScanWriter(Protocol):
     """What a scan needs of the store: :class:`~pacsradar.store.core.Store` has it, and so has
-    :class:`~pacsradar.store.lite.LiteStore` (SQLite, no SQLAlchemy until something answers)."""
+    :class:`~pacsradar.store.lite.LiteStore` (SQLite, no SQLAlchemy unless needed)."""
 
     @property
     def display_url(self) -> str: ...
@@ -135,6 +222,10 @@ class ScanWriter(Protocol):
     def hosts_with_open_findings(self) -> frozenset[str]: ...
 
     def record_result(self, scan_id: str, result: TargetResult) -> None: ...
+
+    def record_results(
+        self, scan_id: str, results: Sequence[TargetResult], *, fresh: bool = False
+    ) -> None: ...
 
     def record_unreachable_rows(
         self,

@@ -23,10 +23,12 @@ from pacsradar.models import (
     TargetResult,
 )
 from pacsradar.report.exposure import exposure_of
+from pacsradar.store.closed import dead_groups, dead_results
 from pacsradar.store.plain import _now
 from pacsradar.store.risks import RisksMixin
 from pacsradar.store.schema import (
     AssetRow,
+    DeadGroupRow,
     FindingEventRow,
     FindingRow,
     OccurrenceRow,
@@ -66,6 +68,9 @@ class QueriesMixin(RisksMixin):
             add = done.add
             for host, port in result:
                 add(host, port)
+            for hosts, ports, _ in dead_groups(s, scan_id):  # stored as columns (issue 26)
+                for host, port in zip(hosts, ports, strict=True):
+                    add(host, port)
         return done
 
     def hosts_with_open_findings(self) -> frozenset[str]:
@@ -87,7 +92,12 @@ class QueriesMixin(RisksMixin):
             )
             if not include_unreachable:
                 query = query.where(ScanResultRow.reachable.is_(True))
-            results = sorted(s.scalars(query).all(), key=lambda r: (r.host, r.port, r.id))
+            rows = sorted(s.scalars(query).all(), key=lambda r: (r.host, r.port, r.id))
+            results = [_target_result(r) for r in rows]
+            if include_unreachable:  # and those stored as columns, in the same order
+                results = sorted(
+                    [*results, *dead_results(s, scan_id)], key=lambda r: (r.endpoint.host, r.endpoint.port)
+                )
             return ScanReport(
                 scan_id=row.id,
                 tool=row.tool,
@@ -97,7 +107,7 @@ class QueriesMixin(RisksMixin):
                 scope=tuple(row.scope),
                 options=dict(row.options),
                 stats=ScanStats.model_validate(row.stats),
-                results=tuple(_target_result(r) for r in results),
+                results=tuple(results),
             )
 
     def scan_ids(self) -> list[str]:
@@ -178,6 +188,12 @@ class QueriesMixin(RisksMixin):
                 .group_by(ScanResultRow.scan_id)
             )
         }
+        for scan_id, n in s.execute(
+            select(DeadGroupRow.scan_id, func.sum(DeadGroupRow.count))
+            .where(DeadGroupRow.scan_id.in_([r.id for r in rows]))
+            .group_by(DeadGroupRow.scan_id)
+        ):
+            counted[scan_id] = counted.get(scan_id, 0) + int(n)
         return {
             r.id: ScanStats(endpoints_total=r.total or 0, endpoints_done=counted.get(r.id, 0)) for r in rows
         }

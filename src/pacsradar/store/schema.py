@@ -31,6 +31,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -153,6 +154,30 @@ class ScanResultRow(Base):
     )
 
 
+class DeadGroupRow(Base):
+    """Endpoints of one scan that refused or never answered, as columns (issue 26).
+
+    A sweep's dead endpoints travel as columns (models.UnreachableGroup); a row each in
+    ``scan_results`` was most of a closed port's cost. Here one row holds ``count`` of them that
+    share everything but the address: ``hosts`` is their IPv4 addresses, 4 bytes each, and
+    ``ports`` their ports, 2 bytes each (network order). Readers (resume, reports, the diff)
+    see them as the unreachable ``scan_results`` rows they stand for.
+    """
+
+    __tablename__ = "dead_groups"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    scan_id: Mapped[str] = mapped_column(ForeignKey("scans.id", ondelete="CASCADE"), index=True)
+    protocol: Mapped[str] = mapped_column(String(16))
+    error: Mapped[str | None] = mapped_column(Text)
+    started_at: Mapped[datetime] = mapped_column()
+    duration_ms: Mapped[float] = mapped_column(Float)
+    clean: Mapped[bool] = mapped_column(Boolean)
+    count: Mapped[int] = mapped_column(Integer)
+    hosts: Mapped[bytes] = mapped_column(LargeBinary)
+    ports: Mapped[bytes] = mapped_column(LargeBinary)
+
+
 class AttemptRow(Base):
     __tablename__ = "attempts"
 
@@ -249,6 +274,7 @@ __all__ = [
     "AssetRow",
     "AttemptRow",
     "Base",
+    "DeadGroupRow",
     "FindingEventRow",
     "FindingRow",
     "OccurrenceRow",
