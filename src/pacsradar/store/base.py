@@ -28,7 +28,14 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from pacsradar.errors import StoreError
 from pacsradar.models import Evidence
-from pacsradar.store.plain import SCHEMA_REVISION, _prepare_sqlite_file, _sqlite_pragmas, default_db_url
+from pacsradar.phi import peer_text
+from pacsradar.store.plain import (
+    SCHEMA_REVISION,
+    _prepare_sqlite_file,
+    _sqlite_pragmas,
+    db_url,
+    shown_db,
+)
 from pacsradar.store.schema import (
     ScanRow,
 )
@@ -76,11 +83,14 @@ class StoreBase:
     """Engine, sessions and migrations. Use :class:`pacsradar.store.core.Store`."""
 
     def __init__(self, url: str | None = None, *, migrate: bool = True) -> None:
-        self.url = url or default_db_url()
+        self.url = db_url(url)
         try:
             parsed = make_url(self.url)
         except ArgumentError as exc:
-            raise StoreError("the database URL could not be parsed") from exc
+            raise StoreError(
+                f"--db '{peer_text(shown_db(self.url), 200)}' is neither a file path nor a database "
+                "URL (sqlite:///PATH, postgresql+psycopg://USER@HOST/DB)"
+            ) from exc
         self.backend = parsed.get_backend_name()
         kwargs: dict[str, Any] = {}
         if self.backend == "sqlite":

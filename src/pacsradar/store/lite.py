@@ -61,9 +61,9 @@ def _json(value: Any) -> str:
 def open_scan_writer(url: str | None) -> ScanWriter:
     """The writer for a new scan: :class:`LiteStore` when ``url`` is a current SQLite file,
     else the full store (which creates and migrates as needed)."""
-    from pacsradar.store.plain import default_db_url
+    from pacsradar.store.plain import db_url
 
-    url = url or default_db_url()
+    url = db_url(url)
     path = plain_sqlite_path(url)
     if path is not None and path.is_file():
         lite = LiteStore.open(url, path)
