@@ -31,15 +31,34 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 OUTPUT_FORMATS = ("table", "json", "jsonl")
+#: The report formats a scan's own report is also written in (``pacsradar.report.render``).
+REPORT_FORMATS = ("html", "sarif", "csv", "md")
 #: File name endings that name an output format (``-o report.json`` needs no ``-f``).
-FORMAT_BY_SUFFIX = {".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl", ".txt": "table", ".text": "table"}
+FORMAT_BY_SUFFIX = {
+    ".json": "json",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".txt": "table",
+    ".text": "table",
+    ".html": "html",
+    ".htm": "html",
+    ".sarif": "sarif",
+    ".csv": "csv",
+    ".md": "md",
+    ".markdown": "md",
+}
+#: Endings of formats only ``pacsradar report`` writes (from the stored scan): the error says so.
+REPORT_ONLY_SUFFIXES = {".pdf": "pdf"}
 
 # Options shared by several commands, declared once (typer reads them, never mutates them).
 # One convention in every command, as in nmap/nuclei: -o/--output is the file, -f/--format the
 # format. ``--format`` keeps its old spelling; ``-o json`` (the old short form of the format)
 # still works for one release, with a warning.
 OPT_FORMAT = typer.Option(
-    None, "--format", "-f", help="table, json or jsonl (default: from the --output extension, else table)."
+    None,
+    "--format",
+    "-f",
+    help="table, json, jsonl, html, sarif, csv or md (default: from the --output file's ending, else table).",
 )
 OPT_OUTPUT = typer.Option(
     None, "--output", "-o", help="Write the report to this file (format from -f or the extension)."
@@ -236,22 +255,45 @@ def output_target(fmt: str | None, output: Path | None) -> OutputTarget:
             Text(f"warning: -o now names the output file; treating '{output}' as -f {output}", style="yellow")
         )
         fmt, output = str(output), None
-    if fmt is not None and fmt not in OUTPUT_FORMATS:
-        raise UsageError(f"--format must be one of {', '.join(OUTPUT_FORMATS)}")
+    choices = (*OUTPUT_FORMATS, *REPORT_FORMATS)
+    if fmt is not None and fmt not in choices:
+        hint = _report_only_hint(fmt, output)
+        raise UsageError(hint or f"--format must be one of {', '.join(choices)}")
     if output is not None and fmt is None:
         fmt = FORMAT_BY_SUFFIX.get(output.suffix.lower())
         if fmt is None:
+            shown = peer_text(str(output), 200)
+            only = REPORT_ONLY_SUFFIXES.get(output.suffix.lower())
+            hint = _report_only_hint(only, output) if only else None
             raise UsageError(
-                f"cannot tell the format of '{peer_text(str(output), 200)}' from its extension; "
-                f"give -f {'|'.join(OUTPUT_FORMATS)} (or name it .json, .jsonl or .txt)"
+                hint
+                or f"cannot tell the format of '{shown}' from its ending; give -f "
+                f"{'|'.join(choices)} (or name it .json, .jsonl, .txt, .html, .sarif, .csv or .md)"
             )
     if output is not None:
         check_writable(output)
     return OutputTarget(fmt or "table", output)
 
 
+def _report_only_hint(fmt: str | None, output: Path | None) -> str | None:
+    """For a format only ``pacsradar report`` writes (PDF, DefectDojo): which command does."""
+    if fmt is None:
+        return None
+    from pacsradar.report.formats import FORMATS
+
+    if fmt not in FORMATS and fmt != "pdf":
+        return None
+    where = f" -o '{peer_text(str(output), 200)}'" if output is not None else ""
+    return (
+        f"{fmt} reports are written from the stored scan: run the scan, then "
+        f"`pacsradar report -f {fmt}{where}` (it takes the newest scan, or name its id)"
+    )
+
+
 def check_writable(path: Path) -> None:
-    """Fail now, in one line, if ``path`` cannot be written (before a long scan, not after)."""
+    """Fail now, in one line naming the file, if ``path`` cannot be written (before a long
+    scan, not after). A file that does not exist yet is created and removed again: only the
+    kernel knows that ``/proc/r.json`` cannot be created."""
     shown = f"'{peer_text(str(path), 200)}'"
     parent = path.parent if str(path.parent) else Path(".")
     if path.is_dir():
@@ -259,10 +301,20 @@ def check_writable(path: Path) -> None:
     if not parent.is_dir():
         where = peer_text(str(parent), 200)
         raise UsageError(f"cannot write the report to {shown}: directory '{where}' does not exist")
-    if path.exists() and not os.access(path, os.W_OK):
-        raise UsageError(f"cannot write the report to {shown}: permission denied")
-    if not path.exists() and not os.access(parent, os.W_OK | os.X_OK):
-        raise UsageError(f"cannot write the report to {shown}: directory is not writable")
+    if path.exists():
+        if not os.access(path, os.W_OK):
+            raise UsageError(f"cannot write the report to {shown}: permission denied")
+        return
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return  # created meanwhile: the write will tell
+    except OSError as exc:
+        why = exc.strerror or type(exc).__name__
+        raise UsageError(f"cannot write the report to {shown}: {why}") from None
+    os.close(fd)
+    with contextlib.suppress(OSError):
+        path.unlink()
 
 
 def write_private(path: Path, text: str) -> None:
@@ -296,13 +348,19 @@ def emit(
         from pacsradar.report.jsondoc import document_json
 
         text = document_json(report, accepted=risks)
+    elif fmt in REPORT_FORMATS:
+        from pacsradar.report import ReportContext, render
+
+        text = render(fmt, ReportContext(report=report, accepted=tuple(risks))).rstrip("\n")
     else:
         text = "\n".join(iter_jsonl(report, accepted))
     if target.path is not None:
         try:
             write_private(target.path, text + "\n")
         except OSError as exc:
-            raise UsageError(f"cannot write the report: {exc.strerror or type(exc).__name__}") from None
+            shown = peer_text(str(target.path), 200)
+            why = exc.strerror or type(exc).__name__
+            raise UsageError(f"cannot write the report to '{shown}': {why}") from None
         stderr_console().print(Text(f"{fmt} report: {target.path}"), highlight=False)
     else:
         sys.stdout.write(text + "\n")

@@ -27,13 +27,30 @@ def known_scan(store: Store, scan_id: str) -> None:
         ) from None
 
 
+def report_format(output: Path | None) -> str:
+    """The format an ``-o`` file's ending names (``r.sarif``: sarif), else html."""
+    from pacsradar.cli.common import FORMAT_BY_SUFFIX
+    from pacsradar.report.formats import FORMATS
+
+    if output is None:
+        return "html"
+    suffix = output.suffix.lower()
+    named = FORMAT_BY_SUFFIX.get(suffix) or suffix.lstrip(".")
+    return named if named in FORMATS else "html"
+
+
 def register(app: typer.Typer) -> None:
     from pacsradar.report.formats import FORMATS
 
     @app.command()
     def report(
         scan: str | None = typer.Argument(None, help="Stored scan id (default: the newest)."),
-        fmt: str = typer.Option("html", "--format", "-f", help=f"One of: {', '.join(FORMATS)}."),
+        fmt: str | None = typer.Option(
+            None,
+            "--format",
+            "-f",
+            help=f"One of: {', '.join(FORMATS)} (default: from the --output file's ending, else html).",
+        ),
         output: Path | None = typer.Option(
             None, "--output", "-o", help="Write to this file (default: standard output)."
         ),
@@ -44,6 +61,7 @@ def register(app: typer.Typer) -> None:
         from pacsradar.report import ReportContext, render
 
         try:
+            fmt = fmt or report_format(output)
             if fmt not in FORMATS:
                 raise UsageError(f"unknown format; choose one of {', '.join(FORMATS)}")
             if output is not None:
@@ -57,7 +75,11 @@ def register(app: typer.Typer) -> None:
         if output is None:
             typer.echo(text, nl=False)
             return
-        write_private(output, text)
+        try:
+            write_private(output, text)
+        except OSError as exc:
+            shown = peer_text(str(output), 200)
+            raise fail(UsageError(f"cannot write the report to '{shown}': {exc.strerror}")) from None
         stderr_console(highlight=False).print(Text(f"{fmt} report: {output}"))
 
 

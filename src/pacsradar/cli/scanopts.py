@@ -25,7 +25,7 @@ from pacsradar.errors import ClusterError as ClusterFailure
 from pacsradar.errors import UsageError
 from pacsradar.families import SCAN_FAMILIES
 from pacsradar.models import ScanReport
-from pacsradar.phi import KeyedHasher
+from pacsradar.phi import KeyedHasher, peer_text
 from pacsradar.targets import parse_ports
 
 ONLY_CHOICES = SCAN_FAMILIES
@@ -158,7 +158,8 @@ def scan_options(
         try:
             text = aet_wordlist.read_text(encoding="utf-8", errors="replace")[: 1 << 20]
         except OSError as exc:
-            raise UsageError(f"cannot read --aet-wordlist ({exc.strerror})") from exc
+            shown = peer_text(str(aet_wordlist), 200)
+            raise UsageError(f"cannot read --aet-wordlist '{shown}': {exc.strerror}") from None
         words = tuple(w.strip() for w in text.splitlines() if w.strip() and not w.startswith("#"))
     if not 1 <= len(calling_aet) <= 16:
         raise UsageError("--calling-aet must be 1 to 16 characters (PS3.5 AE VR)")

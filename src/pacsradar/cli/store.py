@@ -400,8 +400,9 @@ def _sinks(
         if secret_file:
             try:
                 secret = Path(secret_file).read_text(encoding="utf-8").strip()
-            except OSError:
-                raise UsageError("cannot read the webhook secret file") from None
+            except OSError as exc:
+                shown = peer_text(str(secret_file), 200)
+                raise UsageError(f"cannot read the webhook secret file '{shown}': {exc.strerror}") from None
         if not secret:
             raise UsageError(f"a webhook needs a secret: --webhook-secret-file or ${ENV_WEBHOOK_SECRET}")
         sinks.append(WebhookSink(webhook, secret))
