@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import tempfile
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -75,13 +76,13 @@ PLAN_PARAMETERS: tuple[str, ...] = (
 
 
 def _open_store(db: str | None, *, create: bool = True) -> Store:
-    from pacsradar.cli.store import open_db
+    from pacsradar.cli.dbopen import open_db
 
     return open_db(db, create=create)
 
 
 def _open_writer(db: str | None) -> ScanWriter:
-    from pacsradar.cli.store import open_writer
+    from pacsradar.cli.dbopen import open_writer
 
     return open_writer(db)
 
@@ -155,12 +156,21 @@ def finish(
     fail_on: Severity | None,
     allow_incomplete: bool,
     count_accepted: bool,
+    resume: str | None = None,
 ) -> ExitCode:
-    """Render the report, print warnings, pick the exit code."""
+    """Render the report, print warnings, pick the exit code; after a Ctrl-C, ``resume`` (the
+    command that finishes the scan) is the last line on stderr."""
     risks = accepted_risks(session.store)
     accepted = accepted_map(risks, report)
     emit(report, target, Console(highlight=False), accepted=accepted, risks=risks, warnings=session.warnings)
     if report.scan_id in INTERRUPTED_BY_USER:
+        if resume:
+            stderr_console().print(Text(f"interrupted; finish it with: {resume}"), highlight=False)
+        else:
+            stderr_console().print(
+                Text("interrupted; --no-store kept no record of it, so it cannot be resumed"),
+                highlight=False,
+            )
         exit_interrupted()
     if report.scan_id in OBSERVER_FAILED:
         return ExitCode.SCAN_ERROR
@@ -171,6 +181,22 @@ def finish(
         allow_incomplete=allow_incomplete,
         incomplete=None if not session.unresolved else True,
     )
+
+
+def resume_command(scan_id: str, *, db: str | None, link_key_flag: bool, stored: bool) -> str | None:
+    """The exact command that finishes an interrupted scan, or None when nothing was stored.
+
+    ``--db`` is repeated when one was given; a ``--link-key`` given on the command line is
+    asked for again by name, never printed (a key from ``$PACSRADAR_LINK_KEY`` is read again).
+    """
+    if not stored:
+        return None
+    parts = ["pacsradar", "scan", "--resume", shlex.quote(scan_id)]
+    if db:
+        parts += ["--db", shlex.quote(db)]
+    if link_key_flag:
+        parts += ["--link-key", "<the same key>"]
+    return " ".join(parts)
 
 
 def register(app: typer.Typer) -> None:
@@ -307,6 +333,13 @@ def register(app: typer.Typer) -> None:
                 fail_on=fail_on,
                 allow_incomplete=allow_incomplete,
                 count_accepted=count_accepted,
+                resume=resume_command(
+                    session.scan_id or report.scan_id,
+                    db=db,
+                    link_key_flag=bool(link_key)
+                    and getattr(ctx.get_parameter_source("link_key"), "name", "") == "COMMANDLINE",
+                    stored=session.store is not None,
+                ),
             )
         except UsageError as exc:
             _error(err, exc)
