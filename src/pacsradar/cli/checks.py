@@ -39,7 +39,7 @@ def register(app: typer.Typer) -> None:
             [
                 (
                     c.id,
-                    c.severity.value,
+                    c.severity_label,
                     ", ".join(c.families),
                     c.intrusive,
                     c.title,
