@@ -30,7 +30,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from pacsradar.models import EvidenceValue, Finding
 
 #: Check ids whose evidence carries ``patients``/``studies``/``images`` counts.
-EXPOSURE_CHECK_IDS: frozenset[str] = frozenset({"DICOM-QUERY-PHI", "WEB-UNAUTH-PHI", "SHARE-ANON-DICOM"})
+EXPOSURE_CHECK_IDS: frozenset[str] = frozenset(
+    {"DICOM-QUERY-PHI", "WEB-UNAUTH-PHI", "SHARE-ANON-DICOM", "FILE-PHI"}
+)
 COUNT_KEYS: tuple[str, ...] = ("patients", "studies", "images")
 
 
@@ -132,6 +134,8 @@ def exposure_of(findings: Iterable[Finding], *, count_honeypots: bool = False) -
             continue
         service = (f.endpoint.host, f.endpoint.port, f.endpoint.protocol)
         counts = [count(f.evidence.get(key)) for key in COUNT_KEYS]
+        if "images" not in f.evidence:  # the file audit counts DICOM files as "instances"
+            counts[2] = count(f.evidence.get("instances"))
         best = per_service.setdefault(service, [0, 0, 0])
         for i in range(3):
             best[i] = max(best[i], counts[i])
