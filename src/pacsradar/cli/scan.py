@@ -209,7 +209,10 @@ def register(app: typer.Typer) -> None:
         input_list: list[Path] = scanopts.OPT_INPUT_LIST,
         exclude: list[str] = scanopts.OPT_EXCLUDE,
         import_file: list[Path] = typer.Option(
-            [], "--import", help="nmap XML (-oX), masscan JSON/list, Shodan JSON or host:port list."
+            [],
+            "--import",
+            help="nmap XML (-oX), masscan JSON/list, Shodan JSON or host:port list; '-' reads "
+            "masscan (-oL/-oJ/-oD) or zmap (CSV) output from a pipe, auditing as lines arrive.",
         ),
         ports: str = scanopts.OPT_PORTS,
         extra_ports: str = scanopts.OPT_EXTRA_PORTS,
@@ -301,16 +304,23 @@ def register(app: typer.Typer) -> None:
                     gate=gate,
                     remote=scheduler is not None,
                 )
-                specs = [*(targets or ()), *(f"@{p}" for p in input_list)]
+                stdin = scanopts.StdinUse(input_list, import_file, cluster=workers or scheduler)
+                specs = [*(targets or ()), *(f"@{p}" for p in stdin.lists), *stdin.read_targets()]
                 plan = ScanPlan.build(
                     specs,
                     exclude,
-                    imports=load_imports(import_file),
+                    imports=load_imports(stdin.imports),
                     options=options,
                     link_key=link_key,
                     allow_large=allow_large_scope,
+                    streamed=stdin.streamed,
                 )
-                session = ScanSession(plan, store=_open_writer(db) if store else None, link_key=link_key)
+                session = ScanSession(
+                    plan,
+                    store=_open_writer(db) if store else None,
+                    link_key=link_key,
+                    stream=stdin.stream(),
+                )
         except (UsageError, StoreError) as exc:
             _error(err, exc)
             raise typer.Exit(ExitCode.USAGE) from None

@@ -32,7 +32,10 @@ ONLY_CHOICES = SCAN_FAMILIES
 
 OPT_EXCLUDE = typer.Option([], "--exclude", "-x", help="Never scan these (wins over targets; @file too).")
 OPT_INPUT_LIST = typer.Option(
-    [], "-iL", "--input-list", help="Read targets from FILE, one or more a line (as nmap -iL; same as @FILE)."
+    [],
+    "-iL",
+    "--input-list",
+    help="Read targets from FILE, one or more a line (as nmap -iL; same as @FILE); '-' is standard input.",
 )
 OPT_PORTS = typer.Option(
     None,
@@ -218,6 +221,59 @@ def scan_options(
     )
 
 
+class StdinUse:
+    """``-iL -`` and ``--import -``: what standard input feeds (one of them at most).
+
+    ``-iL -`` is read to its end when the scan starts (targets may be CIDRs: the scope is sized
+    first, as for a file); ``--import -`` is streamed (:mod:`pacsradar.pipe`).
+    """
+
+    def __init__(self, input_list: Sequence[Path], import_file: Sequence[Path], *, cluster: object) -> None:
+        self.lists = [p for p in input_list if str(p) != "-"]
+        self.imports = [p for p in import_file if str(p) != "-"]
+        self.targets_from_stdin = len(self.lists) != len(input_list)
+        self.streamed = len(self.imports) != len(import_file)
+        if self.targets_from_stdin and self.streamed:
+            raise UsageError("standard input can feed -iL - or --import -, not both")
+        if self.streamed and cluster:
+            raise UsageError("--import - is read by this process: it cannot run on --workers/--scheduler")
+
+    def read_targets(self) -> list[str]:
+        """The tokens of ``-iL -`` (whitespace or commas between them, ``#`` comments)."""
+        if not self.targets_from_stdin:
+            return []
+        import re
+        import sys
+
+        from pacsradar.targets import MAX_TARGET_FILE_BYTES
+
+        try:
+            data = sys.stdin.buffer.read(MAX_TARGET_FILE_BYTES + 1)
+        except (OSError, ValueError) as exc:
+            raise UsageError(f"cannot read -iL - (standard input): {exc}") from None
+        if len(data) > MAX_TARGET_FILE_BYTES:
+            raise UsageError(f"-iL - (standard input) is larger than {MAX_TARGET_FILE_BYTES:,} bytes")
+        text = data.decode("utf-8-sig", errors="replace")
+        tokens = [t for line in text.splitlines() for t in re.split(r"[,\s]+", line.partition("#")[0]) if t]
+        if not tokens:
+            raise UsageError("-iL - read no target from standard input")
+        return tokens
+
+    def stream(self) -> Any:
+        """The :class:`pacsradar.pipe.ImportStream` of ``--import -``, or None."""
+        if not self.streamed:
+            return None
+        import sys
+
+        from pacsradar.pipe import ImportStream
+
+        try:
+            fd = sys.stdin.fileno()
+        except (OSError, ValueError):
+            raise UsageError("--import -: standard input is closed") from None
+        return ImportStream(fd, name="--import - (standard input)")
+
+
 def check_cluster(workers: int | None, scheduler: str | None) -> None:
     """``--workers``/``--scheduler`` are valid (checked before anything is scanned)."""
     if workers is None and scheduler is None:
@@ -268,6 +324,7 @@ __all__ = [
     "ONLY_CHOICES",
     "ClusterFailure",
     "MonitorClusterOption",
+    "StdinUse",
     "check_cluster",
     "cluster_scan",
     "parse_only",

@@ -14,7 +14,7 @@ from rich.text import Text
 
 from pacsradar.cli import scanopts
 from pacsradar.cli.common import OPT_LINK_KEY, stderr_console
-from pacsradar.cli.dbopen import DB_HELP, fail, open_db
+from pacsradar.cli.dbopen import DB_HELP, fail, open_db, open_writer
 from pacsradar.cli.exitcodes import ExitCode
 from pacsradar.cli.listing import print_listing
 from pacsradar.errors import PacsradarError, UsageError
@@ -437,4 +437,5 @@ def _sinks(
     return sinks
 
 
-__all__ = ["parse_expiry", "register"]
+# DB_HELP, fail, open_db, open_writer: moved to cli.dbopen, still importable from here.
+__all__ = ["DB_HELP", "fail", "open_db", "open_writer", "parse_expiry", "register"]

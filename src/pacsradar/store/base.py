@@ -33,6 +33,7 @@ from pacsradar.store.plain import (
     SCHEMA_REVISION,
     _prepare_sqlite_file,
     _sqlite_pragmas,
+    _t,
     db_url,
     shown_db,
 )
@@ -199,6 +200,13 @@ class StoreBase:
                 yield session
         except SQLAlchemyError as exc:
             raise StoreError(f"store read failed ({type(exc).__name__})") from exc
+
+    def set_scan_option(self, scan_id: str, key: str, value: str) -> None:
+        """Replace one key of a stored scan's options, in one transaction (a streamed
+        import's plan grows as endpoints arrive: ``pacsradar.pipe``)."""
+        with self._tx() as s:
+            row = self._scan_row(s, scan_id)
+            row.options = {**dict(row.options or {}), key: _t(value)}
 
     def _scan_row(self, s: Session, scan_id: str) -> ScanRow:
         row = s.get(ScanRow, scan_id)

@@ -216,6 +216,18 @@ class LiteStore:
                 ],
             )
 
+    def set_scan_option(self, scan_id: str, key: str, value: str) -> None:
+        if self._full is not None:
+            self._full.set_scan_option(scan_id, key, value)
+            return
+        with self._tx() as conn:
+            row = conn.execute("SELECT options FROM scans WHERE id = ?", (scan_id,)).fetchone()
+            if row is None:
+                raise StoreError("set_scan_option before begin_scan for this scan id")
+            options = json.loads(row[0]) if row[0] else {}
+            options[key] = _t(value)
+            conn.execute("UPDATE scans SET options = ? WHERE id = ?", (_json(options), scan_id))
+
     def finish_scan(self, report: ScanReport) -> None:
         """Close the scan: the same counts and fields as ``Store.finish_scan``."""
         if self._full is not None or report.results:
