@@ -79,6 +79,11 @@ class ImportStream:
             self._queue.put_nowait(None)  # the next waiter learns it too (room: we took one)
         return batch
 
+    @property
+    def full(self) -> bool:
+        """Whether the queue is full: the reader waits, and so does the scanner writing the pipe."""
+        return self._queue is not None and self._queue.full()
+
     def close(self) -> None:
         """Stop handing batches over (the scan stopped); the thread ends at its next line."""
         self._closed.set()
