@@ -106,16 +106,18 @@ def test_ctrl_c_on_a_streamed_import_prints_the_resume_command_and_resume_finish
         assert proc.returncode == 130, stderr[-2000:]
         assert "Traceback" not in stderr
         last = stderr.strip().splitlines()[-1]
-        assert last.startswith("interrupted; finish it with: pacsradar scan --resume "), stderr[-2000:]
+        # (started as `python -m pacsradar`, so that is the command it prints)
+        prefix = f"interrupted; finish it with: {sys.executable} -m pacsradar scan --resume "
+        assert last.startswith(prefix), stderr[-2000:]
         command = last.split(": ", 1)[1].split()
         assert command[-2:] == ["--db", str(db)]
-        scan_id = command[3]
+        scan_id = command[5]
         # And the stored plan kept both arrived lines
         with Store(f"sqlite:///{db}") as store:
             assert set(stored_plan(store, scan_id).imports) == {("127.0.25.11", port), ("127.0.25.12", port)}
         # And that command, without any pipe, finishes exactly those endpoints
         resumed = subprocess.run(
-            [sys.executable, "-m", "pacsradar", *command[1:], "-f", "json"],
+            [*command, "-f", "json"],
             stdin=subprocess.DEVNULL, capture_output=True, text=True, env=ENV, cwd=tmp_path, timeout=120,
             check=False,
         )  # fmt: skip

@@ -82,6 +82,28 @@ OPT_LOG_LEVEL = typer.Option("warning", "--log-level", help="Log level for pacsr
 OPT_NO_PROGRESS = typer.Option(False, "--no-progress", help="No progress bar.")
 
 
+def program() -> str:
+    """How to run pacsradar again, for the commands it prints (resume, open the report...).
+
+    ``pacsradar`` when that is what the shell finds; the path it was started by otherwise
+    (``.venv/bin/pacsradar`` from the README's set-up, no venv activated), and
+    ``python -m pacsradar`` with this interpreter when started so. The printed command then
+    works when pasted, whichever way pacsradar was installed.
+    """
+    import shlex
+    import shutil
+
+    argv0 = sys.argv[0] if sys.argv else ""
+    if Path(argv0).name == "pacsradar":
+        found = shutil.which("pacsradar")
+        if found and Path(argv0).exists() and Path(found).resolve() == Path(argv0).resolve():
+            return "pacsradar"
+        return shlex.quote(argv0)
+    if argv0.endswith("__main__.py"):
+        return f"{shlex.quote(sys.executable)} -m pacsradar"
+    return "pacsradar"
+
+
 def stderr_console(*, highlight: bool = True) -> Console:
     """The CLI's stderr: lines never wrap (soft_wrap), so a piped error stays one greppable line."""
     return Console(stderr=True, soft_wrap=True, highlight=highlight)
@@ -317,7 +339,7 @@ def _report_only_hint(fmt: str | None, output: Path | None) -> str | None:
     where = f" -o '{peer_text(str(output), 200)}'" if output is not None else ""
     return (
         f"{fmt} reports are written from the stored scan: run the scan, then "
-        f"`pacsradar report -f {fmt}{where}` (it takes the newest scan, or name its id)"
+        f"`{program()} report -f {fmt}{where}` (it takes the newest scan, or name its id)"
     )
 
 

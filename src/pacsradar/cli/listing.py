@@ -28,7 +28,7 @@ MAX_WORD = 12
 
 def _plain(value: str) -> str:
     # One row, one line: a tab or newline inside a value (a peer's title...) must not split it.
-    return peer_text(value, 2000).replace("\t", " ").replace("\n", " ").replace("\r", " ")
+    return peer_text(value.replace("\t", " ").replace("\n", " ").replace("\r", " "), 2000)
 
 
 def write_lines(out: Console, columns: Sequence[str], rows: Sequence[Sequence[str]]) -> None:

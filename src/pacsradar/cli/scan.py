@@ -29,6 +29,7 @@ from pacsradar.cli.common import (
     exit_interrupted,
     output_target,
     print_error,
+    program,
     run_interruptible,
     setup_logging,
     stderr_console,
@@ -191,7 +192,7 @@ def resume_command(scan_id: str, *, db: str | None, link_key_flag: bool, stored:
     """
     if not stored:
         return None
-    parts = ["pacsradar", "scan", "--resume", shlex.quote(scan_id)]
+    parts = [program(), "scan", "--resume", shlex.quote(scan_id)]
     if db:
         parts += ["--db", shlex.quote(db)]
     if link_key_flag:
@@ -421,8 +422,9 @@ def register(app: typer.Typer) -> None:
         err.print(Text(f"demo store (throwaway, not your findings store): {shown}"), soft_wrap=True)
         err.print(Text(f"JSON report: {json_path}"), soft_wrap=True)
         err.print(Text(f"HTML report: {html_path}"), soft_wrap=True)
-        err.print(Text(f"open it again: pacsradar report {report.scan_id} --db {shown}"), soft_wrap=True)
-        err.print(Text(f"           or: pacsradar serve --db {shown}"), soft_wrap=True)
+        again = program()
+        err.print(Text(f"open it again: {again} report {report.scan_id} --db {shown}"), soft_wrap=True)
+        err.print(Text(f"           or: {again} serve --db {shown}"), soft_wrap=True)
         raise typer.Exit(ExitCode.OK)
 
 
