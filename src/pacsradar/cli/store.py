@@ -141,15 +141,14 @@ def register(app: typer.Typer) -> None:
             typer.echo(safe_json(result.model_dump(mode="json")))
         else:
             out = Console(highlight=False)
-            out.print(
-                Text(
-                    f"{result.base or 'nothing'} -> {result.head}: {len(result.new)} new, "
-                    f"{len(result.regressed)} regressed, {len(result.changed)} changed, "
-                    f"{len(result.resolved)} resolved, {len(result.not_retested)} not re-tested, "
-                    f"{result.unchanged} unchanged"
-                ),
-                soft_wrap=True,
+            summary = (
+                f"{result.base or 'nothing'} -> {result.head}: {len(result.new)} new, "
+                f"{len(result.regressed)} regressed, {len(result.changed)} changed, "
+                f"{len(result.resolved)} resolved, {len(result.not_retested)} not re-tested, "
+                f"{result.unchanged} unchanged"
             )
+            # Piped, the summary is a # comment: every other line is a change (grep, cut).
+            out.print(Text(summary if out.is_terminal else f"# {summary}"), soft_wrap=True)
             changes = [
                 (c.kind.value, c.finding.severity.value, c.finding.check_id, c.finding.endpoint.label,
                  c.finding.title)
