@@ -87,7 +87,7 @@ class StoreBase:
         self.url = db_url(url)
         try:
             parsed = make_url(self.url)
-        except ArgumentError as exc:
+        except (ArgumentError, ValueError) as exc:  # ValueError: a port that is not a number
             raise StoreError(
                 f"--db '{peer_text(shown_db(self.url), 200)}' is neither a file path nor a database "
                 "URL (sqlite:///PATH, postgresql+psycopg://USER@HOST/DB)"
