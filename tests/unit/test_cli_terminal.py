@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import fcntl
 import io
+import json
 import os
 import pty
 import struct
@@ -203,6 +204,18 @@ def test_scan_and_scans_with_a_plain_db_path(tmp_path: Path) -> None:
     assert listed.stdout.splitlines()[1].split("\t")[0] == scan_id
     # And at 80 columns the id is whole too
     assert scan_id in _in_pty([sys.executable, "-m", "pacsradar", "scans", "--db", str(db)], 80)
+    # And a unique prefix of the id names the scan, as a short hash does in git
+    short = subprocess.run(
+        [sys.executable, "-m", "pacsradar", "report", scan_id[:18], "-f", "json", "--db", str(db)],
+        capture_output=True, text=True, timeout=60, env=env, cwd=tmp_path, check=False,
+    )  # fmt: skip
+    assert short.returncode == 0, short.stderr
+    assert json.loads(short.stdout)["scan_id"] == scan_id
+    unknown = subprocess.run(
+        [sys.executable, "-m", "pacsradar", "report", "1999", "--db", str(db)],
+        capture_output=True, text=True, timeout=60, env=env, cwd=tmp_path, check=False,
+    )  # fmt: skip
+    assert unknown.returncode == 2 and "no stored scan '1999'" in unknown.stderr
 
 
 def test_printed_commands_run_pacsradar_the_way_it_was_started(monkeypatch: pytest.MonkeyPatch) -> None:

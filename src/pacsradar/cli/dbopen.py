@@ -72,6 +72,29 @@ def open_writer(db: str | None) -> ScanWriter:
         raise UsageError(_missing_driver(url, exc)) from None
 
 
+def resolve_scan(store: Store, scan_id: str, *, strict: bool = True) -> str:
+    """The stored scan ``scan_id`` names: itself, or the one scan whose id starts with it
+    (``report 20261207T204146Z-17`` as in git). None or several is a usage error naming them
+    (not ``strict``: none gives ``scan_id`` back, for the caller's own error)."""
+    from pacsradar.errors import StoreError
+
+    try:
+        store.get_scan(scan_id)
+        return scan_id
+    except StoreError:
+        pass
+    shown = peer_text(scan_id, 80)
+    found = store.scan_ids_starting(scan_id) if scan_id.strip() else []
+    if len(found) == 1:
+        return found[0]
+    if not found and not strict:
+        return scan_id
+    if found:
+        listed = ", ".join(found[:5]) + (", ..." if len(found) > 5 else "")
+        raise UsageError(f"'{shown}' names several stored scans ({listed}); give more of the id")
+    raise UsageError(f"no stored scan '{shown}' in {store.display_url} (see `pacsradar scans`)")
+
+
 def _sqlite_path(url: str) -> Path | None:
     """The file of a ``sqlite:///`` URL, or ``None`` (memory, URI form, another backend)."""
     from sqlalchemy.engine import make_url
@@ -95,4 +118,4 @@ def _missing_driver(url: str, exc: ModuleNotFoundError) -> str:
     return f"the database driver for this --db is not installed ({exc.name or 'unknown module'})"
 
 
-__all__ = ["DB_HELP", "fail", "open_db", "open_writer"]
+__all__ = ["DB_HELP", "fail", "open_db", "open_writer", "resolve_scan"]

@@ -10,21 +10,19 @@ from rich.text import Text
 
 from pacsradar.cli.common import check_writable, stderr_console, write_private
 from pacsradar.cli.store import DB_HELP, fail, open_db
-from pacsradar.errors import PacsradarError, StoreError, UsageError
+from pacsradar.errors import PacsradarError, UsageError
 from pacsradar.phi import peer_text
 
 if TYPE_CHECKING:
     from pacsradar.store import Store
 
 
-def known_scan(store: Store, scan_id: str) -> None:
-    """A scan id that is not stored is a usage error (exit 2) naming it, not a store failure."""
-    try:
-        store.get_scan(scan_id)
-    except StoreError:
-        raise UsageError(
-            f"no stored scan '{peer_text(scan_id, 80)}' in {store.display_url} (see `pacsradar scans`)"
-        ) from None
+def known_scan(store: Store, scan_id: str) -> str:
+    """The stored scan ``scan_id`` names (a unique prefix is enough); one that is not stored is
+    a usage error (exit 2) naming it, not a store failure."""
+    from pacsradar.cli.dbopen import resolve_scan
+
+    return resolve_scan(store, scan_id)
 
 
 def report_format(output: Path | None) -> str:
@@ -68,7 +66,7 @@ def register(app: typer.Typer) -> None:
                 check_writable(output)
             with open_db(db) as store:
                 if scan is not None:
-                    known_scan(store, scan)
+                    scan = known_scan(store, scan)
                 text = render(fmt, ReportContext.from_store(store, scan))
         except PacsradarError as exc:
             raise fail(exc) from None

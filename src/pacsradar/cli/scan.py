@@ -281,7 +281,9 @@ def register(app: typer.Typer) -> None:
                         f"options with it ({', '.join(sorted(given))})"
                     )
                 db_store = _open_store(db, create=False)
-                session = ScanSession.resume(db_store, resume, link_key=link_key)
+                from pacsradar.cli.dbopen import resolve_scan
+
+                session = ScanSession.resume(db_store, resolve_scan(db_store, resume), link_key=link_key)
             else:
                 options = scan_options(
                     ports=ports,

@@ -7,6 +7,7 @@ timeouts as `scan` (README "Safety": only what the user named, exclusions win, e
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -271,6 +272,8 @@ class StdinUse:
             fd = sys.stdin.fileno()
         except (OSError, ValueError):
             raise UsageError("--import -: standard input is closed") from None
+        if os.isatty(fd):  # nothing is piped in: say what it waits for, as `cat` would not
+            print("reading --import - from the terminal: one line each, Ctrl-D to end", file=sys.stderr)
         return ImportStream(fd, name="--import - (standard input)")
 
 

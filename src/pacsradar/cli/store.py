@@ -14,7 +14,7 @@ from rich.text import Text
 
 from pacsradar.cli import scanopts
 from pacsradar.cli.common import OPT_LINK_KEY, stderr_console
-from pacsradar.cli.dbopen import DB_HELP, fail, open_db, open_writer
+from pacsradar.cli.dbopen import DB_HELP, fail, open_db, open_writer, resolve_scan
 from pacsradar.cli.exitcodes import ExitCode
 from pacsradar.cli.listing import print_listing
 from pacsradar.errors import PacsradarError, UsageError
@@ -134,6 +134,9 @@ def register(app: typer.Typer) -> None:
         try:
             threshold = _sev(fail_on)
             with open_db(db) as store:
+                # a unique prefix names a scan, as in `report` and `--resume`
+                base = resolve_scan(store, base, strict=False) if base else base
+                head = resolve_scan(store, head, strict=False) if head else head
                 result = store.diff(base, head)
         except PacsradarError as exc:
             raise fail(exc) from None
