@@ -227,3 +227,32 @@ def test_printed_commands_run_pacsradar_the_way_it_was_started(monkeypatch: pyte
     # And started with `python -m pacsradar`, they use this interpreter
     monkeypatch.setattr(sys, "argv", ["/x/pacsradar/__main__.py"])
     assert program() == f"{sys.executable} -m pacsradar"
+
+
+def test_progress_shows_endpoints_per_second_and_time_left() -> None:
+    # Given the progress observer on a terminal, with a clock the test moves
+    from pacsradar.cli.common import ProgressObserver
+    from pacsradar.models import TargetResult
+
+    observer = ProgressObserver(
+        Console(file=io.StringIO(), width=160, force_terminal=True, color_system=None)
+    )
+    now = [1000.0]
+    observer.progress.get_time = lambda: now[0]  # type: ignore[method-assign]
+    # When a /16 on the default ports is a quarter done after 270 seconds at 1,000 endpoints/s
+    observer.on_start("20261207T204146Z-170d2a", 1_081_344)
+    result = TargetResult(endpoint=Endpoint(host="192.0.2.1", port=104), reachable=False)
+    assert observer.task is not None
+    for _ in range(27):
+        now[0] += 10.0
+        observer.progress.update(observer.task, advance=10_000)
+    observer.on_result(result)
+    shown = io.StringIO()
+    Console(file=shown, width=160, color_system=None).print(
+        observer.progress.make_tasks_table(observer.progress.tasks)
+    )
+    text = shown.getvalue()
+    observer.progress.stop()
+    # Then it shows the rate and the time left (about 13.5 minutes for the 811,343 to go)
+    assert "1,000 endpoints/s" in text, text
+    assert "0:13:3" in text and "left" in text, text
