@@ -63,6 +63,8 @@ class ImportStream:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = threading.Event()
         self._thread: threading.Thread | None = None
+        #: batches read from the pipe but not handed out when the scan stopped
+        self._unread: list[list[ImportEntry]] = []
 
     def start(self) -> None:
         """Start reading (call it on the loop that will :meth:`get`)."""
@@ -80,6 +82,11 @@ class ImportStream:
         return batch
 
     @property
+    def backlog(self) -> int:
+        """Batches read from the pipe and not yet handed out."""
+        return 0 if self._queue is None else self._queue.qsize()
+
+    @property
     def full(self) -> bool:
         """Whether the queue is full: the reader waits, and so does the scanner writing the pipe."""
         return self._queue is not None and self._queue.full()
@@ -91,14 +98,38 @@ class ImportStream:
             with contextlib.suppress(RuntimeError):
                 self._loop.call_soon_threadsafe(self._wake)
 
+    def join(self, timeout: float) -> bool:
+        """Wait (in a thread: it blocks) for the reader to end after :meth:`close` or EOF."""
+        if self._thread is not None:
+            self._thread.join(timeout)
+            return not self._thread.is_alive()
+        return True
+
     def _wake(self) -> None:
+        # Make room for the end mark (the scan wants no more entries); what was read stays
+        # known (take_unread), so the stored plan keeps every line that arrived.
+        self._unread.extend(self._drain())
         assert self._queue is not None
-        while True:  # make room for the end mark: the scan wants no more entries
-            try:
-                self._queue.get_nowait()
-            except asyncio.QueueEmpty:
-                break
         self._queue.put_nowait(None)
+
+    def _drain(self) -> list[list[ImportEntry]]:
+        out: list[list[ImportEntry]] = []
+        assert self._queue is not None
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except asyncio.QueueEmpty:
+                return out
+            if item is not None:
+                out.append(item)
+
+    def take_unread(self) -> list[list[ImportEntry]]:
+        """After :meth:`close`: the batches read but never handed out (none while running)."""
+        if not self._closed.is_set() or self._queue is None:
+            return []
+        out, self._unread = [*self._unread, *self._drain()], []
+        self._queue.put_nowait(None)  # the end mark stays for any lane still waiting
+        return out
 
     # -- the reader thread ------------------------------------------------------------------
 
@@ -150,11 +181,13 @@ class ImportStream:
         loop, queue = self._loop, self._queue
         if loop is None or queue is None:
             return False
-        if item is not None and self._closed.is_set():
+        if (item is not None and self._closed.is_set()) or loop.is_closed():
             return False
+        put = queue.put(item)
         try:
-            future = asyncio.run_coroutine_threadsafe(queue.put(item), loop)
-        except RuntimeError:  # the loop is closed: the scan is over
+            future = asyncio.run_coroutine_threadsafe(put, loop)
+        except RuntimeError:  # the loop closed meanwhile: the scan is over
+            put.close()
             return False
         while True:
             try:
@@ -270,7 +303,9 @@ class StreamedEndpoints:
                 self._pending.append((host, p))
 
     def plan(self) -> ScanPlan:
-        """The scan's plan with every arrived entry among its imports (what --resume restores)."""
+        """The scan's plan with every arrived entry among its imports (what --resume restores);
+        after a stop, also the lines read but not yet handed out."""
+        self._absorb_unread()
         known = dict.fromkeys(self.base.imports)
         known.update(self.arrived)
         return replace(self.base, imports=tuple(known))
@@ -279,10 +314,15 @@ class StreamedEndpoints:
         """``(options key, plan JSON)`` when entries arrived since the last call, else None."""
         from pacsradar.plan import PLAN_KEY
 
+        self._absorb_unread()
         if len(self.arrived) == self._written:
             return None
         self._written = len(self.arrived)
         return PLAN_KEY, self.plan().to_json()
+
+    def _absorb_unread(self) -> None:
+        for batch in self.stream.take_unread():
+            self._accept(batch)
 
     def warnings(self) -> list[str]:
         """What the user must hear about the stream, once it ended."""

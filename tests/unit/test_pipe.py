@@ -102,6 +102,9 @@ async def test_the_reader_stops_reading_when_the_audit_falls_behind() -> None:
     finally:
         stream.close()
         os.close(w)
+        # the reader ends, and the loop runs what it had handed over, before the pipe closes
+        assert await asyncio.to_thread(stream.join, 30)
+        await asyncio.sleep(0)
         os.close(r)
 
 
@@ -118,6 +121,9 @@ class _Batches:
 
     def close(self) -> None:
         self.closed = True
+
+    def take_unread(self) -> list[list[tuple[str, int | None]]]:
+        return []
 
     def summary(self) -> list[str]:
         return []
@@ -167,3 +173,30 @@ async def test_a_stream_beyond_the_scope_limit_is_cut_and_said() -> None:
     assert await _drain(source) == [("192.0.2.1", 104), ("192.0.2.2", 104)]
     assert stream.closed
     assert any("--allow-large-scope" in w for w in source.warnings())
+
+
+async def test_lines_read_before_a_stop_stay_in_the_plan() -> None:
+    # Given a streamed scan whose reader queued a line nobody took yet
+    r, w = os.pipe()
+    stream = ImportStream(r)
+    stream.start()
+    plan = ScanPlan.build([], options=ScanOptions(only=frozenset({"dicom"})), streamed=True)
+    source = StreamedEndpoints(plan, iter(()), stream)
+    try:
+        os.write(w, b"open tcp 104 192.0.2.1 1\n")
+        for _ in range(2000):
+            if stream.backlog:
+                break
+            await asyncio.sleep(0.01)
+        assert stream.backlog == 1
+        # When the scan stops (Ctrl-C) before a lane takes it
+        stream.close()
+        await asyncio.sleep(0)  # the close reaches the loop
+        # Then the plan the store keeps still holds the line, and no lane gets it any more
+        assert source.plan().imports == (("192.0.2.1", 104),)
+        assert await stream.get() is None
+    finally:
+        os.close(w)
+        assert await asyncio.to_thread(stream.join, 30)
+        await asyncio.sleep(0)
+        os.close(r)
