@@ -2,6 +2,11 @@
 # The test command (README "Set-up", second command; .ci/run calls it).
 # Installs the dev dependencies and the real peers the tests start (Debian packages, when this
 # machine can install them), then runs the quality gates: ruff, mypy (strict), pytest (-W error).
+#
+# Python: the active virtual environment if there is one; otherwise ./.venv, created on the
+# first run. A system Python under PEP 668 (Debian 12, Ubuntu 24.04: "externally-managed-
+# environment") refuses pip installs; a virtual environment never does. PYTHON=/path/python3
+# chooses the interpreter the .venv is made from (3.11 or later).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -33,7 +38,24 @@ else
   echo "not root or no apt-get: tests needing Debian peers will be skipped" >&2
 fi
 
-python3 -m pip install -q --disable-pip-version-check -e '.[dev]' 2>&1 | grep -v "^WARNING: Location" || true
+base="${PYTHON:-python3}"
+"$base" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' \
+  || { echo "pacsradar needs Python 3.11 or later; $base is $("$base" -V 2>&1)" >&2; exit 2; }
+if "$base" -c 'import sys; sys.exit(0 if sys.prefix != sys.base_prefix else 1)'; then
+  py="$base"  # inside a virtual environment already: install into it
+else
+  if [ ! -x .venv/bin/python ]; then
+    echo "creating the virtual environment .venv ($("$base" -V 2>&1))"
+    "$base" -m venv .venv || {
+      echo "'$base -m venv' failed; on Debian/Ubuntu: apt-get install python3-venv" >&2
+      exit 2
+    }
+  fi
+  py=.venv/bin/python
+fi
+# A failed install stops here (pipefail: pip's status, not the filter's, decides); the filter
+# only drops pip's notes about configured package indexes that do not exist on this machine.
+"$py" -m pip install -q --disable-pip-version-check -e '.[dev]' 2>&1 | { grep -v "^WARNING: Location" || true; }
 
 # The Node.js DICOM peer (dcmjs-dimse, pinned by tests/lab/node/package-lock.json) lives in a
 # test-owned directory; without node/npm its tests are skipped.
@@ -41,6 +63,6 @@ if command -v npm >/dev/null 2>&1; then
   npm ci --prefix tests/lab/node --no-audit --no-fund --loglevel=error >/dev/null || echo "npm ci failed: dcmjs-dimse tests will be skipped" >&2
 fi
 
-echo "== ruff"; ruff check src tests bench
-echo "== mypy"; mypy
-echo "== pytest"; python3 -m pytest -q "$@"
+echo "== ruff"; "$py" -m ruff check src tests bench
+echo "== mypy"; "$py" -m mypy
+echo "== pytest"; "$py" -m pytest -q "$@"

@@ -102,6 +102,9 @@ class CheckSpec:
     references: tuple[Reference, ...] = ()
     cwe: str | None = None
     intrusive: bool = False
+    #: when a finding's severity may differ from ``severity``, what decides it (``pacsradar
+    #: checks`` shows it next to the default, so a critical CVE finding is no surprise)
+    severity_varies: str | None = None
 
     def remediation_for(self, product: str | None) -> str:
         """Generic advice plus the product-specific steps when we know the product."""
@@ -127,14 +130,25 @@ class CheckSpec:
         product: str | None = None,
         severity: Severity | None = None,
         holdings: Holdings | None = None,
+        severity_reason: str | None = None,
     ) -> Finding:
+        """A finding of this check. A ``severity`` other than the check's default carries
+        ``evidence["severity_basis"]``: why this endpoint's finding is rated otherwise than
+        ``pacsradar checks`` lists the check (``severity_reason``, else the general rule)."""
+        details = dict(evidence or {})
+        if severity is not None and severity is not self.severity:
+            why = severity_reason or self.severity_varies or "what this endpoint showed (see the summary)"
+            direction = "raised" if severity.rank > self.severity.rank else "lowered"
+            details["severity_basis"] = (
+                f"{severity.value}: {direction} from the check's {self.severity.value} by {why}"
+            )
         return Finding(
             check_id=self.id,
             title=self.title,
             severity=severity or self.severity,
             endpoint=endpoint,
             summary=summary,
-            evidence=dict(evidence or {}),
+            evidence=details,
             remediation=self.remediation_for(product),
             references=self.references,
             cwe=self.cwe,

@@ -65,6 +65,9 @@ class ScanOptions:
     web_ports: tuple[int, ...] = DEFAULT_WEB_PORTS
     share_ports: tuple[int, ...] = DEFAULT_SHARE_PORTS
     extra_ports: tuple[int, ...] = ()
+    #: ports of imported endpoints (masscan, nmap...): the DICOM and web audits try them as they
+    #: try ``extra_ports``, but they are not probed on every host (not in :meth:`ports`)
+    import_ports: frozenset[int] = frozenset()
     calling_aet: str = "PACSRADAR"
     max_records: int = 10_000
     intrusive: bool = False
@@ -85,3 +88,7 @@ class ScanOptions:
             ports.extend(self.share_ports)
         ports.extend(self.extra_ports)
         return tuple(dict.fromkeys(ports))
+
+    def tries(self, port: int, family_ports: tuple[int, ...]) -> bool:
+        """Whether an audit whose own ports are ``family_ports`` tries ``port``."""
+        return port in family_ports or port in self.extra_ports or port in self.import_ports

@@ -17,9 +17,9 @@ import secrets
 import socket
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from pacsradar.checks import internal_error, log_internal
 from pacsradar.config import ScanOptions
@@ -165,6 +165,14 @@ def _unreachable(endpoint: Endpoint, reason: str, start: float, *, timed_out: bo
     )
 
 
+@runtime_checkable
+class EndpointSource(Protocol):
+    """Endpoints that arrive while the scan runs; ``None`` once there are no more. Several
+    lanes await it at once."""
+
+    async def next_endpoint(self) -> Endpoint | tuple[str, int] | None: ...
+
+
 class Engine:
     def __init__(
         self,
@@ -203,6 +211,13 @@ class Engine:
         self.failed_observers: list[str] = []
         self._gate_ports: dict[int, bool] = {}
         self._live_observers = list(self.observers)
+
+    def add_import_port(self, port: int) -> None:
+        """A streamed import brought an endpoint on ``port``: the audits try it from now on
+        (:attr:`ScanOptions.import_ports`), and its gate decision is taken again."""
+        if port not in self.options.import_ports:
+            self.options = replace(self.options, import_ports=self.options.import_ports | {port})
+            self._gate_ports.pop(port, None)
 
     def close_gates(self) -> None:
         """Release the gates' descriptors (the connect waiter's epoll set, the raw socket)."""
@@ -452,7 +467,7 @@ class Engine:
 
     async def run(
         self,
-        endpoints: Iterable[Endpoint | tuple[str, int]],
+        endpoints: Iterable[Endpoint | tuple[str, int]] | EndpointSource,
         *,
         total: int | None = None,
         scope: Sequence[str] = (),
@@ -467,7 +482,12 @@ class Engine:
         """
         started = datetime.now(UTC)
         self._notify("on_start", self.scan_id, total)
-        iterator: Iterator[Endpoint | tuple[str, int]] = iter(endpoints)
+        # An EndpointSource (a streamed import, pacsradar.pipe) is awaited: its endpoints
+        # arrive while the scan runs; an iterable is walked lazily.
+        source = endpoints if isinstance(endpoints, EndpointSource) else None
+        iterator: Iterator[Endpoint | tuple[str, int]] = (
+            iter(()) if isinstance(endpoints, EndpointSource) else iter(endpoints)
+        )
         kept: list[TargetResult] = []
         counts = {"done": 0, "open": 0, "closed": 0, "filtered": 0, "error": 0}
         dead = DeadColumns()
@@ -503,7 +523,7 @@ class Engine:
 
         async def worker() -> None:
             while not self._stop.is_set():
-                item = next(iterator, None)
+                item = next(iterator, None) if source is None else await source.next_endpoint()
                 if item is None:
                     return
                 if isinstance(item, tuple):
@@ -563,6 +583,7 @@ class Engine:
 __all__ = [
     "AuditContext",
     "Auditor",
+    "EndpointSource",
     "Engine",
     "NullObserver",
     "Observer",

@@ -187,8 +187,12 @@ class ScanPlan:
         options: ScanOptions | None = None,
         link_key: str | None = None,
         allow_large: bool = False,
+        streamed: bool = False,
     ) -> ScanPlan:
         """A checked plan: every token parsed and the scope size checked now, not mid-scan.
+
+        ``streamed``: more imports arrive while the scan runs (``--import -``,
+        :mod:`pacsradar.pipe`), so a plan without targets or imports is not an error yet.
 
         Raises :class:`~pacsradar.errors.TargetError` (a :class:`UsageError`) naming the bad
         token, or :class:`~pacsradar.errors.ScopeTooLargeError`.
@@ -215,7 +219,7 @@ class ScanPlan:
             count_honeypots=opts.count_honeypots,
             link_key_id=link_key_id(link_key) if link_key else None,
         )
-        if not plan.targets and not plan.imports:
+        if not plan.targets and not plan.imports and not streamed:
             raise UsageError("name at least one target or --import file")
         plan.scope()  # parse and size-check now
         return plan
@@ -237,6 +241,7 @@ class ScanPlan:
                 list(self.exclusions),
                 imported=self.imports,
                 allow_large=self.allow_large,
+                allow_empty=True,  # build() refuses an empty plan; a streamed one starts empty
             )
             object.__setattr__(self, "_scope", cached)
         return cached
@@ -303,6 +308,7 @@ class ScanPlan:
             web_ports=self.web_ports,
             share_ports=self.share_ports,
             extra_ports=self.extra_ports,
+            import_ports=frozenset(p for _, p in self.imports if p is not None),
             calling_aet=self.calling_aet,
             max_records=self.max_records,
             intrusive=self.intrusive,
@@ -394,6 +400,8 @@ def _plan_from_dict(data: dict[str, Any]) -> ScanPlan:
         aet_wordlist=strings("aet_wordlist"),
         calling_aet=str(data["calling_aet"]),
         allow_large=bool(data.get("allow_large", False)),
+        honeypot_threshold=int(data.get("honeypot_threshold", 50)),
+        count_honeypots=bool(data.get("count_honeypots", False)),
         link_key_id=key_id,
         plan_version=int(data["plan_version"]),
     )
@@ -405,6 +413,16 @@ def _is_ip(host: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def is_ip(host: str) -> bool:
+    """Whether ``host`` is an IP address literal (brackets allowed)."""
+    return _is_ip(host)
+
+
+def canonical_host(host: str) -> str:
+    """Canonical text of an IP literal; a name unchanged (:func:`_canonical`)."""
+    return _canonical(host)
 
 
 def _canonical(host: str) -> str:

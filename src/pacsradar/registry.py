@@ -161,6 +161,15 @@ class CheckInfo:
     remediation: str
     references: tuple[Reference, ...]
     cwe: str | None
+    #: what can rate a finding otherwise than ``severity`` (CheckSpec.severity_varies)
+    severity_varies: str | None = None
+
+    @property
+    def severity_label(self) -> str:
+        """``high``, or ``high (varies: ...)`` when findings may be rated otherwise."""
+        if self.severity_varies is None:
+            return self.severity.value
+        return f"{self.severity.value} (varies: {self.severity_varies})"
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -176,6 +185,7 @@ class CheckInfo:
             "remediation": self.remediation,
             "references": [r.model_dump() for r in self.references],
             "cwe": self.cwe,
+            "severity_varies": self.severity_varies,
         }
 
 
@@ -216,6 +226,7 @@ def catalogue() -> tuple[CheckInfo, ...]:
                 remediation=spec.remediation,
                 references=spec.references,
                 cwe=spec.cwe,
+                severity_varies=spec.severity_varies,
             )
         )
     return tuple(out)

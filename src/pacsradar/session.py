@@ -38,6 +38,7 @@ from pacsradar.plan import (
 
 if TYPE_CHECKING:
     from pacsradar.engine import Auditor, Engine, Observer
+    from pacsradar.pipe import ImportStream, StreamedEndpoints
     from pacsradar.store import Store
     from pacsradar.store.plain import ScanWriter
 
@@ -121,8 +122,13 @@ class ScanSession:
         auditors: Sequence[Auditor] | None = None,
         engine_hook: Callable[[Engine], None] | None = None,
         store_options: dict[str, Any] | None = None,
+        stream: ImportStream | None = None,
     ) -> None:
         self.plan = plan
+        #: ``--import -``: entries read from a pipe while the scan runs (pacsradar.pipe); once
+        #: the run ends, ``plan`` holds every entry that arrived
+        self.stream = stream
+        self._streamed: StreamedEndpoints | None = None
         self.options = plan.options(link_key, hasher=hasher)
         self.store = store
         self.observers = tuple(observers)
@@ -184,6 +190,8 @@ class ScanSession:
     def stop(self) -> None:
         """Finish the endpoints in flight, start no new one (the first Ctrl-C)."""
         self._stop_requested = True
+        if self.stream is not None:
+            self.stream.close()
         if self._engine is not None:
             self._engine.stop()
 
@@ -191,6 +199,8 @@ class ScanSession:
         """Ctrl-C: cancel the endpoints in flight, keep the finished ones; returns how many
         endpoints are finished (their records are in the store and the report)."""
         self._stop_requested = True
+        if self.stream is not None:
+            self.stream.close()
         if self._engine is None:
             return 0
         self._engine.interrupt()
@@ -255,7 +265,14 @@ class ScanSession:
         # Addresses only: every endpoint is yielded once (interval arithmetic, pinned imports
         # deduplicated, a resume skips stored ones); a name may resolve to a listed address.
         unique = not plan.hostnames
-        return StoreObserver(self.store, scope=plan.targets, options=options, unique_endpoints=unique)
+        streamed = self._streamed
+        return StoreObserver(
+            self.store,
+            scope=plan.targets,
+            options=options,
+            unique_endpoints=unique,
+            plan_update=streamed.plan_update if streamed is not None else None,
+        )
 
     async def run_async(self) -> ScanReport:
         """Resolve, expand and scan; the report covers this run (a resume: its second part)."""
@@ -263,14 +280,28 @@ class ScanSession:
         from pacsradar.scan import default_auditors
 
         addresses = await self.resolve_names()
-        endpoints = _Resolved(self.plan, addresses, self.done)
+        resolved = _Resolved(self.plan, addresses, self.done)
+        endpoints: _Resolved | StreamedEndpoints = resolved
         dropped_names = {n for n, a in addresses.items() if a is None}
-        if dropped_names and not any(True for _ in endpoints):
+        if dropped_names and self.stream is None and not any(True for _ in resolved):
             raise UsageError("no target left to scan: " + "; ".join(self.warnings))
         scope = self.plan.scope()
         per_name = len(dropped_names & set(scope.hostnames)) * len(self.plan.ports())
         per_name += sum(1 for h, _ in scope.pinned if h in dropped_names)
         self.total = max(0, self.plan.endpoint_count() - per_name - len(self.done))
+        if self.stream is not None:
+            from pacsradar.pipe import StreamedEndpoints
+            from pacsradar.targets import DEFAULT_MAX_HOSTS
+
+            self.total = None  # unknown until the pipe ends
+            self.stream.start()
+            endpoints = self._streamed = StreamedEndpoints(
+                self.plan,
+                resolved,
+                self.stream,
+                done=self.done,
+                max_hosts=None if self.plan.allow_large else DEFAULT_MAX_HOSTS,
+            )
         observers = [o for o in (self._store_observer(),) if o is not None]
         observers.extend(self.observers)
         engine = Engine(
@@ -285,8 +316,16 @@ class ScanSession:
             engine.stop()
         if self.engine_hook is not None:
             self.engine_hook(engine)
+        if self._streamed is not None:
+            self._streamed.on_port = engine.add_import_port
         self.scan_id = engine.scan_id
-        return await engine.run(endpoints, total=self.total, scope=self.plan.targets)
+        try:
+            return await engine.run(endpoints, total=self.total, scope=self.plan.targets)
+        finally:
+            if self._streamed is not None:
+                self._streamed.stream.close()
+                self.plan = self._streamed.plan()
+                self.warnings.extend(self._streamed.warnings())
 
     def run(self, *, handle_sigint: bool = True) -> ScanReport:
         """Run to the end in a new event loop. The first Ctrl-C stops new work; results stay."""

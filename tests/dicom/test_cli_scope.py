@@ -170,9 +170,12 @@ def test_input_list_and_output_file_conventions(tmp_path: Path) -> None:
     # And a .json file is JSON, covering both listed hosts
     js = run_cli("scan", *common, "--output", str(tmp_path / "r.json"), cwd=tmp_path)
     assert json.loads((tmp_path / "r.json").read_text())["stats"]["endpoints_done"] == 2, js.stderr
-    # And an ending that names no format is an error before any work, as is -f table into .json
+    # And an ending that names no format is an error before any work
+    odd = run_cli("scan", *common, "-o", str(tmp_path / "r.xyz"), cwd=tmp_path)
+    assert odd.returncode == 2 and "-f" in odd.stderr and not (tmp_path / "r.xyz").exists()
+    # And .html names the HTML report (issue 25: every ending that names a format)
     html = run_cli("scan", *common, "-o", str(tmp_path / "r.html"), cwd=tmp_path)
-    assert html.returncode == 2 and "-f" in html.stderr and not (tmp_path / "r.html").exists()
+    assert html.returncode == 0 and (tmp_path / "r.html").read_text().lstrip().lower().startswith("<!doctype")
     forced = run_cli("scan", *common, "-f", "table", "-o", str(tmp_path / "t.json"), cwd=tmp_path)
     assert forced.returncode == 0 and (tmp_path / "t.json").read_text().startswith("# pacsradar scan")
     # And the old `-o json` still means the format, with a warning

@@ -239,6 +239,7 @@ def test_default_location_and_env_override(tmp_path: Path, monkeypatch: pytest.M
     with Store() as store:
         assert store.url == other
         assert store.display_url == other
-    # And an unparseable URL is a StoreError
-    with pytest.raises(StoreError):
-        Store("not a url")
+    # And an unparseable URL is a StoreError naming it (a value without a scheme is a path)
+    for bad in ("://x", "postgresql://u@127.0.0.1:port/db"):
+        with pytest.raises(StoreError, match="neither a file path nor a database URL"):
+            Store(bad)

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import typer
 from rich.console import Console
-from rich.table import Table
 from rich.text import Text
 
 from pacsradar.cli.common import stderr_console
 from pacsradar.cli.exitcodes import ExitCode
+from pacsradar.cli.listing import print_listing
 from pacsradar.families import BY_NAME
 
 
@@ -33,19 +33,24 @@ def register(app: typer.Typer) -> None:
         if as_json:
             typer.echo(safe_json([c.as_json() for c in listed]))
             return
-        table = Table(title=f"pacsradar checks ({len(listed)})", show_lines=False)
-        for column in ("Check id", "Severity", "Protocol", "Intrusive", "Title", "References"):
-            table.add_column(column, overflow="fold")
-        for c in listed:
-            table.add_row(
-                Text(c.id),
-                c.severity.value,
-                ", ".join(c.families),
-                c.intrusive,
-                Text(c.title),
-                Text("; ".join(r.title for r in c.references)),
-            )
-        Console(highlight=False).print(table)
+        print_listing(
+            Console(highlight=False),
+            ("Check id", "Severity", "Protocol", "Intrusive", "Title", "References"),
+            [
+                (
+                    c.id,
+                    c.severity_label,
+                    ", ".join(c.families),
+                    c.intrusive,
+                    c.title,
+                    "; ".join(r.title for r in c.references),
+                )
+                for c in listed
+            ],
+            keep=("Check id",),
+            title=f"pacsradar checks ({len(listed)})",
+            drop_order=("References", "Intrusive", "Protocol"),
+        )
 
 
 __all__ = ["register"]

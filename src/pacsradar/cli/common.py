@@ -31,15 +31,34 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 OUTPUT_FORMATS = ("table", "json", "jsonl")
+#: The report formats a scan's own report is also written in (``pacsradar.report.render``).
+REPORT_FORMATS = ("html", "sarif", "csv", "md")
 #: File name endings that name an output format (``-o report.json`` needs no ``-f``).
-FORMAT_BY_SUFFIX = {".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl", ".txt": "table", ".text": "table"}
+FORMAT_BY_SUFFIX = {
+    ".json": "json",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".txt": "table",
+    ".text": "table",
+    ".html": "html",
+    ".htm": "html",
+    ".sarif": "sarif",
+    ".csv": "csv",
+    ".md": "md",
+    ".markdown": "md",
+}
+#: Endings of formats only ``pacsradar report`` writes (from the stored scan): the error says so.
+REPORT_ONLY_SUFFIXES = {".pdf": "pdf"}
 
 # Options shared by several commands, declared once (typer reads them, never mutates them).
 # One convention in every command, as in nmap/nuclei: -o/--output is the file, -f/--format the
 # format. ``--format`` keeps its old spelling; ``-o json`` (the old short form of the format)
 # still works for one release, with a warning.
 OPT_FORMAT = typer.Option(
-    None, "--format", "-f", help="table, json or jsonl (default: from the --output extension, else table)."
+    None,
+    "--format",
+    "-f",
+    help="table, json, jsonl, html, sarif, csv or md (default: from the --output file's ending, else table).",
 )
 OPT_OUTPUT = typer.Option(
     None, "--output", "-o", help="Write the report to this file (format from -f or the extension)."
@@ -61,6 +80,28 @@ OPT_LINK_KEY = typer.Option(
 )
 OPT_LOG_LEVEL = typer.Option("warning", "--log-level", help="Log level for pacsradar's own logger.")
 OPT_NO_PROGRESS = typer.Option(False, "--no-progress", help="No progress bar.")
+
+
+def program() -> str:
+    """How to run pacsradar again, for the commands it prints (resume, open the report...).
+
+    ``pacsradar`` when that is what the shell finds; the path it was started by otherwise
+    (``.venv/bin/pacsradar`` from the README's set-up, no venv activated), and
+    ``python -m pacsradar`` with this interpreter when started so. The printed command then
+    works when pasted, whichever way pacsradar was installed.
+    """
+    import shlex
+    import shutil
+
+    argv0 = sys.argv[0] if sys.argv else ""
+    if Path(argv0).name == "pacsradar":
+        found = shutil.which("pacsradar")
+        if found and Path(argv0).exists() and Path(found).resolve() == Path(argv0).resolve():
+            return "pacsradar"
+        return shlex.quote(argv0)
+    if argv0.endswith("__main__.py"):
+        return f"{shlex.quote(sys.executable)} -m pacsradar"
+    return "pacsradar"
 
 
 def stderr_console(*, highlight: bool = True) -> Console:
@@ -179,20 +220,37 @@ def setup_logging(level: str) -> None:
 
 
 class ProgressObserver:
-    """A rich progress bar on stderr; the engine never prints, this observer does."""
+    """A rich progress bar on stderr; the engine never prints, this observer does.
+
+    It shows endpoints done of the total, open ports, endpoints per second and the time left
+    (from the rate of the last half minute), so a /16 on the default ports (1.1 M endpoints)
+    says "18 min left" instead of only how long it has run.
+    """
 
     def __init__(self, console: Console, label: str = "probing") -> None:
         # Imported here: piped and --no-progress runs never draw a bar (start-up, issue 11).
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
 
         self.progress = Progress(
             TextColumn("[bold]{task.description}"),
             BarColumn(),
             MofNCompleteColumn(),
             TextColumn("{task.fields[found]} open"),
+            _rate_column(),
             TimeElapsedColumn(),
+            TextColumn("elapsed,"),
+            TimeRemainingColumn(),
+            TextColumn("left"),
             console=console,
             transient=True,
+            speed_estimate_period=30.0,
         )
         self.label = label
         self.task: TaskID | None = None
@@ -216,6 +274,20 @@ class ProgressObserver:
         self.progress.stop()
 
 
+def _rate_column() -> Any:
+    """A progress column: endpoints per second, from rich's speed estimate."""
+    from rich.progress import ProgressColumn, Task
+
+    class RateColumn(ProgressColumn):
+        def render(self, task: Task) -> Text:
+            speed = task.finished_speed or task.speed
+            if speed is None:
+                return Text("- endpoints/s")
+            return Text(f"{speed:,.0f} endpoints/s" if speed >= 10 else f"{speed:.1f} endpoints/s")
+
+    return RateColumn()
+
+
 class OutputTarget:
     """Where and how a report is written: checked before any work is done (issue 12 point 5)."""
 
@@ -236,22 +308,45 @@ def output_target(fmt: str | None, output: Path | None) -> OutputTarget:
             Text(f"warning: -o now names the output file; treating '{output}' as -f {output}", style="yellow")
         )
         fmt, output = str(output), None
-    if fmt is not None and fmt not in OUTPUT_FORMATS:
-        raise UsageError(f"--format must be one of {', '.join(OUTPUT_FORMATS)}")
+    choices = (*OUTPUT_FORMATS, *REPORT_FORMATS)
+    if fmt is not None and fmt not in choices:
+        hint = _report_only_hint(fmt, output)
+        raise UsageError(hint or f"--format must be one of {', '.join(choices)}")
     if output is not None and fmt is None:
         fmt = FORMAT_BY_SUFFIX.get(output.suffix.lower())
         if fmt is None:
+            shown = peer_text(str(output), 200)
+            only = REPORT_ONLY_SUFFIXES.get(output.suffix.lower())
+            hint = _report_only_hint(only, output) if only else None
             raise UsageError(
-                f"cannot tell the format of '{peer_text(str(output), 200)}' from its extension; "
-                f"give -f {'|'.join(OUTPUT_FORMATS)} (or name it .json, .jsonl or .txt)"
+                hint
+                or f"cannot tell the format of '{shown}' from its ending; give -f "
+                f"{'|'.join(choices)} (or name it .json, .jsonl, .txt, .html, .sarif, .csv or .md)"
             )
     if output is not None:
         check_writable(output)
     return OutputTarget(fmt or "table", output)
 
 
+def _report_only_hint(fmt: str | None, output: Path | None) -> str | None:
+    """For a format only ``pacsradar report`` writes (PDF, DefectDojo): which command does."""
+    if fmt is None:
+        return None
+    from pacsradar.report.formats import FORMATS
+
+    if fmt not in FORMATS and fmt != "pdf":
+        return None
+    where = f" -o '{peer_text(str(output), 200)}'" if output is not None else ""
+    return (
+        f"{fmt} reports are written from the stored scan: run the scan, then "
+        f"`{program()} report -f {fmt}{where}` (it takes the newest scan, or name its id)"
+    )
+
+
 def check_writable(path: Path) -> None:
-    """Fail now, in one line, if ``path`` cannot be written (before a long scan, not after)."""
+    """Fail now, in one line naming the file, if ``path`` cannot be written (before a long
+    scan, not after). A file that does not exist yet is created and removed again: only the
+    kernel knows that ``/proc/r.json`` cannot be created."""
     shown = f"'{peer_text(str(path), 200)}'"
     parent = path.parent if str(path.parent) else Path(".")
     if path.is_dir():
@@ -259,10 +354,20 @@ def check_writable(path: Path) -> None:
     if not parent.is_dir():
         where = peer_text(str(parent), 200)
         raise UsageError(f"cannot write the report to {shown}: directory '{where}' does not exist")
-    if path.exists() and not os.access(path, os.W_OK):
-        raise UsageError(f"cannot write the report to {shown}: permission denied")
-    if not path.exists() and not os.access(parent, os.W_OK | os.X_OK):
-        raise UsageError(f"cannot write the report to {shown}: directory is not writable")
+    if path.exists():
+        if not os.access(path, os.W_OK):
+            raise UsageError(f"cannot write the report to {shown}: permission denied")
+        return
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return  # created meanwhile: the write will tell
+    except OSError as exc:
+        why = exc.strerror or type(exc).__name__
+        raise UsageError(f"cannot write the report to {shown}: {why}") from None
+    os.close(fd)
+    with contextlib.suppress(OSError):
+        path.unlink()
 
 
 def write_private(path: Path, text: str) -> None:
@@ -296,13 +401,19 @@ def emit(
         from pacsradar.report.jsondoc import document_json
 
         text = document_json(report, accepted=risks)
+    elif fmt in REPORT_FORMATS:
+        from pacsradar.report import ReportContext, render
+
+        text = render(fmt, ReportContext(report=report, accepted=tuple(risks))).rstrip("\n")
     else:
         text = "\n".join(iter_jsonl(report, accepted))
     if target.path is not None:
         try:
             write_private(target.path, text + "\n")
         except OSError as exc:
-            raise UsageError(f"cannot write the report: {exc.strerror or type(exc).__name__}") from None
+            shown = peer_text(str(target.path), 200)
+            why = exc.strerror or type(exc).__name__
+            raise UsageError(f"cannot write the report to '{shown}': {why}") from None
         stderr_console().print(Text(f"{fmt} report: {target.path}"), highlight=False)
     else:
         sys.stdout.write(text + "\n")

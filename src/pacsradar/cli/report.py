@@ -12,21 +12,31 @@ from rich.text import Text
 
 from pacsradar.cli.common import check_writable, stderr_console, write_private
 from pacsradar.cli.store import DB_HELP, fail, open_db
-from pacsradar.errors import PacsradarError, StoreError, UsageError
+from pacsradar.errors import PacsradarError, UsageError
 from pacsradar.phi import peer_text
 
 if TYPE_CHECKING:
     from pacsradar.store import Store
 
 
-def known_scan(store: Store, scan_id: str) -> None:
-    """A scan id that is not stored is a usage error (exit 2) naming it, not a store failure."""
-    try:
-        store.get_scan(scan_id)
-    except StoreError:
-        raise UsageError(
-            f"no stored scan '{peer_text(scan_id, 80)}' in {store.display_url} (see `pacsradar scans`)"
-        ) from None
+def known_scan(store: Store, scan_id: str) -> str:
+    """The stored scan ``scan_id`` names (a unique prefix is enough); one that is not stored is
+    a usage error (exit 2) naming it, not a store failure."""
+    from pacsradar.cli.dbopen import resolve_scan
+
+    return resolve_scan(store, scan_id)
+
+
+def report_format(output: Path | None) -> str:
+    """The format an ``-o`` file's ending names (``r.sarif``: sarif), else html."""
+    from pacsradar.cli.common import FORMAT_BY_SUFFIX
+    from pacsradar.report.formats import REPORT_FORMATS
+
+    if output is None:
+        return "html"
+    suffix = output.suffix.lower()
+    named = FORMAT_BY_SUFFIX.get(suffix) or suffix.lstrip(".")
+    return named if named in REPORT_FORMATS else "html"
 
 
 def register(app: typer.Typer) -> None:
@@ -35,7 +45,12 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def report(
         scan: str | None = typer.Argument(None, help="Stored scan id (default: the newest)."),
-        fmt: str = typer.Option("html", "--format", "-f", help=f"One of: {', '.join(REPORT_FORMATS)}."),
+        fmt: str | None = typer.Option(
+            None,
+            "--format",
+            "-f",
+            help=f"One of: {', '.join(REPORT_FORMATS)} (default: the --output ending, else html).",
+        ),
         output: Path | None = typer.Option(
             None, "--output", "-o", help="Write to this file (default: standard output)."
         ),
@@ -47,6 +62,7 @@ def register(app: typer.Typer) -> None:
         from pacsradar.report.dispatch import render_bytes
 
         try:
+            fmt = fmt or report_format(output)
             if fmt not in REPORT_FORMATS:
                 raise UsageError(f"unknown format; choose one of {', '.join(REPORT_FORMATS)}")
             if fmt in BINARY_FORMATS and output is None and sys.stdout.isatty():
@@ -55,7 +71,7 @@ def register(app: typer.Typer) -> None:
                 check_writable(output)
             with open_db(db) as store:
                 if scan is not None:
-                    known_scan(store, scan)
+                    scan = known_scan(store, scan)
                 data = render_bytes(fmt, ReportContext.from_store(store, scan))
         except PacsradarError as exc:
             raise fail(exc) from None
@@ -66,12 +82,16 @@ def register(app: typer.Typer) -> None:
             else:
                 typer.echo(data.decode("utf-8"), nl=False)
             return
-        if fmt in BINARY_FORMATS:
-            fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # owner-only, as write_private
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-        else:
-            write_private(output, data.decode("utf-8"))
+        try:
+            if fmt in BINARY_FORMATS:
+                fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # owner-only
+                with os.fdopen(fd, "wb") as fh:
+                    fh.write(data)
+            else:
+                write_private(output, data.decode("utf-8"))
+        except OSError as exc:
+            shown = peer_text(str(output), 200)
+            raise fail(UsageError(f"cannot write the report to '{shown}': {exc.strerror}")) from None
         stderr_console(highlight=False).print(Text(f"{fmt} report: {output}"))
 
 

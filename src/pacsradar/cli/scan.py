@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import tempfile
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -28,6 +29,7 @@ from pacsradar.cli.common import (
     exit_interrupted,
     output_target,
     print_error,
+    program,
     run_interruptible,
     setup_logging,
     stderr_console,
@@ -75,13 +77,13 @@ PLAN_PARAMETERS: tuple[str, ...] = (
 
 
 def _open_store(db: str | None, *, create: bool = True) -> Store:
-    from pacsradar.cli.store import open_db
+    from pacsradar.cli.dbopen import open_db
 
     return open_db(db, create=create)
 
 
 def _open_writer(db: str | None) -> ScanWriter:
-    from pacsradar.cli.store import open_writer
+    from pacsradar.cli.dbopen import open_writer
 
     return open_writer(db)
 
@@ -155,12 +157,21 @@ def finish(
     fail_on: Severity | None,
     allow_incomplete: bool,
     count_accepted: bool,
+    resume: str | None = None,
 ) -> ExitCode:
-    """Render the report, print warnings, pick the exit code."""
+    """Render the report, print warnings, pick the exit code; after a Ctrl-C, ``resume`` (the
+    command that finishes the scan) is the last line on stderr."""
     risks = accepted_risks(session.store)
     accepted = accepted_map(risks, report)
     emit(report, target, Console(highlight=False), accepted=accepted, risks=risks, warnings=session.warnings)
     if report.scan_id in INTERRUPTED_BY_USER:
+        if resume:
+            stderr_console().print(Text(f"interrupted; finish it with: {resume}"), highlight=False)
+        else:
+            stderr_console().print(
+                Text("interrupted; --no-store kept no record of it, so it cannot be resumed"),
+                highlight=False,
+            )
         exit_interrupted()
     if report.scan_id in OBSERVER_FAILED:
         return ExitCode.SCAN_ERROR
@@ -173,6 +184,22 @@ def finish(
     )
 
 
+def resume_command(scan_id: str, *, db: str | None, link_key_flag: bool, stored: bool) -> str | None:
+    """The exact command that finishes an interrupted scan, or None when nothing was stored.
+
+    ``--db`` is repeated when one was given; a ``--link-key`` given on the command line is
+    asked for again by name, never printed (a key from ``$PACSRADAR_LINK_KEY`` is read again).
+    """
+    if not stored:
+        return None
+    parts = [program(), "scan", "--resume", shlex.quote(scan_id)]
+    if db:
+        parts += ["--db", shlex.quote(db)]
+    if link_key_flag:
+        parts += ["--link-key", "<the same key>"]
+    return " ".join(parts)
+
+
 def register(app: typer.Typer) -> None:
     @app.command()
     def scan(
@@ -183,7 +210,10 @@ def register(app: typer.Typer) -> None:
         input_list: list[Path] = scanopts.OPT_INPUT_LIST,
         exclude: list[str] = scanopts.OPT_EXCLUDE,
         import_file: list[Path] = typer.Option(
-            [], "--import", help="nmap XML (-oX), masscan JSON/list, Shodan JSON or host:port list."
+            [],
+            "--import",
+            help="nmap XML (-oX), masscan JSON/list, Shodan JSON or host:port list; '-' reads "
+            "masscan (-oL/-oJ/-oD) or zmap (CSV) output from a pipe, auditing as lines arrive.",
         ),
         ports: str = scanopts.OPT_PORTS,
         extra_ports: str = scanopts.OPT_EXTRA_PORTS,
@@ -251,7 +281,9 @@ def register(app: typer.Typer) -> None:
                         f"options with it ({', '.join(sorted(given))})"
                     )
                 db_store = _open_store(db, create=False)
-                session = ScanSession.resume(db_store, resume, link_key=link_key)
+                from pacsradar.cli.dbopen import resolve_scan
+
+                session = ScanSession.resume(db_store, resolve_scan(db_store, resume), link_key=link_key)
             else:
                 options = scan_options(
                     ports=ports,
@@ -275,16 +307,23 @@ def register(app: typer.Typer) -> None:
                     gate=gate,
                     remote=scheduler is not None,
                 )
-                specs = [*(targets or ()), *(f"@{p}" for p in input_list)]
+                stdin = scanopts.StdinUse(input_list, import_file, cluster=workers or scheduler)
+                specs = [*(targets or ()), *(f"@{p}" for p in stdin.lists), *stdin.read_targets()]
                 plan = ScanPlan.build(
                     specs,
                     exclude,
-                    imports=load_imports(import_file),
+                    imports=load_imports(stdin.imports),
                     options=options,
                     link_key=link_key,
                     allow_large=allow_large_scope,
+                    streamed=stdin.streamed,
                 )
-                session = ScanSession(plan, store=_open_writer(db) if store else None, link_key=link_key)
+                session = ScanSession(
+                    plan,
+                    store=_open_writer(db) if store else None,
+                    link_key=link_key,
+                    stream=stdin.stream(),
+                )
         except (UsageError, StoreError) as exc:
             _error(err, exc)
             raise typer.Exit(ExitCode.USAGE) from None
@@ -307,6 +346,13 @@ def register(app: typer.Typer) -> None:
                 fail_on=fail_on,
                 allow_incomplete=allow_incomplete,
                 count_accepted=count_accepted,
+                resume=resume_command(
+                    session.scan_id or report.scan_id,
+                    db=db,
+                    link_key_flag=bool(link_key)
+                    and getattr(ctx.get_parameter_source("link_key"), "name", "") == "COMMANDLINE",
+                    stored=session.store is not None,
+                ),
             )
         except UsageError as exc:
             _error(err, exc)
@@ -378,8 +424,9 @@ def register(app: typer.Typer) -> None:
         err.print(Text(f"demo store (throwaway, not your findings store): {shown}"), soft_wrap=True)
         err.print(Text(f"JSON report: {json_path}"), soft_wrap=True)
         err.print(Text(f"HTML report: {html_path}"), soft_wrap=True)
-        err.print(Text(f"open it again: pacsradar report {report.scan_id} --db {shown}"), soft_wrap=True)
-        err.print(Text(f"           or: pacsradar serve --db {shown}"), soft_wrap=True)
+        again = program()
+        err.print(Text(f"open it again: {again} report {report.scan_id} --db {shown}"), soft_wrap=True)
+        err.print(Text(f"           or: {again} serve --db {shown}"), soft_wrap=True)
         raise typer.Exit(ExitCode.OK)
 
 

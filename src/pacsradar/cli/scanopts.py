@@ -7,6 +7,7 @@ timeouts as `scan` (README "Safety": only what the user named, exclusions win, e
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -25,14 +26,17 @@ from pacsradar.errors import ClusterError as ClusterFailure
 from pacsradar.errors import UsageError
 from pacsradar.families import SCAN_FAMILIES
 from pacsradar.models import ScanReport
-from pacsradar.phi import KeyedHasher
+from pacsradar.phi import KeyedHasher, peer_text
 from pacsradar.targets import parse_ports
 
 ONLY_CHOICES = SCAN_FAMILIES
 
 OPT_EXCLUDE = typer.Option([], "--exclude", "-x", help="Never scan these (wins over targets; @file too).")
 OPT_INPUT_LIST = typer.Option(
-    [], "-iL", "--input-list", help="Read targets from FILE, one or more a line (as nmap -iL; same as @FILE)."
+    [],
+    "-iL",
+    "--input-list",
+    help="Read targets from FILE, one or more a line (as nmap -iL; same as @FILE); '-' is standard input.",
 )
 OPT_PORTS = typer.Option(
     None,
@@ -158,7 +162,8 @@ def scan_options(
         try:
             text = aet_wordlist.read_text(encoding="utf-8", errors="replace")[: 1 << 20]
         except OSError as exc:
-            raise UsageError(f"cannot read --aet-wordlist ({exc.strerror})") from exc
+            shown = peer_text(str(aet_wordlist), 200)
+            raise UsageError(f"cannot read --aet-wordlist '{shown}': {exc.strerror}") from None
         words = tuple(w.strip() for w in text.splitlines() if w.strip() and not w.startswith("#"))
     if not 1 <= len(calling_aet) <= 16:
         raise UsageError("--calling-aet must be 1 to 16 characters (PS3.5 AE VR)")
@@ -217,6 +222,61 @@ def scan_options(
     )
 
 
+class StdinUse:
+    """``-iL -`` and ``--import -``: what standard input feeds (one of them at most).
+
+    ``-iL -`` is read to its end when the scan starts (targets may be CIDRs: the scope is sized
+    first, as for a file); ``--import -`` is streamed (:mod:`pacsradar.pipe`).
+    """
+
+    def __init__(self, input_list: Sequence[Path], import_file: Sequence[Path], *, cluster: object) -> None:
+        self.lists = [p for p in input_list if str(p) != "-"]
+        self.imports = [p for p in import_file if str(p) != "-"]
+        self.targets_from_stdin = len(self.lists) != len(input_list)
+        self.streamed = len(self.imports) != len(import_file)
+        if self.targets_from_stdin and self.streamed:
+            raise UsageError("standard input can feed -iL - or --import -, not both")
+        if self.streamed and cluster:
+            raise UsageError("--import - is read by this process: it cannot run on --workers/--scheduler")
+
+    def read_targets(self) -> list[str]:
+        """The tokens of ``-iL -`` (whitespace or commas between them, ``#`` comments)."""
+        if not self.targets_from_stdin:
+            return []
+        import re
+        import sys
+
+        from pacsradar.targets import MAX_TARGET_FILE_BYTES
+
+        try:
+            data = sys.stdin.buffer.read(MAX_TARGET_FILE_BYTES + 1)
+        except (OSError, ValueError) as exc:
+            raise UsageError(f"cannot read -iL - (standard input): {exc}") from None
+        if len(data) > MAX_TARGET_FILE_BYTES:
+            raise UsageError(f"-iL - (standard input) is larger than {MAX_TARGET_FILE_BYTES:,} bytes")
+        text = data.decode("utf-8-sig", errors="replace")
+        tokens = [t for line in text.splitlines() for t in re.split(r"[,\s]+", line.partition("#")[0]) if t]
+        if not tokens:
+            raise UsageError("-iL - read no target from standard input")
+        return tokens
+
+    def stream(self) -> Any:
+        """The :class:`pacsradar.pipe.ImportStream` of ``--import -``, or None."""
+        if not self.streamed:
+            return None
+        import sys
+
+        from pacsradar.pipe import ImportStream
+
+        try:
+            fd = sys.stdin.fileno()
+        except (OSError, ValueError):
+            raise UsageError("--import -: standard input is closed") from None
+        if os.isatty(fd):  # nothing is piped in: say what it waits for, as `cat` would not
+            print("reading --import - from the terminal: one line each, Ctrl-D to end", file=sys.stderr)
+        return ImportStream(fd, name="--import - (standard input)")
+
+
 def check_cluster(workers: int | None, scheduler: str | None) -> None:
     """``--workers``/``--scheduler`` are valid (checked before anything is scanned)."""
     if workers is None and scheduler is None:
@@ -267,6 +327,7 @@ __all__ = [
     "ONLY_CHOICES",
     "ClusterFailure",
     "MonitorClusterOption",
+    "StdinUse",
     "check_cluster",
     "cluster_scan",
     "parse_only",

@@ -10,12 +10,13 @@ from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
-from rich.table import Table
 from rich.text import Text
 
 from pacsradar.cli import scanopts
 from pacsradar.cli.common import OPT_LINK_KEY, stderr_console
+from pacsradar.cli.dbopen import DB_HELP, fail, open_db, open_writer, resolve_scan
 from pacsradar.cli.exitcodes import ExitCode
+from pacsradar.cli.listing import print_listing
 from pacsradar.errors import PacsradarError, UsageError
 from pacsradar.models import Severity
 from pacsradar.phi import peer_text
@@ -25,78 +26,9 @@ from pacsradar.report.safe import safe_json
 if TYPE_CHECKING:
     from pacsradar.alerts import AlertSink
     from pacsradar.monitor import Cycle
-    from pacsradar.store import Store
-    from pacsradar.store.plain import ScanWriter
 
-DB_HELP = "SQLAlchemy URL of the findings store (default: SQLite in the user data directory)."
 ENV_WEBHOOK_SECRET = "PACSRADAR_WEBHOOK_SECRET"  # noqa: S105 - a variable name
 ENV_SMTP_PASSWORD = "PACSRADAR_SMTP_PASSWORD"  # noqa: S105 - a variable name
-
-
-def _err() -> Console:
-    return stderr_console(highlight=False)
-
-
-def fail(exc: PacsradarError) -> typer.Exit:
-    """Print our own error text (never peer data, see errors.py) and pick the exit code."""
-    _err().print(Text(f"error: {exc}", style="bold red"))
-    return typer.Exit(ExitCode.USAGE if isinstance(exc, UsageError) else ExitCode.SCAN_ERROR)
-
-
-def open_db(db: str | None, *, create: bool = False) -> Store:
-    """Open the findings store; read-only commands (``create=False``) never create one.
-
-    A mistyped ``--db sqlite:////typo/dir/x.db`` is then an error, not a new empty database in a
-    new directory. A missing database driver is one line naming the extra to install.
-    """
-    from pacsradar.store import Store, default_db_url
-
-    url = db or default_db_url()
-    if not create:
-        path = _sqlite_path(url)
-        if path is not None and not path.exists():
-            where = peer_text(str(path), 300)
-            raise UsageError(f"no findings store at '{where}' (nothing stored yet, or a typo in --db)")
-    try:
-        return Store(url)
-    except ModuleNotFoundError as exc:
-        raise UsageError(_missing_driver(url, exc)) from None
-
-
-def open_writer(db: str | None) -> ScanWriter:
-    """The store a new scan writes to: created and migrated if need be, and on a current
-    SQLite file the SQLAlchemy-free writer (:mod:`pacsradar.store.lite`, start-up)."""
-    from pacsradar.store.lite import open_scan_writer
-    from pacsradar.store.plain import default_db_url
-
-    url = db or default_db_url()
-    try:
-        return open_scan_writer(url)
-    except ModuleNotFoundError as exc:
-        raise UsageError(_missing_driver(url, exc)) from None
-
-
-def _sqlite_path(url: str) -> Path | None:
-    """The file of a ``sqlite:///`` URL, or ``None`` (memory, URI form, another backend)."""
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError
-
-    try:
-        parsed = make_url(url)
-    except ArgumentError:
-        return None
-    database = parsed.database
-    if parsed.get_backend_name() != "sqlite" or not database or database == ":memory:":
-        return None
-    if database.startswith("file:"):
-        return None
-    return Path(database).expanduser()
-
-
-def _missing_driver(url: str, exc: ModuleNotFoundError) -> str:
-    if url.startswith(("postgresql", "postgres")):
-        return "PostgreSQL stores need the psycopg driver: pip install 'pacsradar[postgres]'"
-    return f"the database driver for this --db is not installed ({exc.name or 'unknown module'})"
 
 
 def parse_expiry(text: str, now: datetime | None = None) -> datetime:
@@ -176,18 +108,14 @@ def register(app: typer.Typer) -> None:
             )
             for s in found
         ]
-        if not out.is_terminal:
-            # Piped: one scan per line, ids in full (they are pasted into report/diff/--resume).
-            out.file.write("\t".join(columns) + "\n")
-            for row in rows:
-                out.file.write("\t".join(peer_text(x, 2000) for x in row) + "\n")
-            return
-        table = Table(title=None)
-        for col in columns:
-            table.add_column(col, no_wrap=col != "scope", overflow="fold")
-        for row in rows:
-            table.add_row(*(Text(x) for x in row[:-1]), Text(row[-1][:200]))
-        out.print(table)
+        # The id is what `report`, `diff` and `--resume` take: whole at any width, piped too.
+        print_listing(
+            out,
+            columns,
+            [(*row[:-1], row[-1][:200] if out.is_terminal else row[-1]) for row in rows],
+            keep=("scan",),
+            drop_order=("scope", "started (UTC)", "per-service patients", "endpoints"),
+        )
 
     @app.command()
     def diff(
@@ -206,6 +134,9 @@ def register(app: typer.Typer) -> None:
         try:
             threshold = _sev(fail_on)
             with open_db(db) as store:
+                # a unique prefix names a scan, as in `report` and `--resume`
+                base = resolve_scan(store, base, strict=False) if base else base
+                head = resolve_scan(store, head, strict=False) if head else head
                 result = store.diff(base, head)
         except PacsradarError as exc:
             raise fail(exc) from None
@@ -213,34 +144,27 @@ def register(app: typer.Typer) -> None:
             typer.echo(safe_json(result.model_dump(mode="json")))
         else:
             out = Console(highlight=False)
-            out.print(
-                Text(
-                    f"{result.base or 'nothing'} -> {result.head}: {len(result.new)} new, "
-                    f"{len(result.regressed)} regressed, {len(result.changed)} changed, "
-                    f"{len(result.resolved)} resolved, {len(result.not_retested)} not re-tested, "
-                    f"{result.unchanged} unchanged"
-                ),
-                soft_wrap=True,
+            summary = (
+                f"{result.base or 'nothing'} -> {result.head}: {len(result.new)} new, "
+                f"{len(result.regressed)} regressed, {len(result.changed)} changed, "
+                f"{len(result.resolved)} resolved, {len(result.not_retested)} not re-tested, "
+                f"{result.unchanged} unchanged"
             )
-            if result.all_changes() and not out.is_terminal:
-                for change in result.all_changes():
-                    f = change.finding
-                    fields = (change.kind.value, f.severity.value, f.check_id, f.endpoint.label, f.title)
-                    out.file.write("\t".join(peer_text(x, 2000) for x in fields) + "\n")
-            elif result.all_changes():
-                table = Table()
-                for col in ("change", "severity", "check", "endpoint", "title"):
-                    table.add_column(col, no_wrap=col != "title", overflow="fold")
-                for change in result.all_changes():
-                    f = change.finding
-                    table.add_row(
-                        change.kind.value,
-                        f.severity.value,
-                        Text(f.check_id),
-                        Text(f.endpoint.label),
-                        Text(f.title),
-                    )
-                out.print(table)
+            # Piped, the summary is a # comment: every other line is a change (grep, cut).
+            out.print(Text(summary if out.is_terminal else f"# {summary}"), soft_wrap=True)
+            changes = [
+                (c.kind.value, c.finding.severity.value, c.finding.check_id, c.finding.endpoint.label,
+                 c.finding.title)
+                for c in result.all_changes()
+            ]  # fmt: skip
+            if changes:
+                print_listing(
+                    out,
+                    ("change", "severity", "check", "endpoint", "title"),
+                    changes,
+                    keep=("check", "endpoint"),
+                    drop_order=("title",),
+                )
         if threshold is not None and any(
             c.finding.severity.rank >= threshold.rank for c in result.new + result.regressed
         ):
@@ -305,7 +229,7 @@ def register(app: typer.Typer) -> None:
         from pacsradar.cli.scanopts import scan_options
         from pacsradar.monitor import Monitor, parse_interval
 
-        err = _err()
+        err = stderr_console(highlight=False)
         try:
             if once == (every is not None):
                 raise UsageError("give exactly one of --every INTERVAL or --once")
@@ -424,14 +348,12 @@ def register(app: typer.Typer) -> None:
                 risks = store.accepted_risks(active_at=None if all_ else datetime.now(UTC))
         except PacsradarError as exc:
             raise fail(exc) from None
-        table = Table()
-        for col in ("id", "check", "asset", "expires", "reason"):
-            table.add_column(col)
-        for r in risks:
-            table.add_row(
-                str(r.id), Text(r.check_id), Text(r.asset), f"{r.expires_at:%Y-%m-%d}", Text(r.reason)
-            )
-        Console(highlight=False).print(table)
+        print_listing(
+            Console(highlight=False),
+            ("id", "check", "asset", "expires", "reason"),
+            [(str(r.id), r.check_id, r.asset, f"{r.expires_at:%Y-%m-%d}", r.reason) for r in risks],
+            keep=("id", "check"),
+        )
 
     @risk.command("remove")
     def risk_remove(
@@ -480,8 +402,9 @@ def _sinks(
         if secret_file:
             try:
                 secret = Path(secret_file).read_text(encoding="utf-8").strip()
-            except OSError:
-                raise UsageError("cannot read the webhook secret file") from None
+            except OSError as exc:
+                shown = peer_text(str(secret_file), 200)
+                raise UsageError(f"cannot read the webhook secret file '{shown}': {exc.strerror}") from None
         if not secret:
             raise UsageError(f"a webhook needs a secret: --webhook-secret-file or ${ENV_WEBHOOK_SECRET}")
         sinks.append(WebhookSink(webhook, secret))
@@ -516,4 +439,5 @@ def _sinks(
     return sinks
 
 
-__all__ = ["parse_expiry", "register"]
+# DB_HELP, fail, open_db, open_writer: moved to cli.dbopen, still importable from here.
+__all__ = ["DB_HELP", "fail", "open_db", "open_writer", "parse_expiry", "register"]

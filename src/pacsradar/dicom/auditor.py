@@ -49,7 +49,7 @@ class DicomAuditor:
     def wants(self, endpoint: Endpoint, prior: Sequence[TargetResult], options: ScanOptions) -> bool:
         if "dicom" not in options.only:
             return False
-        return endpoint.port in options.dicom_ports or endpoint.port in options.extra_ports
+        return options.tries(endpoint.port, options.dicom_ports)
 
     def _relabel(self, finding: Finding, product: str) -> Finding:
         spec = self._specs.get(finding.check_id)

@@ -10,7 +10,7 @@ from pacsradar.checks import (
     cwe,
 )
 from pacsradar.files.tally import Tally
-from pacsradar.models import Endpoint, Evidence, Finding, Reference, Severity
+from pacsradar.models import Endpoint, Evidence, Finding, Holdings, Reference, Severity
 
 CVE_2019_11687 = Reference(
     title="CVE-2019-11687: DICOM Part 10 preamble allows executable polyglot files",
@@ -173,7 +173,14 @@ def phi_summary(tally: Tally) -> str:
 def local_findings(endpoint: Endpoint, tally: Tally) -> tuple[Finding, ...]:
     found: list[Finding] = []
     if tally.phi_files:
-        found.append(FILE_PHI.finding(endpoint, summary=phi_summary(tally), evidence=tally.phi_evidence()))
+        # The keyed hashes let the JSON's exposure block count the same distinct patients and
+        # studies as the summary (report.exposure); never values, never written out.
+        holdings = Holdings(patients=tuple(sorted(tally.patients)), studies=tuple(sorted(tally.studies)))
+        found.append(
+            FILE_PHI.finding(
+                endpoint, summary=phi_summary(tally), evidence=tally.phi_evidence(), holdings=holdings
+            )
+        )
     found.extend(preamble_findings(endpoint, tally))
     return tuple(found)
 

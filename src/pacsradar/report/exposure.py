@@ -36,7 +36,7 @@ from pacsradar.models import EvidenceValue, Finding
 
 #: Check ids whose evidence carries ``patients``/``studies``/``images`` counts.
 EXPOSURE_CHECK_IDS: frozenset[str] = frozenset(
-    {"DICOM-QUERY-PHI", "WEB-UNAUTH-PHI", "SHARE-ANON-DICOM"}
+    {"DICOM-QUERY-PHI", "WEB-UNAUTH-PHI", "SHARE-ANON-DICOM", "FILE-PHI"}
     | {"DICOM-WORKLIST-PHI", "DICOM-UPS-PHI", "WEB-UPS-PHI"}  # scheduled work (issue 24)
 )
 COUNT_KEYS: tuple[str, ...] = ("patients", "studies", "images")
@@ -192,6 +192,8 @@ def exposure_of(findings: Iterable[Finding], *, count_honeypots: bool = False) -
             continue
         service = (f.endpoint.host, f.endpoint.port, f.endpoint.protocol)
         counts = [count(f.evidence.get(key)) for key in COUNT_KEYS]
+        if "images" not in f.evidence:  # the file audit counts DICOM files as "instances"
+            counts[2] = count(f.evidence.get("instances"))
         best = per_service.setdefault(service, [0, 0, 0])
         for i in range(3):
             best[i] = max(best[i], counts[i])

@@ -25,11 +25,14 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from pacsradar.errors import StoreError
+from pacsradar.phi import peer_text
 from pacsradar.store.plain import (
     SCHEMA_REVISION,
     _prepare_sqlite_file,
     _sqlite_pragmas,
-    default_db_url,
+    _t,
+    db_url,
+    shown_db,
 )
 from pacsradar.store.schema import (
     ScanRow,
@@ -73,11 +76,14 @@ class StoreBase:
     """Engine, sessions and migrations. Use :class:`pacsradar.store.core.Store`."""
 
     def __init__(self, url: str | None = None, *, migrate: bool = True) -> None:
-        self.url = url or default_db_url()
+        self.url = db_url(url)
         try:
             parsed = make_url(self.url)
-        except ArgumentError as exc:
-            raise StoreError("the database URL could not be parsed") from exc
+        except (ArgumentError, ValueError) as exc:  # ValueError: a port that is not a number
+            raise StoreError(
+                f"--db '{peer_text(shown_db(self.url), 200)}' is neither a file path nor a database "
+                "URL (sqlite:///PATH, postgresql+psycopg://USER@HOST/DB)"
+            ) from exc
         self.backend = parsed.get_backend_name()
         kwargs: dict[str, Any] = {}
         if self.backend == "sqlite":
@@ -186,6 +192,13 @@ class StoreBase:
                 yield session
         except SQLAlchemyError as exc:
             raise StoreError(f"store read failed ({type(exc).__name__})") from exc
+
+    def set_scan_option(self, scan_id: str, key: str, value: str) -> None:
+        """Replace one key of a stored scan's options, in one transaction (a streamed
+        import's plan grows as endpoints arrive: ``pacsradar.pipe``)."""
+        with self._tx() as s:
+            row = self._scan_row(s, scan_id)
+            row.options = {**dict(row.options or {}), key: _t(value)}
 
     def _scan_row(self, s: Session, scan_id: str) -> ScanRow:
         row = s.get(ScanRow, scan_id)

@@ -63,9 +63,9 @@ def _json(value: Any) -> str:
 def open_scan_writer(url: str | None) -> ScanWriter:
     """The writer for a new scan: :class:`LiteStore` when ``url`` is a current SQLite file,
     else the full store (which creates and migrates as needed)."""
-    from pacsradar.store.plain import default_db_url
+    from pacsradar.store.plain import db_url
 
-    url = url or default_db_url()
+    url = db_url(url)
     path = plain_sqlite_path(url)
     if path is not None and path.is_file():
         lite = LiteStore.open(url, path)
@@ -239,6 +239,18 @@ class LiteStore:
                     for h, p, proto, err, at, ms, clean in plain
                 ],
             )
+
+    def set_scan_option(self, scan_id: str, key: str, value: str) -> None:
+        if self._full is not None:
+            self._full.set_scan_option(scan_id, key, value)
+            return
+        with self._tx() as conn:
+            row = conn.execute("SELECT options FROM scans WHERE id = ?", (scan_id,)).fetchone()
+            if row is None:
+                raise StoreError("set_scan_option before begin_scan for this scan id")
+            options = json.loads(row[0]) if row[0] else {}
+            options[key] = _t(value)
+            conn.execute("UPDATE scans SET options = ? WHERE id = ?", (_json(options), scan_id))
 
     def finish_scan(self, report: ScanReport) -> None:
         """Close the scan: the same counts and fields as ``Store.finish_scan``."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from pacsradar.models import ScanReport, TargetResult, UnreachableGroup
@@ -45,7 +45,12 @@ class StoreObserver:
         unique_endpoints: bool = False,
         live_batch: int = 256,
         live_delay: float = 0.5,
+        plan_update: Callable[[], tuple[str, str] | None] | None = None,
     ) -> None:
+        #: a streamed import's growing plan: ``(options key, value)`` when it changed, else
+        #: None; written every few seconds and at the end, so --resume restores what arrived
+        self.plan_update = plan_update
+        self._next_plan = 0.0
         #: the session yields each endpoint once (an address-only plan; a resume skips what is
         #: stored), so a batch never replaces rows of its own scan (Store.record_unreachable)
         self.unique_endpoints = unique_endpoints
@@ -71,10 +76,28 @@ class StoreObserver:
         # Read once: a sweep's refused ports then cost no finding query per batch.
         self._open_hosts = self.store.hosts_with_open_findings()
 
+    def update_plan(self, *, force: bool = False) -> None:
+        """Write the streamed plan if it changed, at most every few seconds unless ``force``.
+
+        The interval grows with the write's cost (a plan of a million imported endpoints is
+        tens of MB of JSON), so the store never spends more than a twentieth of the scan on it.
+        """
+        if self.plan_update is None or self.scan_id is None:
+            return
+        now = time.monotonic()
+        if not force and now < self._next_plan:
+            return
+        changed = self.plan_update()
+        if changed is not None:
+            self.store.set_scan_option(self.scan_id, *changed)
+        self._next_plan = now + max(self.max_delay, 20 * (time.monotonic() - now))
+
     def on_result(self, result: TargetResult) -> None:
         if self.scan_id is None:
             raise RuntimeError("on_result before on_start")
         self._raise_failed()
+        if self.plan_update is not None:
+            self.update_plan()
         if not result.reachable and not result.findings:
             ep = result.endpoint
             row = (ep.host, ep.port, ep.protocol, result.error, result.started_at, result.duration_ms)
@@ -132,6 +155,8 @@ class StoreObserver:
 
     def flush(self) -> None:
         """Write the buffered unreachable endpoints now."""
+        if self.plan_update is not None:
+            self.update_plan()
         if self._closed and self.scan_id is not None:
             batch, self._closed = self._closed, []
             self.store.record_unreachable_rows(
@@ -142,6 +167,7 @@ class StoreObserver:
     def on_finish(self, report: ScanReport) -> None:
         self._raise_failed()
         self.flush_live()
+        self.update_plan(force=True)
         self.flush()
         if not report.scope and self.scope:
             report = report.model_copy(update={"scope": self.scope})

@@ -106,8 +106,32 @@ def default_db_url() -> str:
     """``$PACSRADAR_DB`` if set, else SQLite in the user data directory."""
     env = os.environ.get(ENV_DB)
     if env:
-        return env
+        return db_url(env)
     return f"sqlite:///{default_db_path()}"
+
+
+def db_url(value: str | None) -> str:
+    """``--db`` as an SQLAlchemy URL: a value without a scheme is the path of a SQLite file.
+
+    ``--db /tmp/x.db`` and ``--db findings.db`` then mean ``sqlite:////tmp/x.db`` and the file
+    in the current directory (made absolute, so the URL printed for a later ``report`` or
+    ``--resume`` names the same file from anywhere); a URL (``sqlite:///...``,
+    ``postgresql+psycopg://...``) is used as it is.
+    """
+    if not value:
+        return default_db_url()
+    if "://" in value or value.startswith("sqlite:"):
+        return value
+    return f"sqlite:///{Path(value).expanduser().absolute()}"
+
+
+def shown_db(value: str) -> str:
+    """A ``--db`` value for an error message: bounded, and without a password in a URL."""
+    head, at, tail = value.rpartition("@")
+    if at and "://" in head:
+        scheme, _, _credentials = head.partition("://")
+        value = f"{scheme}://***@{tail}"
+    return value[:200]
 
 
 def plain_sqlite_path(url: str) -> Path | None:
@@ -237,6 +261,10 @@ class ScanWriter(Protocol):
     ) -> None: ...
 
     def finish_scan(self, report: ScanReport) -> None: ...
+
+    def set_scan_option(self, scan_id: str, key: str, value: str) -> None:
+        """Replace one key of a running scan's options (the plan of a streamed import)."""
+        ...
 
     def accepted_risks(self, *, active_at: datetime | None = None) -> list[AcceptedRisk]: ...
 

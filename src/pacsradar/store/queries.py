@@ -144,6 +144,18 @@ class QueriesMixin(RisksMixin):
                 q = q.where(ScanRow.scope_key == scope)
             return self._summaries(s, list(s.scalars(q).all()))
 
+    def scan_ids_starting(self, prefix: str, *, limit: int = 6) -> list[str]:
+        """Stored scan ids that start with ``prefix`` (newest first): a unique one names a scan,
+        as a short commit hash does in git."""
+        with self._read() as s:
+            q = (
+                select(ScanRow.id)
+                .where(ScanRow.id.startswith(prefix, autoescape=True))
+                .order_by(ScanRow.started_at.desc(), ScanRow.id.desc())
+                .limit(limit)
+            )
+            return [str(x) for x in s.scalars(q)]
+
     def get_scan(self, scan_id: str) -> ScanSummary:
         with self._read() as s:
             return self._summaries(s, [self._scan_row(s, scan_id)])[0]

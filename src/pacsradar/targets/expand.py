@@ -300,6 +300,7 @@ def parse_scope(
     max_hosts: int = DEFAULT_MAX_HOSTS,
     allow_large: bool = False,
     imported: Iterable[ImportEntry] = (),
+    allow_empty: bool = False,
 ) -> Scope:
     """Parse target and exclusion specifications into a lazily expanded :class:`Scope`.
 
@@ -317,7 +318,7 @@ def parse_scope(
     exclude = _Blocks()
     exclude.add_specs(excludes, "excludes")
     entries = [(_single_host(host), _checked_port(port)) for host, port in imported]
-    if not specs and not entries:
+    if not specs and not entries and not allow_empty:
         raise TargetError("no targets given")
     scope = Scope(include, exclude, entries)
     count = scope.count()

@@ -274,3 +274,97 @@ def _from_plain_list(text: str) -> list[ImportEntry]:
         except TargetError as exc:
             raise _at_line(number, exc) from None
     return out
+
+
+# Imports read from a pipe, one line at a time (``--import -``)
+
+#: Longest line a streamed import may send; a longer one is refused as that line's error.
+MAX_STREAM_LINE: Final = 64 * 1024
+
+
+class LineImport:
+    """Another scanner's output parsed line by line as it arrives (``--import -``).
+
+    masscan ``-oL`` (``open tcp 4242 192.0.2.7 1700000000``), masscan ``-oJ`` (one record a line
+    between ``[`` and ``]``, commas before or after) and ``-oD`` (JSON lines), zmap's default
+    output (one address a line, scanned on the scan's ports), zmap ``-O csv`` with a header
+    naming ``saddr`` (and ``sport``: the port that answered; rows whose ``success`` is 0 or
+    whose ``classification`` is not ``synack`` are skipped), Shodan JSON lines and plain
+    ``host[:port]`` lists. The format is told from the first meaningful line, as
+    :func:`load_import` tells it from a file's start.
+
+    :meth:`feed` returns the line's entries (often none) or raises :class:`TargetError` naming
+    the line number; the caller decides whether a bad line ends the stream.
+    """
+
+    def __init__(self) -> None:
+        self.format: str | None = None
+        self.number = 0
+        self._saddr = 0
+        self._sport: int | None = None
+        self._success: int | None = None
+        self._classification: int | None = None
+
+    def feed(self, line: str) -> list[ImportEntry]:
+        self.number += 1
+        if len(line) > MAX_STREAM_LINE:
+            raise TargetError(f"line {self.number}: longer than {MAX_STREAM_LINE:,} characters")
+        text = line.strip().lstrip("\ufeff")
+        if not text:
+            return []
+        if self.format is None:
+            self.format = self._detect(text)
+            if self.format == "zmap CSV":
+                self._header(text)
+                return []
+        try:
+            return self._parse(text)
+        except TargetError as exc:
+            message = re.sub(r"^line \d+: ", "", str(exc))  # the per-text parsers' own count
+            raise TargetError(f"line {self.number} (read as {self.format}): {message}") from None
+
+    @staticmethod
+    def _detect(text: str) -> str:
+        if text.startswith("#masscan"):
+            return "masscan list (-oL)"
+        if text[0] in "[{,":
+            return "masscan JSON (-oJ) or JSON lines"
+        fields = text.split()
+        if len(fields) >= 4 and fields[0] in ("open", "closed", "banner"):
+            return "masscan list (-oL)"
+        if "saddr" in [c.strip() for c in text.split(",")]:
+            return "zmap CSV"
+        return "host[:port] list"
+
+    def _header(self, text: str) -> None:
+        columns = [c.strip() for c in text.split(",")]
+        self._saddr = columns.index("saddr")
+        for name in ("sport", "success", "classification"):
+            setattr(self, f"_{name}", columns.index(name) if name in columns else None)
+
+    def _parse(self, text: str) -> list[ImportEntry]:
+        fmt = self.format
+        if fmt == "masscan list (-oL)":
+            if text.startswith("#"):
+                return []
+            return _from_masscan_list(text)
+        if fmt == "masscan JSON (-oJ) or JSON lines":
+            body = text.strip(",").strip()
+            if body in ("", "[", "]"):
+                return []
+            return _from_json_lines(body)
+        if fmt == "zmap CSV":
+            return self._zmap_row(text)
+        return _from_plain_list(text)
+
+    def _zmap_row(self, text: str) -> list[ImportEntry]:
+        row = [c.strip() for c in text.split(",")]
+        wanted = [i for i in (self._saddr, self._sport, self._success, self._classification) if i is not None]
+        if len(row) <= max(wanted):
+            raise TargetError(f"expected at least {max(wanted) + 1} comma-separated fields")
+        if self._success is not None and row[self._success] not in ("1", "true", "True"):
+            return []
+        if self._classification is not None and row[self._classification] not in ("synack", "syn-ack"):
+            return []
+        host = _single_host(row[self._saddr])
+        return [(host, None if self._sport is None else _port(row[self._sport]))]

@@ -32,6 +32,7 @@ TLS_WEAK = CheckSpec(
     id="TLS-WEAK",
     title="TLS accepts obsolete protocol versions or weak ciphers",
     severity=Severity.MEDIUM,
+    severity_varies="high for NULL, export-grade or anonymous cipher suites",
     category="transport",
     description=(
         "The TLS service accepts TLS 1.0/1.1 or cipher suites without real protection (NULL,"
@@ -56,6 +57,7 @@ TLS_CERTIFICATE = CheckSpec(
     id="TLS-CERTIFICATE",
     title="TLS certificate cannot be trusted as presented",
     severity=Severity.LOW,
+    severity_varies="medium when expired, not yet valid, or with a weak key or signature",
     category="transport",
     description=(
         "The server's certificate is expired, not yet valid, self-signed, issued for another"

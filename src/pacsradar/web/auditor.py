@@ -63,7 +63,7 @@ class WebAuditor:
             return False  # a DICOM port is not also a web port
         if endpoint.protocol in ("http", "https"):
             return True
-        return endpoint.port in options.web_ports or endpoint.port in options.extra_ports
+        return options.tries(endpoint.port, options.web_ports)
 
     def _budget_for(self, host: str) -> HostBudget:
         from pacsradar.web.context import HostBudget

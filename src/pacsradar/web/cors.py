@@ -18,6 +18,7 @@ CORS_WILDCARD = CheckSpec(
     id="WEB-CORS-WILDCARD",
     title="CORS lets any web site read the API",
     severity=Severity.MEDIUM,
+    severity_varies="high when the visitor's session or PHI is readable cross-origin",
     category="access-control",
     description=(
         "The service answers cross-origin requests with Access-Control-Allow-Origin: * (or"

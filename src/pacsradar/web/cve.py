@@ -19,6 +19,7 @@ KNOWN_CVE = CheckSpec(
     id="VULN-KNOWN-CVE",
     title="Product version with known vulnerabilities",
     severity=Severity.HIGH,
+    severity_varies="the worst rating among the CVEs the version matches",
     category="vulnerability",
     description=(
         "The version the service reports is affected by published vulnerabilities. Confidence"
@@ -85,6 +86,8 @@ async def _run(ctx: WebContext) -> CheckOutcome:
         },
         product=ctx.product_label,
         severity=worst,
+        severity_reason=", ".join(e.cve for e in hits if Severity(e.severity) is worst)
+        + f", rated {worst.value} (cves.json, from the advisories)",
     )
     return CheckOutcome(details=details, findings=(finding,))
 

@@ -18,6 +18,7 @@ PLAINTEXT = CheckSpec(
     id="WEB-PLAINTEXT",
     title="Medical web service over plaintext HTTP",
     severity=Severity.HIGH,
+    severity_varies="medium when neither PHI nor a login crosses it",
     category="transport",
     description=(
         "The service speaks plain HTTP and does not redirect to HTTPS: patient data, session"

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Sequence
+from typing import Any
 
 from pacsradar.checks import Check, CheckOutcome, CheckSpec, cwe, skipped
 from pacsradar.dicom.context import DicomContext
@@ -31,6 +33,7 @@ KNOWN_CVE = CheckSpec(
     id="DICOM-KNOWN-CVE",
     title="DICOM server version with known vulnerabilities",
     severity=Severity.HIGH,
+    severity_varies="the worst rating among the CVEs the version matches",
     category="vulnerability",
     description=(
         "The implementation behind this DICOM port reports a version affected by published"
@@ -137,8 +140,15 @@ async def run(ctx: DicomContext) -> CheckOutcome:
         evidence=evidence,
         product=ctx.product,
         severity=worst,
+        severity_reason=_worst_reason(hits, worst),
     )
     return CheckOutcome(details=details, findings=(finding,))
+
+
+def _worst_reason(hits: Sequence[Any], worst: Severity) -> str:
+    """Why the finding is rated ``worst``: the CVEs of that rating (cves.json, from NVD)."""
+    rated = [e.cve for e in hits if Severity(e.severity) is worst]
+    return f"{', '.join(rated[:5])}, rated {worst.value} (cves.json, from the advisories)"
 
 
 CHECK: Check[DicomContext] = Check(name="dicom.cve", specs=SPECS, run=run)

@@ -26,6 +26,7 @@ IDENTITY_IGNORED = CheckSpec(
     id="DICOM-USER-IDENTITY-IGNORED",
     title="DICOM association accepted with bogus user credentials",
     severity=Severity.MEDIUM,
+    severity_varies="high when a positive User Identity response is returned",
     category="dicom",
     description=(
         "An association carrying a made-up username and passcode (User Identity Negotiation, "

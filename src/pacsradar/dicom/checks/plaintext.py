@@ -19,6 +19,7 @@ PLAINTEXT = CheckSpec(
     id="DICOM-PLAINTEXT",
     title="DICOM service without TLS",
     severity=Severity.MEDIUM,
+    severity_varies="high when query results with PHI cross it",
     category="dicom",
     description=(
         "The DICOM service speaks the Upper Layer protocol in clear text: patient data and AE "

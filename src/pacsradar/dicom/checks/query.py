@@ -46,6 +46,7 @@ QUERY_PHI = CheckSpec(
     id="DICOM-QUERY-PHI",
     title="DICOM C-FIND returns patient data to an unknown peer",
     severity=Severity.CRITICAL,
+    severity_varies="medium for records without identifying attributes, low for no records",
     category="dicom",
     description=(
         "A universal C-FIND from an unregistered AE title returned study records with identifying "

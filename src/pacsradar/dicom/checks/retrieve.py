@@ -31,6 +31,7 @@ RETRIEVE_OPEN = CheckSpec(
     id="DICOM-RETRIEVE-OPEN",
     title="DICOM retrieve (C-GET/C-MOVE) offered to an unknown peer",
     severity=Severity.HIGH,
+    severity_varies="medium unverified on a peer without records; low when --intrusive sees C-MOVE refused",
     category="dicom",
     description=(
         "The service negotiated C-GET or C-MOVE for an unregistered AE title. If retrieves are "
