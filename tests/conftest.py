@@ -6,6 +6,7 @@ when the binary itself is absent, never because a peer misbehaves.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
 from collections.abc import Callable, Iterator
@@ -27,8 +28,7 @@ from lab.dcmtk import (
 )
 from lab.hostile import HOSTILE_KINDS, ThreadedServer, run_in_thread
 from lab.orthanc import ORTHANC_BIN, Orthanc, orthanc_available, start_orthanc
-from lab.ports import LOOPBACK
-from lab.ports import free_port as _free_port
+from lab.ports import LOOPBACK, closed_port
 from lab.tls import CertPair, make_self_signed
 from pacsradar.lab.pacs import ExposedPacs, silence_pynetdicom
 from pacsradar.lab.synthetic import LabSummary, make_studies, summarise
@@ -82,9 +82,11 @@ def _no_asyncio_noise() -> Iterator[None]:
 
 
 @pytest.fixture
-def free_port() -> int:
-    """A TCP port with nothing listening on 127.0.0.1 right now."""
-    return _free_port()
+def closed_ports() -> Iterator[Callable[..., int]]:
+    """``closed_ports(host="127.0.0.1") -> port``: a port that refuses connections until the
+    test ends (bound, never listening, so nothing else can take it meanwhile)."""
+    with contextlib.ExitStack() as stack:
+        yield lambda host=LOOPBACK: stack.enter_context(closed_port(host))
 
 
 @pytest.fixture(scope="session")
