@@ -33,7 +33,6 @@ from lab.tls import CertPair, make_self_signed
 from pacsradar.lab.pacs import ExposedPacs, silence_pynetdicom
 from pacsradar.lab.synthetic import LabSummary, make_studies, summarise
 
-
 # -- markers (issue 23): `peers`, `netns` and `slow` are applied here, from what a test uses ----------
 #
 # A test is `peers` when its function, one of its fixtures, or a helper of its module they call
