@@ -37,8 +37,8 @@ from pacsradar.lab.synthetic import LabSummary, make_studies, summarise
 #
 # A test is `peers` when its function, one of its fixtures, or a helper of its module they call
 # names one of PEER_NAMES (the starters of real peer software from Debian/npm, or its binary);
-# `netns` likewise with NETNS_NAMES. `slow` is SLOW_TESTS (measured over ~5 s on a loaded 2-core
-# machine, see HACKING.md "Tests"). The fast subset is `pytest -m "not peers and not netns and
+# `netns` likewise with NETNS_NAMES. `slow` is SLOW_TESTS (tests/slow_tests.txt: measured, see
+# HACKING.md "Tests"). The fast subset is `pytest -m "not peers and not netns and
 # not slow"`.
 
 PEER_NAMES = frozenset({
@@ -50,8 +50,12 @@ PEER_NAMES = frozenset({
 })  # fmt: skip
 NETNS_NAMES = frozenset({"SparseNet", "netns_skip_reason"})
 
-#: Test functions (names, not paths: they survive a move) measured at more than ~5 s.
-SLOW_TESTS: frozenset[str] = frozenset()
+#: Test functions (names, not paths: they survive a move) measured slow: tests/slow_tests.txt.
+SLOW_TESTS = frozenset(
+    line.strip()
+    for line in (Path(__file__).parent / "slow_tests.txt").read_text(encoding="utf-8").splitlines()
+    if line.strip() and not line.startswith("#")
+)
 
 
 def _names_used(code: Any, module: dict[str, Any], seen: set[int], depth: int = 0) -> set[str]:
