@@ -6,6 +6,7 @@ when the binary itself is absent, never because a peer misbehaves.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
 from collections.abc import Callable, Iterator
@@ -27,11 +28,79 @@ from lab.dcmtk import (
 )
 from lab.hostile import HOSTILE_KINDS, ThreadedServer, run_in_thread
 from lab.orthanc import ORTHANC_BIN, Orthanc, orthanc_available, start_orthanc
-from lab.ports import LOOPBACK
-from lab.ports import free_port as _free_port
+from lab.ports import LOOPBACK, closed_port
 from lab.tls import CertPair, make_self_signed
 from pacsradar.lab.pacs import ExposedPacs, silence_pynetdicom
 from pacsradar.lab.synthetic import LabSummary, make_studies, summarise
+
+# -- markers (issue 23): `peers`, `netns` and `slow` are applied here, from what a test uses ----------
+#
+# A test is `peers` when its function, one of its fixtures, or a helper of its module they call
+# names one of PEER_NAMES (the starters of real peer software from Debian/npm, or its binary);
+# `netns` likewise with NETNS_NAMES. `slow` is SLOW_TESTS (tests/slow_tests.txt: measured, see
+# HACKING.md "Tests"). The fast subset is `pytest -m "not peers and not netns and
+# not slow"`.
+
+PEER_NAMES = frozenset({
+    # tests/lab: Orthanc, DCMTK, dcmjs-dimse (npm), pynetdicom's qrscp application
+    "start_orthanc", "orthanc_factory", "start_dcmqrscp", "dcmqrscp_lab", "start_storescp_tls",
+    "storescp_tls_factory", "start_dcmjs_scp", "start_qrscp", "TlsFront",
+    # binaries named by test modules: nmap, CTN, chromium, vsftpd/smbd/nginx, PostgreSQL
+    "NMAP", "SIMPLE_STORAGE", "CHROMIUM", "_need", "pg_cluster", "ctn_storage",
+})  # fmt: skip
+NETNS_NAMES = frozenset({"SparseNet", "netns_skip_reason"})
+
+#: Test functions (names, not paths: they survive a move) measured slow: tests/slow_tests.txt.
+SLOW_TESTS = frozenset(
+    line.strip()
+    for line in (Path(__file__).parent / "slow_tests.txt").read_text(encoding="utf-8").splitlines()
+    if line.strip() and not line.startswith("#")
+)
+
+
+def _names_used(code: Any, module: dict[str, Any], seen: set[int], depth: int = 0) -> set[str]:
+    """Global names ``code`` refers to, with those of nested code and of same-module helpers."""
+    if id(code) in seen or depth > 4:
+        return set()
+    seen.add(id(code))
+    names = set(code.co_names)
+    for const in code.co_consts:
+        if hasattr(const, "co_names"):
+            names |= _names_used(const, module, seen, depth)
+    for name in list(names):
+        helper = module.get(name)
+        if callable(helper) and getattr(helper, "__module__", None) == module.get("__name__"):
+            inner = getattr(helper, "__code__", None)
+            if inner is not None:
+                names |= _names_used(inner, module, seen, depth + 1)
+    return names
+
+
+def _uses(item: pytest.Item) -> set[str]:
+    function = getattr(item, "function", None)
+    if function is None:
+        return set()
+    seen: set[int] = set()
+    names = _names_used(function.__code__, function.__globals__, seen)
+    info = getattr(item, "_fixtureinfo", None)
+    for fixture_name, defs in (info.name2fixturedefs.items() if info is not None else ()):
+        names.add(fixture_name)
+        for fixturedef in defs:
+            func = getattr(fixturedef.func, "__wrapped__", fixturedef.func)
+            if hasattr(func, "__code__"):
+                names |= _names_used(func.__code__, func.__globals__, seen)
+    return names
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        used = _uses(item)
+        kinds = {"peers": bool(used & PEER_NAMES), "netns": bool(used & NETNS_NAMES)}
+        for marker, applies in kinds.items():
+            if applies and item.get_closest_marker(marker) is None:
+                item.add_marker(marker)
+        if getattr(item, "originalname", item.name) in SLOW_TESTS and item.get_closest_marker("slow") is None:
+            item.add_marker("slow")
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -82,9 +151,11 @@ def _no_asyncio_noise() -> Iterator[None]:
 
 
 @pytest.fixture
-def free_port() -> int:
-    """A TCP port with nothing listening on 127.0.0.1 right now."""
-    return _free_port()
+def closed_ports() -> Iterator[Callable[..., int]]:
+    """``closed_ports(host="127.0.0.1") -> port``: a port that refuses connections until the
+    test ends (bound, never listening, so nothing else can take it meanwhile)."""
+    with contextlib.ExitStack() as stack:
+        yield lambda host=LOOPBACK: stack.enter_context(closed_port(host))
 
 
 @pytest.fixture(scope="session")

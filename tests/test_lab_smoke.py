@@ -393,6 +393,5 @@ def test_endless_pending_ignores_cancel(hostile_factory: Callable[..., ThreadedS
 
 def test_closed_port_refuses() -> None:
     # Given a port with nothing listening, When connecting, Then the connection is refused
-    port = closed_port("127.0.0.4")
-    with pytest.raises(ConnectionRefusedError), socket.create_connection(("127.0.0.4", port), 5):
-        pass
+    with closed_port("127.0.0.4") as port, pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.4", port), 5).close()

@@ -11,7 +11,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parents[1] / "store"))
 
 import pacsradar_samples as S
-from dashlab import ARTIFACTS, TOKEN, Dashboard, free_port, second_scan
+from dashlab import ARTIFACTS, TOKEN, Dashboard, second_scan
 
 from pacsradar.dashboard import DashboardServer, create_app
 from pacsradar.store import Store
@@ -29,8 +29,11 @@ def populated_store(tmp_path: Path) -> Iterator[tuple[Store, Path]]:
 @pytest.fixture
 def dashboard(populated_store: tuple[Store, Path]) -> Iterator[Dashboard]:
     store, db = populated_store
-    with DashboardServer(create_app(store, token=TOKEN), port=free_port()) as url:
-        yield Dashboard(url=url, store=store, db=db)
+    # Port 0: uvicorn binds a port of the kernel's choosing; the URL is read back from its socket.
+    server = DashboardServer(create_app(store, token=TOKEN), port=0)
+    with server:
+        port = int(server.server.servers[0].sockets[0].getsockname()[1])
+        yield Dashboard(url=f"http://127.0.0.1:{port}", store=store, db=db)
 
 
 @pytest.fixture(scope="session")

@@ -6,7 +6,6 @@ conftest.py is first on sys.path, which depends on the order pytest collects dir
 
 from __future__ import annotations
 
-import socket
 import sys
 from dataclasses import dataclass
 from datetime import timedelta
@@ -22,12 +21,6 @@ from pacsradar.store import Store
 TOKEN = "test-token-" + "x" * 24
 NEW_CHECK = "DICOM-AE-WILDCARD"
 ARTIFACTS = Path(__file__).parents[2] / "test-artifacts"
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def second_scan() -> ScanReport:

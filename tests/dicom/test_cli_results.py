@@ -7,11 +7,12 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from dicom.helpers import CLI_ENV as ENV
 from dicom.helpers import run_cli
-from lab.ports import free_port
+from lab.ports import closed_port
 from pacsradar.lab.pacs import ExposedPacs
 from pacsradar.lab.synthetic import make_studies
 
@@ -55,16 +56,18 @@ def test_accepted_risks_are_marked_and_do_not_fail_the_scan(tmp_path: Path) -> N
 def test_diff_follows_the_readme_rule_stop_rescan_restart_rescan(tmp_path: Path) -> None:
     # Given a PACS on a fixed port, scanned into a store
     url = f"sqlite:///{tmp_path / 'd.db'}"
-    port = free_port("127.0.13.20")
-    scan = ["scan", "127.0.13.20", "-p", str(port), "--only", "dicom", "--db", url, "-f", "json"]
     datasets = make_studies(2, seed=6)
-    with ExposedPacs(datasets, host="127.0.13.20", port=port):
+    with ExposedPacs(datasets, host="127.0.13.20") as pacs:
+        port = pacs.port
+        scan = ["scan", "127.0.13.20", "-p", str(port), "--only", "dicom", "--db", url, "-f", "json"]
         baseline = run_cli(*scan, cwd=tmp_path)
     assert baseline.returncode == 0, baseline.stderr[-2000:]
     n = sum(len(r["findings"]) for r in json.loads(baseline.stdout)["results"])
     assert n > 0
-    # When the SCP is stopped (connection refused) and the scope rescanned
-    stopped = run_cli(*scan, cwd=tmp_path)
+    # When the SCP is stopped (connection refused; its port held, so it stays the SCP's) and the
+    # scope rescanned
+    with closed_port("127.0.13.20", port):
+        stopped = run_cli(*scan, cwd=tmp_path)
     assert stopped.returncode == 0, stopped.stderr[-2000:]
     after_stop = json.loads(run_cli("diff", "--json", "--db", url, cwd=tmp_path).stdout)
     # Then every finding is resolved (README: a refused connection resolves), none "not re-tested"
@@ -80,7 +83,7 @@ def test_diff_follows_the_readme_rule_stop_rescan_restart_rescan(tmp_path: Path)
     assert f"{n} regressed" in findings.stdout
 
 
-def test_monitor_says_what_happened_to_the_alert(tmp_path: Path) -> None:
+def test_monitor_says_what_happened_to_the_alert(tmp_path: Path, closed_ports: Callable[..., int]) -> None:
     # Given an exposed PACS watched by a monitor, first without any alert sink
     url = f"sqlite:///{tmp_path / 'm.db'}"
     with ExposedPacs(make_studies(2, seed=8), host="127.0.13.30") as pacs:
@@ -88,7 +91,7 @@ def test_monitor_says_what_happened_to_the_alert(tmp_path: Path) -> None:
         quiet = run_cli(*base, "--db", url, cwd=tmp_path)
         # And then with a webhook nothing listens for
         env = {**ENV, "PACSRADAR_WEBHOOK_SECRET": "s" * 32}
-        hook = f"http://127.0.13.31:{free_port('127.0.13.31')}/hook"
+        hook = f"http://127.0.13.31:{closed_ports('127.0.13.31')}/hook"
         other = f"sqlite:///{tmp_path / 'm2.db'}"
         failed = run_cli(*base, "--webhook", hook, "--db", other, cwd=tmp_path, env=env)
     # Then the first says no sink is configured, never "sent"
@@ -99,8 +102,8 @@ def test_monitor_says_what_happened_to_the_alert(tmp_path: Path) -> None:
     assert "webhook failed:" in failed.stderr and "alert sent" not in failed.stderr
 
 
-def test_one_endpoint_is_singular(tmp_path: Path) -> None:
-    closed = str(free_port("127.0.13.31"))
+def test_one_endpoint_is_singular(tmp_path: Path, closed_ports: Callable[..., int]) -> None:
+    closed = str(closed_ports("127.0.13.31"))
     result = run_cli("scan", "127.0.13.31", "-p", closed, "--no-store", cwd=tmp_path)
     assert "# 1 endpoint probed: 0 open, 1 closed, 0 filtered; 0 findings" in result.stdout
 
@@ -125,24 +128,26 @@ def test_demo_uses_a_throwaway_store_and_says_where(tmp_path: Path) -> None:
 
 def test_plain_http_server_without_phi_is_not_web_plaintext(tmp_path: Path) -> None:
     # Given `python -m http.server` (no PHI, no login, no DICOMweb) on a port scanned as DICOM
-    from lab.ports import wait_for_port
-
-    port = free_port("127.0.13.40")
     (tmp_path / "www").mkdir()
     (tmp_path / "www" / "index.html").write_text("<html><title>hello</title></html>", encoding="utf-8")
+    # Port 0: http.server binds, then prints "Serving HTTP on HOST port PORT ..." (-u: at once)
     server = subprocess.Popen(
-        [sys.executable, "-m", "http.server", "--bind", "127.0.13.40", str(port)],
+        [sys.executable, "-u", "-m", "http.server", "--bind", "127.0.13.40", "0"],
         cwd=tmp_path / "www",
-        stdout=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
+        text=True,
     )
     try:
-        wait_for_port(port, host="127.0.13.40")
+        assert server.stdout is not None
+        banner = server.stdout.readline()
+        assert banner.startswith("Serving HTTP on 127.0.13.40 port "), banner
+        port = int(banner.split()[5])
         # When it is scanned with every family on that port
         result = run_cli("scan", "127.0.13.40", "-p", str(port), "--no-store", "-f", "json", cwd=tmp_path)
     finally:
         server.terminate()
-        server.wait(timeout=30)
+        server.communicate(timeout=30)
     # Then it is seen as HTTP, and WEB-PLAINTEXT is not raised for it
     assert result.returncode == 0, result.stderr[-2000:]
     report = json.loads(result.stdout)

@@ -11,7 +11,7 @@ import json
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -19,7 +19,7 @@ import pytest
 from dicom.helpers import CLI_ENV as ENV
 from dicom.helpers import run_cli
 from lab.hostile import Silent, ThreadedServer, run_in_thread
-from lab.ports import free_port
+from lab.ports import one_port
 from pacsradar.lab.pacs import ExposedPacs
 from pacsradar.lab.synthetic import make_studies
 
@@ -61,14 +61,15 @@ def _wait_for_stored_result(db: Path, timeout: float = 90.0) -> str:
 def test_resume_restores_the_stored_plan_and_never_widens_it(tmp_path: Path) -> None:
     # Given the scan: three hosts, one excluded, one port, DICOM only, and long timeouts;
     # the first host answers at once, the second accepts TCP and stays silent (the run hangs there)
-    port = free_port("127.0.12.10")
     db = tmp_path / "k.db"
     defaults = [("127.0.12.10", 104), ("127.0.12.10", 8042), ("127.0.12.100", 4242), ("127.0.12.100", 445)]
     with (
-        ExposedPacs(make_studies(2, seed=3), host="127.0.12.10", port=port),
+        one_port(
+            lambda p: ExposedPacs(make_studies(2, seed=3), host="127.0.12.10", port=p),
+            lambda p: run_in_thread(Silent("127.0.12.100", p)),
+        ) as (port, (_, hang)),
         traps(("127.0.12.50", port), *defaults) as watched,
     ):
-        hang = run_in_thread(Silent("127.0.12.100", port))
         args = ["scan", "127.0.12.100", "127.0.12.50", "127.0.12.10", "-x", "127.0.12.50", "-p", str(port)]
         args += ["--only", "dicom", "--assoc-timeout", "60", "--read-timeout", "60", "--deadline", "120"]
         args += ["--max-records", "77", "--rate", "25", "--db", f"sqlite:///{db}", "-f", "json"]
@@ -137,9 +138,11 @@ def test_resume_refuses_what_it_cannot_restore(tmp_path: Path) -> None:
 # -- 2. -p exact, -iL, one -o convention ---------------------------------------------------------
 
 
-def test_ports_are_exact_and_plus_adds_to_the_defaults(tmp_path: Path) -> None:
+def test_ports_are_exact_and_plus_adds_to_the_defaults(
+    tmp_path: Path, closed_ports: Callable[..., int]
+) -> None:
     # Given a DICOM default port with a counting listener, and a closed port P
-    closed = free_port("127.0.12.30")
+    closed = closed_ports("127.0.12.30")
     with traps(("127.0.12.30", 104), ("127.0.12.30", 8042)) as watched:
         # When -p names P only
         exact = run_cli("scan", "127.0.12.30", "-p", str(closed), "--no-store", "-f", "json", cwd=tmp_path)
@@ -156,9 +159,9 @@ def test_ports_are_exact_and_plus_adds_to_the_defaults(tmp_path: Path) -> None:
         assert json.loads(plus.stdout)["stats"]["endpoints_done"] == 8
 
 
-def test_input_list_and_output_file_conventions(tmp_path: Path) -> None:
+def test_input_list_and_output_file_conventions(tmp_path: Path, closed_ports: Callable[..., int]) -> None:
     # Given a target list for -iL and a closed port
-    closed = str(free_port("127.0.12.32"))
+    closed = str(closed_ports("127.0.12.32"))
     listing = tmp_path / "hosts.txt"
     listing.write_text("127.0.12.32  # ward A\n127.0.12.33\n", encoding="utf-8")
     common = ["-iL", str(listing), "-p", closed, "--no-store"]
@@ -187,9 +190,11 @@ def test_input_list_and_output_file_conventions(tmp_path: Path) -> None:
 # -- 3. could not test never reads as clean --------------------------------------------------------
 
 
-def test_silent_peer_is_could_not_test_and_exits_4_with_fail_on(tmp_path: Path) -> None:
+def test_silent_peer_is_could_not_test_and_exits_4_with_fail_on(
+    tmp_path: Path, closed_ports: Callable[..., int]
+) -> None:
     # Given a peer that accepts TCP and never answers, and a closed port beside it
-    closed = free_port("127.0.12.41")
+    closed = closed_ports("127.0.12.41")
     with run_in_thread(Silent("127.0.12.40", 0)) as silent:
         port = str(silent.port)
         args = ["127.0.12.40", "127.0.12.41", "-p", f"{port},{closed}", "--only", "dicom", "--no-store"]
@@ -210,7 +215,7 @@ def test_silent_peer_is_could_not_test_and_exits_4_with_fail_on(tmp_path: Path) 
     assert "1 could not be tested" in summary and "0 findings" in summary
 
 
-def test_unresolvable_names_are_errors_or_warnings(tmp_path: Path) -> None:
+def test_unresolvable_names_are_errors_or_warnings(tmp_path: Path, closed_ports: Callable[..., int]) -> None:
     # Given a name that cannot resolve (RFC 6761 .invalid: pacsradar answers without DNS)
     alone = run_cli("scan", "no-such-host.invalid", "--no-store", "--fail-on", "info", cwd=tmp_path)
     # Then alone it is a one-line usage error (exit 2), no "closed" endpoints
@@ -218,7 +223,7 @@ def test_unresolvable_names_are_errors_or_warnings(tmp_path: Path) -> None:
     assert "no-such-host.invalid" in alone.stderr and "did not resolve" in alone.stderr
     assert "Traceback" not in alone.stderr and "closed" not in alone.stdout
     # And beside a real target it is a warning, and --fail-on exits 4 (incomplete), never 0
-    closed = str(free_port("127.0.12.42"))
+    closed = str(closed_ports("127.0.12.42"))
     args = ["no-such-host.invalid", "127.0.12.42", "-p", closed, "--no-store", "--fail-on", "info"]
     mixed = run_cli("scan", *args, cwd=tmp_path)
     assert mixed.returncode == 4, mixed.stderr[-2000:]

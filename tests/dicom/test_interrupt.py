@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from lab.hostile import Silent, ThreadedServer, run_in_thread
-from lab.ports import free_port
+from lab.hostile import Silent, run_in_thread
+from lab.ports import one_port
 from pacsradar.lab.pacs import ExposedPacs
 from pacsradar.lab.synthetic import make_studies
 
@@ -36,17 +36,27 @@ def _wait_for(predicate: object, limit: float = 60.0) -> None:
     raise AssertionError("the scan never reached the silent peers")
 
 
+def _stored_hosts(db: Path) -> set[str]:
+    """Hosts with a finished record in the scan's SQLite store (read-only; empty until then)."""
+    import sqlite3
+
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1)) as conn:
+            return {str(row[0]) for row in conn.execute("SELECT DISTINCT host FROM scan_results")}
+    except sqlite3.Error:
+        return set()
+
+
 @pytest.mark.parametrize("presses", [1, 2])
 def test_ctrl_c_ends_a_scan_of_silent_peers_at_once_and_keeps_finished_records(
     tmp_path: Path, presses: int
 ) -> None:
     # Given three peers that accept and never answer, and one exposed PACS, on loopback
-    port = free_port("127.0.0.120")
     with contextlib.ExitStack() as stack:
-        silent: list[ThreadedServer] = [
-            stack.enter_context(run_in_thread(Silent(host=f"127.0.0.{121 + i}", port=port))) for i in range(3)
-        ]
-        stack.enter_context(ExposedPacs(make_studies(2, seed=3), host="127.0.0.120", port=port))
+        port, (_, *silent) = stack.enter_context(one_port(
+            lambda p: ExposedPacs(make_studies(2, seed=3), host="127.0.0.120", port=p),
+            *[lambda p, i=i: run_in_thread(Silent(host=f"127.0.0.{121 + i}", port=p)) for i in range(3)],
+        ))  # fmt: skip
         out, db = tmp_path / "report.json", tmp_path / "f.db"
         # When a scan with a long association timeout is under way
         proc = stack.enter_context(subprocess.Popen(
@@ -57,12 +67,19 @@ def test_ctrl_c_ends_a_scan_of_silent_peers_at_once_and_keeps_finished_records(
         ))  # fmt: skip
         stack.callback(lambda: proc.poll() is None and proc.kill())
         _wait_for(lambda: all(s.server.connections for s in silent))
-        time.sleep(1.0)  # the PACS answers in milliseconds: let its record be finished
-        # And the user presses Ctrl-C (once, or twice)
-        for _ in range(presses):
+        # (and the PACS's record is finished: it is in the store)
+        _wait_for(lambda: _stored_hosts(db) == {"127.0.0.120"})
+        # And the user presses Ctrl-C (once, or twice: again once the first one is answered)
+        proc.send_signal(signal.SIGINT)
+        stderr = ""
+        if presses == 2:
+            assert proc.stderr is not None
+            for line in proc.stderr:
+                stderr += line
+                if "stopping:" in line:
+                    break
             proc.send_signal(signal.SIGINT)
-            time.sleep(0.05)
-        _, stderr = proc.communicate(timeout=ASSOC_TIMEOUT)
+        stderr += proc.communicate(timeout=ASSOC_TIMEOUT)[1]
     # Then it exits 130 without waiting for the silent peers, with one line and no traceback
     assert proc.returncode == 130, stderr[-2000:]
     assert "Traceback" not in stderr

@@ -20,7 +20,7 @@ from pydicom.dataset import Dataset
 from dicom.helpers import attempt_details, finding, result_for, scan
 from lab.dimse_node import dcmjs_dimse_available, start_dcmjs_scp
 from lab.orthanc import dicomweb_plugin_available, orthanc_available, start_orthanc
-from lab.ports import LOOPBACK, PeerStartError, free_port, wait_until_bound
+from lab.ports import LOOPBACK, PeerStartError, start_on_free_port, wait_until_bound
 from pacsradar.dicom.fingerprint import load_table
 from pacsradar.lab.synthetic import make_studies, summarise
 from pacsradar.models import Severity
@@ -87,15 +87,26 @@ def _wait_for_echo(port: int, proc: subprocess.Popen[bytes], timeout: float = 30
 def ctn_storage(tmp_path: Path) -> Iterator[int]:
     if SIMPLE_STORAGE is None:
         pytest.skip("Debian ctn not installed (scripts/apt-packages.txt)")
-    port = free_port()
-    # -s: do not dump received attributes; -x: files (none are sent) go under tmp_path;
-    # -f: one process per association (single-process mode stalls after the readiness probe)
-    proc = subprocess.Popen(
-        [SIMPLE_STORAGE, "-f", "-s", "-x", str(tmp_path), str(port)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path, start_new_session=True,
-    )  # fmt: skip
+    binary = SIMPLE_STORAGE
+
+    def start(ports: list[int]) -> tuple[int, subprocess.Popen[bytes]]:
+        # -s: do not dump received attributes; -x: files (none are sent) go under tmp_path;
+        # -f: one process per association (single-process mode stalls after the readiness probe)
+        proc = subprocess.Popen(
+            [binary, "-f", "-s", "-x", str(tmp_path), str(ports[0])],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path, start_new_session=True,
+        )  # fmt: skip
+        try:
+            _wait_for_echo(ports[0], proc)
+        except BaseException:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(10)
+            raise
+        return ports[0], proc
+
+    # A port taken before simple_storage bound it: it exits, and starts again on another
+    port, proc = start_on_free_port(start, attempts=3)
     try:
-        _wait_for_echo(port, proc)
         yield port
     finally:
         os.killpg(proc.pid, signal.SIGTERM)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import http.server
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -16,7 +16,6 @@ from pydicom.dataset import Dataset
 from dicom.helpers import attempt_details, finding, ids, result_for, scan
 from lab.dcmtk import DCMQRSCP, STORESCP, dcmtk_available, start_dcmqrscp, start_storescp_tls
 from lab.orthanc import orthanc_available, orthanc_default, orthanc_open_dicom, start_orthanc
-from lab.ports import free_port
 from pacsradar.lab.pacs import ExposedPacs
 from pacsradar.lab.synthetic import make_studies, summarise
 
@@ -159,8 +158,8 @@ def test_user_identity_is_reported_when_ignored(studies: list[Dataset]) -> None:
 
 @pytest.fixture
 def http_on_dicom_port() -> Iterator[int]:
-    port = free_port()
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", port), http.server.BaseHTTPRequestHandler)
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler)
+    port = int(server.server_address[1])
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield port
@@ -178,9 +177,9 @@ def test_http_server_on_a_dicom_port_is_not_dicom(http_on_dicom_port: int) -> No
     assert not any(f.check_id.startswith("DICOM-") for f in result.findings)
 
 
-def test_closed_port_is_unreachable_and_silent() -> None:
+def test_closed_port_is_unreachable_and_silent(closed_ports: Callable[..., int]) -> None:
     # Given a port nothing listens on
-    port = free_port()
+    port = closed_ports()
     report = scan([("127.0.0.1", port)])
     # Then it is counted as closed and produces no result row or finding
     assert report.stats.endpoints_closed == 1

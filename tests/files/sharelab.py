@@ -3,8 +3,9 @@
 The fixtures are re-exported by conftest.py.
 
 Each is started in the foreground from a generated config in its own temporary directory, on a
-free port of a 127.x address, and stopped at teardown. Samba binds 127.0.0.1 only: its
-``interfaces`` option accepts addresses configured on an interface, and lo carries 127.0.0.1/8;
+port of a 127.x address (lab.ports.start_on_free_port: launched again on another when taken),
+and stopped at teardown. Samba binds 127.0.0.1 only: its ``interfaces`` option accepts
+addresses configured on an interface, and lo carries 127.0.0.1/8;
 the other servers take 127.0.0.2 and 127.0.0.3. Roots live under /tmp with mode 0755 because the
 servers read files as unprivileged users (ftp, nobody) that cannot enter pytest's 0700 tmp dirs.
 """
@@ -15,38 +16,41 @@ import contextlib
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import tarfile
 import tempfile
-import time
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from filesynth import Corpus, make_template, study_values, write_corpus
 
+from lab.ports import PeerStartError, start_on_free_port, wait_for_port
+
 CANARY = "ZQXCANARY"  # appears in synthetic names, IDs and file names; must never be output
 
 
-def free_port(host: str) -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        port: int = s.getsockname()[1]
-        return port
+def serve(
+    host: str, count: int, launch: Callable[[list[int]], subprocess.Popen[bytes]], log: Path
+) -> tuple[subprocess.Popen[bytes], list[int]]:
+    """``launch(ports)`` until its server listens on ``ports[0]``: a server told a port that
+    was taken meanwhile exits (address in use) and is launched again on fresh candidates."""
 
+    def start(ports: list[int]) -> tuple[subprocess.Popen[bytes], list[int]]:
+        proc = launch(ports)
+        try:
+            wait_for_port(ports[0], host=host, proc=proc, timeout=20, what="share server")
+        except PeerStartError as exc:
+            stop(proc)
+            raise PeerStartError(f"{exc}: {log.read_text(errors='replace')[-2000:]}") from exc
+        except BaseException:
+            stop(proc)
+            raise
+        return proc, ports
 
-def wait_port(host: str, port: int, proc: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited early: {log.read_text(errors='replace')[-2000:]}")
-        with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=0.5):
-            return
-        time.sleep(0.05)
-    raise RuntimeError("server did not start listening")
+    return start_on_free_port(start, count=count, host=host, attempts=4)
 
 
 def helpers_of(conf: Path) -> list[int]:
@@ -153,49 +157,52 @@ def _need(binary: str) -> str:
 def vsftpd(share_tree: ShareTree) -> Iterator[Server]:
     binary = _need("vsftpd")
     host = "127.0.0.2"
-    port = free_port(host)
-    pasv = free_port(host)
     work = Path(tempfile.mkdtemp(prefix="pacsradar-vsftpd-"))
     empty = work / "empty"
     empty.mkdir()
     os.chmod(empty, 0o555)  # noqa: S103 - vsftpd's secure_chroot_dir
     conf = work / "vsftpd.conf"
-    conf.write_text(
-        "\n".join(
-            [
-                "listen=YES",
-                "listen_ipv6=NO",
-                "background=NO",
-                f"listen_address={host}",
-                f"listen_port={port}",
-                "anonymous_enable=YES",
-                "no_anon_password=YES",
-                f"anon_root={share_tree.root}",
-                "local_enable=NO",
-                "write_enable=NO",
-                "anon_world_readable_only=YES",
-                "pasv_enable=YES",
-                f"pasv_address={host}",
-                f"pasv_min_port={pasv}",
-                f"pasv_max_port={pasv}",
-                "port_enable=NO",
-                "seccomp_sandbox=NO",
-                "isolate_network=NO",
-                "isolate=NO",
-                f"secure_chroot_dir={empty}",
-                "ftp_username=ftp",
-                "xferlog_enable=NO",
-                "dirmessage_enable=NO",
-                "ftpd_banner=vsFTPd test",
-                "",
-            ]
-        )
-    )
     log = work / "out.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen([binary, str(conf)], stdout=out, stderr=subprocess.STDOUT)
+
+    def launch(ports: list[int]) -> subprocess.Popen[bytes]:
+        port, pasv = ports
+        conf.write_text(
+            "\n".join(
+                [
+                    "listen=YES",
+                    "listen_ipv6=NO",
+                    "background=NO",
+                    f"listen_address={host}",
+                    f"listen_port={port}",
+                    "anonymous_enable=YES",
+                    "no_anon_password=YES",
+                    f"anon_root={share_tree.root}",
+                    "local_enable=NO",
+                    "write_enable=NO",
+                    "anon_world_readable_only=YES",
+                    "pasv_enable=YES",
+                    f"pasv_address={host}",
+                    f"pasv_min_port={pasv}",
+                    f"pasv_max_port={pasv}",
+                    "port_enable=NO",
+                    "seccomp_sandbox=NO",
+                    "isolate_network=NO",
+                    "isolate=NO",
+                    f"secure_chroot_dir={empty}",
+                    "ftp_username=ftp",
+                    "xferlog_enable=NO",
+                    "dirmessage_enable=NO",
+                    "ftpd_banner=vsFTPd test",
+                    "",
+                ]
+            )
+        )
+        with log.open("wb") as out:
+            proc = subprocess.Popen([binary, str(conf)], stdout=out, stderr=subprocess.STDOUT)
+        return proc
+
+    proc, (port, _pasv) = serve(host, 2, launch, log)
     try:
-        wait_port(host, port, proc, log)
         yield Server(host, port)
     finally:
         stop(proc)
@@ -206,13 +213,16 @@ def vsftpd(share_tree: ShareTree) -> Iterator[Server]:
 def smbd(share_tree: ShareTree) -> Iterator[Server]:
     binary = _need("smbd")
     host = "127.0.0.1"
-    port = free_port(host)
     work = Path(tempfile.mkdtemp(prefix="pacsradar-smbd-"))
     for sub in ("state", "private", "lock", "cache", "run", "log"):
         (work / sub).mkdir()
     conf = work / "smb.conf"
-    conf.write_text(
-        f"""[global]
+    log = work / "out.log"
+
+    def launch(ports: list[int]) -> subprocess.Popen[bytes]:
+        (port,) = ports
+        conf.write_text(
+            f"""[global]
   workgroup = WORKGROUP
   server role = standalone server
   interfaces = 127.0.0.1/8
@@ -243,18 +253,19 @@ def smbd(share_tree: ShareTree) -> Iterator[Server]:
   guest ok = yes
   read only = yes
 """
-    )
-    log = work / "out.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [binary, "--foreground", "--no-process-group", "--debug-stdout", "-s", str(conf)],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            # smbd signals its whole process group on shutdown: give it its own.
-            start_new_session=True,
         )
+        with log.open("wb") as out:
+            proc = subprocess.Popen(
+                [binary, "--foreground", "--no-process-group", "--debug-stdout", "-s", str(conf)],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                # smbd signals its whole process group on shutdown: give it its own.
+                start_new_session=True,
+            )
+        return proc
+
+    proc, (port,) = serve(host, 1, launch, log)
     try:
-        wait_port(host, port, proc, log)
         yield Server(host, port)
     finally:
         stop(proc)
@@ -270,11 +281,14 @@ def smbd(share_tree: ShareTree) -> Iterator[Server]:
 def nginx(share_tree: ShareTree) -> Iterator[Server]:
     binary = _need("nginx")
     host = "127.0.0.3"
-    port = free_port(host)
     work = Path(tempfile.mkdtemp(prefix="pacsradar-nginx-"))
     conf = work / "nginx.conf"
-    conf.write_text(
-        f"""daemon off;
+    log = work / "out.log"
+
+    def launch(ports: list[int]) -> subprocess.Popen[bytes]:
+        (port,) = ports
+        conf.write_text(
+            f"""daemon off;
 user root;
 worker_processes 1;
 pid {work}/nginx.pid;
@@ -294,16 +308,17 @@ http {{
   }}
 }}
 """
-    )
-    log = work / "out.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [binary, "-e", str(work / "startup.log"), "-p", str(work), "-c", str(conf)],
-            stdout=out,
-            stderr=subprocess.STDOUT,
         )
+        with log.open("wb") as out:
+            proc = subprocess.Popen(
+                [binary, "-e", str(work / "startup.log"), "-p", str(work), "-c", str(conf)],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        return proc
+
+    proc, (port,) = serve(host, 1, launch, log)
     try:
-        wait_port(host, port, proc, log)
         yield Server(host, port)
     finally:
         stop(proc)

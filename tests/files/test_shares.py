@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 import pytest
 from sharelab import Server, ShareTree
@@ -158,11 +159,9 @@ def test_share_auditor_runs_in_the_engine_protocol(vsftpd: Server, share_tree: S
     _assert_exact(result, share_tree)
 
 
-def test_closed_ftp_port_is_an_error_attempt_not_safe() -> None:
+def test_closed_ftp_port_is_an_error_attempt_not_safe(closed_ports: Callable[..., int]) -> None:
     # Given nothing listening
-    from sharelab import free_port
-
-    port = free_port("127.0.0.4")
+    port = closed_ports("127.0.0.4")
     # When it is audited
     result = audit_url(f"ftp://127.0.0.4:{port}/", FileAuditOptions(workers=1, timeout=2))
     # Then it is unreachable with an error attempt, and no finding

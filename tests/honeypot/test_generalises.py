@@ -31,7 +31,7 @@ from lab.hawk_personas import DicomHawkPersona
 from lab.honeypots import Dicompot
 from lab.hostile import run_in_thread
 from lab.orthanc import orthanc_available, orthanc_open_dicom, start_orthanc
-from lab.ports import LOOPBACK, PeerStartError, free_port, wait_until_bound
+from lab.ports import LOOPBACK, PeerStartError, pick_ports, wait_until_bound
 from pacsradar.config import Limits
 from pacsradar.dicom.honeypot.score import DEFAULT_THRESHOLD
 from pacsradar.lab.pacs import ExposedPacs
@@ -57,7 +57,7 @@ def ctn_simple_storage(workdir: Path) -> Iterator[int]:
     from pynetdicom import AE
 
     assert SIMPLE_STORAGE is not None
-    port = free_port()
+    port = pick_ports()[0]  # a candidate below the ephemeral range; readiness is owned by proc
     proc = subprocess.Popen(
         [SIMPLE_STORAGE, "-f", "-s", "-x", str(workdir), str(port)],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=workdir, start_new_session=True,

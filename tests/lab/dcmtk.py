@@ -47,7 +47,7 @@ from typing import Any
 
 from pydicom.dataset import Dataset
 
-from lab.ports import LOOPBACK, PeerStartError, free_port, wait_for_port
+from lab.ports import LOOPBACK, PeerStartError, start_on_free_port, wait_for_port
 from lab.tls import CertPair, make_self_signed
 from pacsradar.lab.synthetic import write_part10
 
@@ -128,10 +128,10 @@ class DcmtkPeer:
 
 
 def _launch(name: str, argv_for_port: Any, workdir: Path, ae_title: str, timeout: float) -> DcmtkPeer:
-    """Start ``argv_for_port(port)`` on fresh ports until one sticks (port races)."""
-    last: PeerStartError | None = None
-    for _ in range(_START_ATTEMPTS):
-        port = free_port()
+    """Start ``argv_for_port(port)``; a port taken before DCMTK bound it is retried on another."""
+
+    def start(ports: list[int]) -> DcmtkPeer:
+        port = ports[0]
         log = (workdir / f"{name}.log").open("ab")
         proc = subprocess.Popen(
             argv_for_port(port),
@@ -144,16 +144,12 @@ def _launch(name: str, argv_for_port: Any, workdir: Path, ae_title: str, timeout
         peer = DcmtkPeer(name, proc, port, ae_title, workdir, _log=log)
         try:
             wait_for_port(port, proc=proc, timeout=timeout, what=name)
-        except PeerStartError as exc:
-            peer.stop()
-            last = exc
-            continue
         except BaseException:
             peer.stop()
             raise
         return peer
-    assert last is not None
-    raise last
+
+    return start_on_free_port(start, attempts=_START_ATTEMPTS)
 
 
 #: public name for other lab modules (tests/lab/worklist.py starts wlmscpfs with it)

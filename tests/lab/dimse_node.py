@@ -5,7 +5,7 @@
 dcmjs-dimse answers A-ASSOCIATE-AC with its own Implementation Class UID
 ``1.2.826.0.1.3680043.10.854`` and version name ``DCMJS-DIMSE-V0.2`` (verified live,
 tests/dicom/test_more_peers.py). Node's server binds every interface, so each instance gets
-its own free port and the tests talk to 127.0.0.1 only.
+its own port (lab.ports.start_on_free_port) and the tests talk to 127.0.0.1 only.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from typing import Any
 
 from pydicom.dataset import Dataset
 
-from lab.ports import PeerStartError, free_port, stop_process, wait_for_port
+from lab.ports import PeerStartError, start_on_free_port, stop_process, wait_for_port
 
 NODE_DIR = Path(__file__).parent / "node"
 SCP_JS = NODE_DIR / "scp.js"
@@ -79,18 +79,19 @@ def start_dcmjs_scp(workdir: Path, datasets: Iterable[Dataset], *, timeout: floa
     workdir.mkdir(parents=True, exist_ok=True)
     data = workdir / "studies.json"
     data.write_text(json.dumps(study_records(datasets)))
-    for _ in range(3):
-        port = free_port()
+
+    def start(ports: list[int]) -> NodeScp:
         log = (workdir / "scp.log").open("ab")
         proc = subprocess.Popen(
-            ["node", str(SCP_JS), str(port), str(data)],
+            ["node", str(SCP_JS), str(ports[0]), str(data)],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=NODE_DIR,
         )  # fmt: skip
-        peer = NodeScp(proc, port, _log=log)
+        peer = NodeScp(proc, ports[0], _log=log)
         try:
-            wait_for_port(port, proc=proc, timeout=timeout, what="dcmjs-dimse SCP")
-        except PeerStartError:
+            wait_for_port(ports[0], proc=proc, timeout=timeout, what="dcmjs-dimse SCP")
+        except BaseException:
             peer.stop()
-            continue
+            raise
         return peer
-    raise PeerStartError("dcmjs-dimse SCP did not start")
+
+    return start_on_free_port(start, attempts=3)

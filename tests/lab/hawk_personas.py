@@ -34,7 +34,7 @@ from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
 
 from lab import CANARY
-from lab.ports import LOOPBACK, free_port
+from lab.ports import LOOPBACK
 
 #: persona -> (AE title, implementation class UID, version name, modality)
 PERSONAS: dict[str, tuple[str, str, str, str]] = {
@@ -148,7 +148,7 @@ class DicomHawkPersona:
             (evt.EVT_C_STORE, lambda event: 0x0000),
             (evt.EVT_C_MOVE, self._move),
         ]
-        port = free_port(self.host)
+        port = 0  # bound by the server itself: the kernel picks, nobody can take it meanwhile
         server = ae.start_server((self.host, port), block=False, evt_handlers=handlers)
         self._ae = ae
         self.port = int(server.server_address[1])

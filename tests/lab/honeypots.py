@@ -62,7 +62,7 @@ from lab.dul import (
     release_rp_pdu,
 )
 from lab.hostile import HostileServer
-from lab.ports import LOOPBACK, PeerStartError, free_port, stop_process, wait_for_port
+from lab.ports import LOOPBACK, PeerStartError, stop_process
 
 DICOMPOT_MAX_PDU = 4 << 20
 DICOMPOT_AET = "radiant"
@@ -276,8 +276,8 @@ class _PynetdicomHoneypot:
         ae, handlers = self.make()
         ae.acse_timeout = ae.dimse_timeout = 10
         ae.network_timeout = 30
-        port = self._requested_port or free_port(self.host)
-        self._server = ae.start_server((self.host, port), block=False, evt_handlers=handlers)
+        # Port 0: the kernel picks and binds in one step, and server_address tells which.
+        self._server = ae.start_server((self.host, self._requested_port), block=False, evt_handlers=handlers)
         self._ae = ae
         self.port = int(self._server.server_address[1])
         return self.port
@@ -484,23 +484,23 @@ class HoneypotProcess:
         self._proc: subprocess.Popen[bytes] | None = None
 
     def __enter__(self) -> HoneypotProcess:
-        self.port = free_port(self.host)
         tests = Path(__file__).resolve().parents[1]
+        # The child binds port 0 and reports the bound port: no port is chosen and freed first.
         self._proc = subprocess.Popen(
-            [sys.executable, "-m", "lab.honeypots", self.kind, self.host, str(self.port)],
+            [sys.executable, "-m", "lab.honeypots", self.kind, self.host, "0"],
             cwd=tests,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
         )
-        wait_for_port(self.port, host=self.host, proc=self._proc, what=f"{self.kind} honeypot")
-        # The child warms up with one association to itself, then says "ready": a deployed
+        # The child warms up with one association to itself, then says "ready PORT": a deployed
         # honeypot paid pynetdicom's first-association cost (~0.7 s here) long ago.
         assert self._proc.stdout is not None
-        line = self._proc.stdout.readline()
-        if line.strip() != b"ready":
+        word, _, port = self._proc.stdout.readline().decode(errors="replace").partition(" ")
+        if word != "ready" or not port.strip().isdigit():
             stop_process(self._proc)
             raise PeerStartError(f"{self.kind} honeypot did not warm up")
+        self.port = int(port)
         return self
 
     def __exit__(
@@ -525,13 +525,13 @@ def _serve_until_stdin_closes(kind: str, host: str, port: int) -> None:
     from pynetdicom import AE
 
     server = _IN_SUBPROCESS[kind](host, port)
-    server.start()
+    port = server.start()
     warm = AE()
     warm.add_requested_context("1.2.840.10008.1.1")
     assoc = warm.associate(host, port)
     if assoc.is_established:
         assoc.release()
-    sys.stdout.write("ready\n")
+    sys.stdout.write(f"ready {port}\n")
     sys.stdout.flush()
     done = threading.Event()
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 from dataclasses import dataclass
 from types import TracebackType
 
@@ -35,7 +34,7 @@ from lab.dul import (
     read_pdu,
     release_rp_pdu,
 )
-from lab.ports import LOOPBACK
+from lab.ports import LOOPBACK, closed_port
 
 __all__ = [
     "HOSTILE_KINDS",
@@ -289,13 +288,6 @@ HOSTILE_KINDS: dict[str, type[HostileServer]] = {
     "abort_midway": AbortMidway,
     "http_on_dicom_port": HttpOnDicomPort,
 }
-
-
-def closed_port(host: str = LOOPBACK) -> int:
-    """A port on ``host`` with nothing listening (bound once to pick it, then released)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
 
 
 class SlowFront(HostileServer):

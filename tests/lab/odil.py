@@ -18,7 +18,7 @@ from pathlib import Path
 
 from pydicom.dataset import Dataset
 
-from lab.ports import LOOPBACK, PeerStartError, free_port, wait_until_bound
+from lab.ports import LOOPBACK, PeerStartError, pick_ports, wait_until_bound
 
 __all__ = ["OdilPeer", "odil_available", "start_odil"]
 
@@ -75,7 +75,7 @@ def start_odil(workdir: Path, studies: Sequence[Dataset]) -> Iterator[OdilPeer]:
     workdir.mkdir(parents=True, exist_ok=True)
     records = workdir / "records.json"
     records.write_text(json.dumps(study_records(studies)))
-    port = free_port()
+    port = pick_ports()[0]  # a candidate below the ephemeral range; readiness is owned by proc
     proc = subprocess.Popen(
         [str(SYSTEM_PYTHON), str(SCRIPT), str(port), str(records)],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=workdir,

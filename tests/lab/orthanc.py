@@ -39,7 +39,7 @@ from typing import Any
 import httpx
 from pydicom.dataset import Dataset
 
-from lab.ports import LOOPBACK, PeerStartError, free_ports, stop_process, wait_for_port
+from lab.ports import LOOPBACK, PeerStartError, listens_on, start_on_free_port, stop_process, wait_for_port
 from lab.tlsfront import TlsFront, native_orthanc_https_broken
 from pacsradar.lab.synthetic import to_part10_bytes
 
@@ -220,7 +220,8 @@ def start_orthanc(
     tls_front: bool | None = None,
 ) -> Orthanc:
     """Write a config under ``workdir``, start /usr/sbin/Orthanc, wait until HTTP and DICOM
-    answer. Free ports are chosen per attempt; a start that dies (port raced away) is retried.
+    answer. Ports are chosen per attempt (lab.ports.start_on_free_port); a start that dies (port
+    raced away) or whose ports answer for another process is retried.
 
     With ``SslEnabled`` and ``tls_front`` (default: only where Orthanc's own HTTPS crashes,
     see :mod:`lab.tlsfront`), Orthanc serves plain HTTP on a hidden port and ``http_port`` /
@@ -231,17 +232,15 @@ def start_orthanc(
     if not orthanc_available():
         raise PeerStartError(f"{ORTHANC_BIN} is not installed")
     workdir.mkdir(parents=True, exist_ok=True)
-    last_error: PeerStartError | None = None
-    for _ in range(_START_ATTEMPTS):
-        try:
-            return _start_once(workdir, dict(config or {}), plugins, timeout, verbose, tls_front)
-        except PeerStartError as exc:
-            last_error = exc
-    assert last_error is not None
-    raise last_error
+    return start_on_free_port(
+        lambda ports: _start_once(ports, workdir, dict(config or {}), plugins, timeout, verbose, tls_front),
+        count=2,
+        attempts=_START_ATTEMPTS,
+    )
 
 
 def _start_once(
+    ports: list[int],
     workdir: Path,
     overrides: dict[str, Any],
     plugins: Sequence[str],
@@ -249,7 +248,7 @@ def _start_once(
     verbose: bool,
     tls_front: bool,
 ) -> Orthanc:
-    http_port, dicom_port = free_ports(2)
+    http_port, dicom_port = ports
     (workdir / "logs").mkdir(exist_ok=True)
     storage = workdir / "storage"
     config: dict[str, Any] = {
@@ -284,6 +283,8 @@ def _start_once(
             orthanc.front = TlsFront(Path(config["SslCertificate"]), http_port)
             orthanc.http_port = orthanc.front.start()
         _wait_http(orthanc, timeout)
+        if not listens_on(proc, http_port):
+            raise PeerStartError(f"HTTP port {http_port} answered for another process")
         if config.get("DicomServerEnabled", True):
             wait_for_port(dicom_port, proc=proc, timeout=timeout, what="Orthanc DICOM")
     except BaseException:

@@ -26,7 +26,7 @@ from typing import Any
 from pydicom.dataset import Dataset
 from pynetdicom import AE, StoragePresentationContexts
 
-from lab.ports import LOOPBACK, PeerStartError, free_port, stop_process, wait_until_bound
+from lab.ports import LOOPBACK, PeerStartError, start_on_free_port, stop_process, wait_until_bound
 
 __all__ = ["QrScp", "start_qrscp"]
 
@@ -128,8 +128,9 @@ def _wait_for_echo(peer: QrScp, timeout: float) -> None:
 
 def _start(workdir: Path, ae_title: str, timeout: float) -> QrScp:
     workdir.mkdir(parents=True, exist_ok=True)
-    for _ in range(3):
-        port = free_port()
+
+    def start(ports: list[int]) -> QrScp:
+        port = ports[0]
         config = workdir / "qrscp.ini"
         config.write_text(
             _CONFIG.format(
@@ -151,8 +152,9 @@ def _start(workdir: Path, ae_title: str, timeout: float) -> QrScp:
         peer = QrScp(proc, port, ae_title, workdir, _log=log)
         try:
             _wait_for_echo(peer, timeout)
-        except PeerStartError:
+        except BaseException:
             peer.stop()
-            continue
+            raise
         return peer
-    raise PeerStartError("pynetdicom qrscp did not start")
+
+    return start_on_free_port(start, attempts=3)

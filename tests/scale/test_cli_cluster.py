@@ -13,12 +13,12 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from lab.ports import free_port, wait_for_port
+from lab.ports import wait_for_port
 from pacsradar.lab.pacs import ExposedPacs
 from pacsradar.lab.synthetic import make_studies
 
@@ -42,19 +42,23 @@ def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture
 def external_cluster(tmp_path: Path) -> Iterator[str]:
-    """`dask scheduler --host 127.0.0.1 --port P` and `dask worker ... --nworkers 2 --nthreads 1`."""
-    port, dash = free_port(), free_port()
-    address = f"tcp://127.0.0.1:{port}"
+    """`dask scheduler --host 127.0.0.1 --port 0` and `dask worker ... --nworkers 2 --nthreads 1`.
+
+    Port 0: the scheduler binds a port of the kernel's choosing and writes its address to
+    ``--scheduler-file``; the test waits for that file (an event), never guesses a port."""
+    info = tmp_path / "scheduler.json"
     procs: list[subprocess.Popen[bytes]] = []
     try:
         procs.append(
             subprocess.Popen(
                 [sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1",
-                 "--port", str(port), "--dashboard-address", f"127.0.0.1:{dash}"],
+                 "--port", "0", "--no-dashboard", "--scheduler-file", str(info)],
                 env=ENV, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                 start_new_session=True,
             )
         )
+        address = _scheduler_address(info, procs[0])
+        port = int(address.rsplit(":", 1)[1])
         wait_for_port(port, proc=procs[0], what="dask scheduler")
         procs.append(
             subprocess.Popen(
@@ -75,6 +79,16 @@ def external_cluster(tmp_path: Path) -> Iterator[str]:
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait(timeout=10)
+
+
+def _scheduler_address(info: Path, proc: subprocess.Popen[bytes], timeout: float = 60.0) -> str:
+    """The address the scheduler wrote to its scheduler file, once it is there."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        with contextlib.suppress(OSError, ValueError, KeyError):
+            return str(json.loads(info.read_text())["address"])
+        time.sleep(0.1)  # a polling interval: the outcome is the file, not the time
+    raise AssertionError(f"dask scheduler wrote no address (exit status {proc.poll()})")
 
 
 def _scan_args(port: int, db: Path) -> list[str]:
@@ -111,9 +125,11 @@ def test_scan_on_an_external_dask_cluster(external_cluster: str, tmp_path: Path)
     assert report["scan_id"] in json.dumps(listed)
 
 
-def test_an_unreachable_scheduler_is_one_clear_error_line(tmp_path: Path) -> None:
+def test_an_unreachable_scheduler_is_one_clear_error_line(
+    tmp_path: Path, closed_ports: Callable[..., int]
+) -> None:
     # Given a scheduler address where nothing listens
-    address = f"tcp://127.0.0.1:{free_port()}"
+    address = f"tcp://127.0.0.1:{closed_ports()}"
     # When scanning on it
     result = run_cli("scan", "127.15.0.1", "-p", "104", "--no-default-ports", "--no-store",
                      "--scheduler", address, cwd=tmp_path)

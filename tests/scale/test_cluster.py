@@ -6,7 +6,6 @@ this process; the workers are separate processes that connect to them over 127.0
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import os
 import signal
@@ -18,6 +17,7 @@ from pathlib import Path
 import pytest
 from pydicom.dataset import Dataset
 
+from lab.ports import one_port
 from pacsradar.config import Limits, ScanOptions
 from pacsradar.distributed.cluster import ClusterStatus, open_cluster, run_cluster_scan
 from pacsradar.distributed.plan import ClusterPlan
@@ -69,29 +69,10 @@ def cluster() -> Iterator[object]:
 
 @pytest.fixture
 def scps(lab_datasets: list[Dataset]) -> Iterator[int]:
-    """Exposed pynetdicom SCPs on SCP_HOSTS, all on one free port."""
-    port = _common_free_port(SCP_HOSTS)
-    with contextlib.ExitStack() as stack:
-        for host in SCP_HOSTS:
-            stack.enter_context(ExposedPacs(lab_datasets, host=host, port=port))
+    """Exposed pynetdicom SCPs on SCP_HOSTS, all on one port (the first binds port 0)."""
+    starts = [lambda port, host=host: ExposedPacs(lab_datasets, host=host, port=port) for host in SCP_HOSTS]
+    with one_port(*starts) as (port, _):
         yield port
-
-
-def _common_free_port(hosts: tuple[str, ...]) -> int:
-    for _ in range(50):
-        with socket.socket() as probe:
-            probe.bind((hosts[0], 0))
-            port = int(probe.getsockname()[1])
-        ok = True
-        for host in hosts[1:]:
-            with socket.socket() as other:
-                try:
-                    other.bind((host, port))
-                except OSError:
-                    ok = False
-        if ok:
-            return port
-    raise RuntimeError("no common free port")
 
 
 def test_a_local_cluster_of_two_finds_every_scp_once_and_records_the_worker(

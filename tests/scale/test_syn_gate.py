@@ -76,7 +76,9 @@ async def test_an_answer_that_does_not_acknowledge_our_cookie_is_ignored(droppin
     forger.setsockopt(socket.IPPROTO_IP, socket.IP_HDRINCL, 1)
     try:
         task = asyncio.ensure_future(_outcomes(gate, [dropping]))
-        await asyncio.sleep(0.1)
+        async with asyncio.timeout(10):  # until our SYN is out: only then can its answer be forged
+            while gate.sent == 0:
+                await asyncio.sleep(0.01)
         # When someone forges a SYN-ACK and an RST from that endpoint with a guessed acknowledgement
         host, port = dropping
         for flags in (0x12, 0x14):

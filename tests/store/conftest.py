@@ -12,7 +12,6 @@ import glob
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -24,15 +23,10 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+from lab.ports import PeerStartError, start_on_free_port
 from pacsradar.store import Store
 
 _db_numbers = count(1)
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _pg_bin(name: str) -> str:
@@ -49,7 +43,7 @@ class PgCluster:
     def __init__(self) -> None:
         self.root = Path(tempfile.mkdtemp(prefix="pacsradar-pg-"))
         self.data = self.root / "data"
-        self.port = free_port()
+        self.port = 0  # chosen by start(): lab.ports.start_on_free_port
         self.user: str | None = None
         if os.geteuid() == 0:
             # PostgreSQL refuses to run as root: the cluster belongs to the postgres user.
@@ -76,10 +70,25 @@ class PgCluster:
             "UTF8",
             "--locale=C",
         )
+        # A port taken before PostgreSQL bound it fails `pg_ctl -w start`: retried on another.
+        start_on_free_port(self._start_on)
+
+    def _start_on(self, ports: list[int]) -> None:
+        self.port = ports[0]
         opts = (
             f"-c listen_addresses=127.0.0.1 -p {self.port} -c unix_socket_directories={self.root}"
             " -c fsync=off -c full_page_writes=off"
         )
+        try:
+            self._pg_ctl_start(opts)
+        except subprocess.CalledProcessError as exc:
+            log = self.root / "log"
+            if log.exists() and "could not bind" in log.read_text(errors="replace"):
+                log.unlink()
+                raise PeerStartError(f"port {self.port} was taken") from exc
+            raise
+
+    def _pg_ctl_start(self, opts: str) -> None:
         self._run(
             _pg_bin("pg_ctl"),
             "-D",

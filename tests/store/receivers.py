@@ -70,10 +70,7 @@ class SmtpReceiver:
 def smtp_receiver() -> Iterator[SmtpReceiver]:
     from aiosmtpd.controller import Controller
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = int(s.getsockname()[1])
-    state = SmtpReceiver(host="127.0.0.1", port=port)
+    state = SmtpReceiver(host="127.0.0.1", port=0)
 
     class Handler:
         async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
@@ -82,7 +79,14 @@ def smtp_receiver() -> Iterator[SmtpReceiver]:
             )
             return "250 Message accepted for delivery"
 
-    controller = Controller(Handler(), hostname="127.0.0.1", port=port)
+    class PortZeroController(Controller):
+        """Binds port 0; aiosmtpd's readiness probe then dials the port the kernel chose."""
+
+        def _trigger_server(self) -> None:
+            self.port = state.port = int(self.server.sockets[0].getsockname()[1])
+            super()._trigger_server()
+
+    controller = PortZeroController(Handler(), hostname="127.0.0.1", port=0)
     controller.start()
     try:
         yield state

@@ -60,7 +60,9 @@ async def test_a_flooding_peer_costs_bounded_memory() -> None:
     ):
         # When we read only 6 bytes and then idle for a while
         assert len(await stream.read_exactly(6)) == 6
-        await asyncio.sleep(0.3)
+        async with asyncio.timeout(30):  # until the flood reaches the high-water mark
+            while not stream._p.reading_paused:
+                await asyncio.sleep(0.01)
         # Then the receive buffer stays bounded (reading pauses at the high-water mark)
         assert len(stream._p.buffer) <= 256 * 1024 + 65536 * 4
         assert stream._p.reading_paused
@@ -82,9 +84,11 @@ async def test_short_reply_then_close_is_peer_closed_with_the_byte_count() -> No
 
 
 async def test_a_silent_peer_times_out_and_a_later_read_still_gets_the_bytes() -> None:
-    # Given a peer that answers only after 0.4 s
+    # Given a peer that answers only once our first read has given up (an event, not a delay)
+    first_read_gave_up = asyncio.Event()
+
     async def late(_r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
-        await asyncio.sleep(0.4)
+        await first_read_gave_up.wait()
         w.write(b"123456")
         await w.drain()
 
@@ -95,5 +99,6 @@ async def test_a_silent_peer_times_out_and_a_later_read_still_gets_the_bytes() -
         # When a first read gives up after 0.1 s
         with pytest.raises(ReadTimeout):
             await stream.read_exactly(6, 0.1)
+        first_read_gave_up.set()
         # Then nothing was consumed: a second, patient read gets all six bytes
         assert await stream.read_exactly(6) == b"123456"
