@@ -15,7 +15,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from dashlab import TOKEN, Dashboard, free_port
+from dashlab import TOKEN, Dashboard
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "report"))
 import boardlab as B
@@ -37,7 +37,7 @@ def board(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dashboard]:
     with Store(f"sqlite:///{db}") as store:
         for report in B.board_history():
             store.save_report(report)
-        with DashboardServer(create_app(store, token=TOKEN), port=free_port()) as url:
+        with DashboardServer(create_app(store, token=TOKEN), port=0) as url:
             yield Dashboard(url=url, store=store, db=db)
 
 

@@ -61,6 +61,12 @@ class DashboardServer:
         if not started.is_set():
             self.server.should_exit = True
             raise RuntimeError("the dashboard did not start")
+        # Port 0 lets the kernel choose (no race between picking a port and binding it): the
+        # URL names the port actually bound.
+        sockets = [sock for srv in self.server.servers for sock in srv.sockets]
+        if sockets:
+            host, port = sockets[0].getsockname()[:2]
+            self.url = f"http://{host}:{port}"
         return self.url
 
     def __exit__(self, *exc: object) -> None:
