@@ -51,6 +51,9 @@ class StoreObserver:
         self.options = dict(options or {})
         self.scan_id: str | None = None
         self.stored = 0
+        #: findings as recorded, per endpoint: the scan-level honeypot pass (outcome.scan_report)
+        #: may re-score a service after it was stored; on_finish records it again
+        self._recorded: dict[tuple[str, int, str], tuple[object, ...]] = {}
 
     def on_start(self, scan_id: str, total: int | None) -> None:
         self.scan_id = scan_id
@@ -68,6 +71,9 @@ class StoreObserver:
             return
         self.store.record_result(self.scan_id, result)
         self.stored += 1
+        if result.reachable:
+            ep = result.endpoint
+            self._recorded[(ep.host, ep.port, ep.protocol)] = (result.findings, result.attempts)
 
     def on_unreachable(self, group: UnreachableGroup) -> None:
         """A worker's refused or silent endpoints, as rows: no record is built for them."""
@@ -96,6 +102,14 @@ class StoreObserver:
 
     def on_finish(self, report: ScanReport) -> None:
         self.flush()
+        if self.scan_id is not None:
+            for result in report.results:
+                ep = result.endpoint
+                was = self._recorded.get((ep.host, ep.port, ep.protocol))
+                if was is not None and was != (result.findings, result.attempts):
+                    # re-scored by the scan-level honeypot tells: replace the stored endpoint
+                    self.store.record_result(self.scan_id, result)
+        self._recorded.clear()
         if not report.scope and self.scope:
             report = report.model_copy(update={"scope": self.scope})
         self.store.finish_scan(report)
