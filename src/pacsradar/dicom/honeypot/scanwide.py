@@ -48,6 +48,9 @@ WEB_HOMES: dict[str, tuple[tuple[int, ...], frozenset[str]]] = {
 
 Details = Mapping[str, EvidenceValue]
 
+#: The tells this pass emits (the ids of the ``"scope": "scan"`` rows of honeypot_tells.json).
+SCAN_TELLS = ("archive-shared-with-suspect", "archive-fleet", "web-claimed-product-absent", "web-default-404-fleet")
+
 
 def _details(result: TargetResult, check: str) -> Details | None:
     return next((a.details for a in result.attempts if a.check == check), None)
@@ -218,4 +221,4 @@ def cross_service(
     return out
 
 
-__all__ = ["CROSS_TELLS", "SERVICE_SCORE", "WEB_HOMES", "cross_service"]
+__all__ = ["CROSS_TELLS", "SCAN_TELLS", "SERVICE_SCORE", "WEB_HOMES", "cross_service"]
