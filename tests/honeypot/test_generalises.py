@@ -111,7 +111,8 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> tuple[ScanReport, dict[str,
         held = "held out" if name in (*HELD_OUT_HONEYPOTS, *HELD_OUT_REAL) else "tuning"
         own = details.get("service_score", details.get("score", "-"))
         cross = details.get("cross_tells", [])
-        table.append(f"{name:22} {held:9} {own!s:>4} {details.get('score', '-')!s:>4} {details.get('tells', [])} {cross}")
+        final = details.get("score", "-")
+        table.append(f"{name:22} {held:9} {own!s:>4} {final!s:>4} {details.get('tells', [])} {cross}")
     print("\n" + "\n".join(table))
     return report, ports
 

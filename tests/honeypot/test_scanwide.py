@@ -54,21 +54,35 @@ def dicom(
     ep = Endpoint(host=host, port=port, protocol="dicom")
     findings = [exposure(host, port)]
     if own:
-        honeypot = Finding(check_id=CHECK_ID, title="hp", severity=Severity.INFO, endpoint=ep, evidence=details)
+        honeypot = Finding(
+            check_id=CHECK_ID, title="hp", severity=Severity.INFO, endpoint=ep, evidence=details
+        )
         findings.append(honeypot)
     if score >= DEFAULT_THRESHOLD:
-        findings = [f.model_copy(update={"evidence": {**f.evidence, "suspected_honeypot": True}}) for f in findings]
-    service: dict[str, EvidenceValue] = {"implementation_class_uid": uid, "implementation_version_name": version}
+        findings = [
+            f.model_copy(update={"evidence": {**f.evidence, "suspected_honeypot": True}}) for f in findings
+        ]
+    service: dict[str, EvidenceValue] = {
+        "implementation_class_uid": uid,
+        "implementation_version_name": version,
+    }
     attempts = (
         Attempt(check="dicom.service", status=AttemptStatus.COMPLETED, details=service),
         Attempt(check="dicom.honeypot", status=AttemptStatus.COMPLETED, details=details),
     )
     return TargetResult(
-        endpoint=ep, reachable=True, service="dicom", product=product, attempts=attempts, findings=tuple(findings)
+        endpoint=ep,
+        reachable=True,
+        service="dicom",
+        product=product,
+        attempts=attempts,
+        findings=tuple(findings),
     )
 
 
-def web(host: str, port: int, *, product: str | None = None, status: int = 404, digest: str = "d404") -> TargetResult:
+def web(
+    host: str, port: int, *, product: str | None = None, status: int = 404, digest: str = "d404"
+) -> TargetResult:
     details: dict[str, EvidenceValue] = {
         "product": product, "login_form": False, "root_status": status, "root_digest": digest,
     }  # fmt: skip
@@ -133,10 +147,17 @@ def test_an_identical_archive_on_two_hosts_alone_shows_but_does_not_mark() -> No
 def test_a_fleet_archive_with_one_more_tell_is_marked() -> None:
     # Given the identical archive on two hosts, and a weak own tell (20) on each
     weak = ["modality-persona-archive (+20): a CT scanner's version name; C-FIND answered 5 record(s)"]
-    out = cross_service([dicom("192.0.2.1", tells=weak), dicom("192.0.2.2", tells=weak)], threshold=DEFAULT_THRESHOLD)
+    out = cross_service(
+        [dicom("192.0.2.1", tells=weak), dicom("192.0.2.2", tells=weak)], threshold=DEFAULT_THRESHOLD
+    )
     # Then 1 - 0.8 * 0.65 = 48 ... below; with the default 404 web side it is above
     assert all(honeypot(r)["score"] == 48 for r in out)
-    hosts = [dicom("192.0.2.1", tells=weak), web("192.0.2.1", 8080), web("192.0.2.1", 8443), dicom("192.0.2.2", tells=weak)]
+    hosts = [
+        dicom("192.0.2.1", tells=weak),
+        web("192.0.2.1", 8080),
+        web("192.0.2.1", 8443),
+        dicom("192.0.2.2", tells=weak),
+    ]
     out = by_host(cross_service(hosts, threshold=DEFAULT_THRESHOLD))
     assert honeypot(out["192.0.2.1:11112"])["score"] == 58 and suspected(out["192.0.2.1:11112"])
     assert not suspected(out["192.0.2.2:11112"])
@@ -166,14 +187,23 @@ def test_a_default_404_web_side_alone_is_supporting_only() -> None:
     assert d["score"] == 0 and d["suspected"] is False and d[CROSS_TELLS]
     assert not any(f.check_id == CHECK_ID for f in out["192.0.2.1:11112"].findings)
     # And different pages, or a product, are no default 404 fleet
-    mixed = [dicom("192.0.2.1", pset="own"), web("192.0.2.1", 80, digest="a"), web("192.0.2.1", 8080, digest="b")]
+    mixed = [
+        dicom("192.0.2.1", pset="own"),
+        web("192.0.2.1", 80, digest="a"),
+        web("192.0.2.1", 8080, digest="b"),
+    ]
     assert cross_service(mixed, threshold=DEFAULT_THRESHOLD) == mixed
 
 
 def test_supporting_own_tells_count_once_a_scan_tell_arrives() -> None:
     # Given a service whose only own tell is supporting (uncounted), sharing a suspect's archive
     rnd = ["random-syntax-accepted (+30): presentation context for a fresh random 2.25 abstract syntax"]
-    out = by_host(cross_service([dicom("192.0.2.1", tells=OWN_TELLS), dicom("192.0.2.2", ac="x", uncounted=rnd)], threshold=DEFAULT_THRESHOLD))
+    out = by_host(
+        cross_service(
+            [dicom("192.0.2.1", tells=OWN_TELLS), dicom("192.0.2.2", ac="x", uncounted=rnd)],
+            threshold=DEFAULT_THRESHOLD,
+        )
+    )
     d = honeypot(out["192.0.2.2:11112"])
     # Then both count: 1 - 0.4 * 0.7 = 72
     assert d["score"] == 72 and "uncounted_tells" not in d and d["tells"] == rnd

@@ -76,7 +76,9 @@ def hawk(persona: str, host: str) -> DicomHawkPersona:
 
 
 @pytest.fixture(scope="module")
-def lab(tmp_path_factory: pytest.TempPathFactory) -> tuple[ScanReport, ScanReport, dict[str, tuple[str, int]]]:
+def lab(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> tuple[ScanReport, ScanReport, dict[str, tuple[str, int]]]:
     from pacsradar.store import Store, StoreObserver
 
     tmp = tmp_path_factory.mktemp("scanwide")
@@ -92,7 +94,9 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> tuple[ScanReport, ScanRepor
             peers[name] = (host, stack.enter_context(hawk(persona, host)).port)
         # Two real archives, one configuration (a hospital's fleet), different patients
         for name, host, seed in (("real-a", REAL_A, 1), ("real-b", REAL_B, 2)):
-            pacs = stack.enter_context(ExposedPacs(make_studies(3, seed=seed), host=host, port=free_port(host)))
+            pacs = stack.enter_context(
+                ExposedPacs(make_studies(3, seed=seed), host=host, port=free_port(host))
+            )
             peers[name] = (host, pacs.port)
         peers["web-8042"] = (WEBHOST, stack.enter_context(default_404(WEBHOST, 8042)))
         # The quiet twins are scanned on their own: the suspect's archive would decide them
@@ -112,7 +116,9 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> tuple[ScanReport, ScanRepor
             store.close()
         pair = [Endpoint(host=h, port=p) for n, (h, p) in peers.items() if n in twins]
         twins_report = asyncio.run(run_scan(pair, options, total=len(pair)))
-    report = ScanReport.model_validate({**report.model_dump(), "results": [*report.results, *twins_report.results]})
+    report = ScanReport.model_validate(
+        {**report.model_dump(), "results": [*report.results, *twins_report.results]}
+    )
     return report, stored, peers
 
 
@@ -191,6 +197,9 @@ def test_the_stored_scan_reads_back_the_same_marks(lab: Lab, tmp_path: Path) -> 
         # Then the stored scan carries the final scores and marks
         assert honeypot(back)["score"] == honeypot(live)["score"], name
         assert [f.suspected_honeypot for f in back.findings] == [f.suspected_honeypot for f in live.findings]
-    assert exposure_of(stored.findings).honeypots == exposure_of(
-        [f for r in report.results if r.endpoint.host not in (TWIN_A, TWIN_B) for f in r.findings]
-    ).honeypots
+    assert (
+        exposure_of(stored.findings).honeypots
+        == exposure_of(
+            [f for r in report.results if r.endpoint.host not in (TWIN_A, TWIN_B) for f in r.findings]
+        ).honeypots
+    )

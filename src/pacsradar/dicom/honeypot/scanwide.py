@@ -49,7 +49,12 @@ WEB_HOMES: dict[str, tuple[tuple[int, ...], frozenset[str]]] = {
 Details = Mapping[str, EvidenceValue]
 
 #: The tells this pass emits (the ids of the ``"scope": "scan"`` rows of honeypot_tells.json).
-SCAN_TELLS = ("archive-shared-with-suspect", "archive-fleet", "web-claimed-product-absent", "web-default-404-fleet")
+SCAN_TELLS = (
+    "archive-shared-with-suspect",
+    "archive-fleet",
+    "web-claimed-product-absent",
+    "web-default-404-fleet",
+)
 
 
 def _details(result: TargetResult, check: str) -> Details | None:
@@ -93,14 +98,18 @@ def _web_tells(dicom: TargetResult, web: Sequence[TargetResult]) -> list[tuple[s
             seen = d.get("product")
             if port in ports and seen not in names:
                 what = f"as {seen}" if isinstance(seen, str) and seen else "with no known product"
-                out.append(("web-claimed-product-absent", f"claims {product}; its port {port} answers {what}"))
+                out.append(
+                    ("web-claimed-product-absent", f"claims {product}; its port {port} answers {what}")
+                )
                 break
     digests = {d.get("root_digest") for _, d in facts}
     if (
         len(facts) >= 2
         and len(digests) == 1
         and None not in digests
-        and all(d.get("root_status") == 404 and not d.get("product") and not d.get("login_form") for _, d in facts)
+        and all(
+            d.get("root_status") == 404 and not d.get("product") and not d.get("login_form") for _, d in facts
+        )
     ):
         ports_text = ", ".join(str(p) for p, _ in sorted(facts, key=lambda f: f[0])[:6])
         out.append(("web-default-404-fleet", f"web ports {ports_text} answer / with one identical 404 page"))
@@ -120,7 +129,8 @@ def _archive_tells(
         out.append(
             (
                 "archive-shared-with-suspect",
-                f"the same patient set (keyed digest) as {len(suspects)} service(s) suspected on their own tells",
+                f"the same patient set (keyed digest) as {len(suspects)} service(s) suspected "
+                "on their own tells",
             )
         )
     ac = d.get("ac_digest")
@@ -138,10 +148,18 @@ def _archive_tells(
 
 
 def _rescored(
-    result: TargetResult, d: Details, cross: list[tuple[str, str]], specs: Mapping[str, TellSpec], threshold: int
+    result: TargetResult,
+    d: Details,
+    cross: list[tuple[str, str]],
+    specs: Mapping[str, TellSpec],
+    threshold: int,
 ) -> tuple[dict[str, EvidenceValue], bool]:
     own = _lines(d.get("tells")) + _lines(d.get("uncounted_tells"))
-    seen = [TellSeen(_tell_id(line), specs[_tell_id(line)].weight, line) for line in own if _tell_id(line) in specs]
+    seen = [
+        TellSeen(_tell_id(line), specs[_tell_id(line)].weight, line)
+        for line in own
+        if _tell_id(line) in specs
+    ]
     extra = [TellSeen(i, specs[i].weight, ev) for i, ev in cross if i in specs]
     everything = seen + extra
     counted = not all(specs[t.id].supporting for t in everything)
@@ -181,7 +199,11 @@ def _apply(result: TargetResult, details: dict[str, EvidenceValue], scored: bool
         findings.append(f)
     if not found and scored:
         endpoint = result.endpoint
-        findings.append(HONEYPOT_SUSPECT.finding(endpoint, summary=_summary(details), evidence=details, product=result.product))
+        findings.append(
+            HONEYPOT_SUSPECT.finding(
+                endpoint, summary=_summary(details), evidence=details, product=result.product
+            )
+        )
     if mark and details.get(SUSPECTED) is True:
         tag: dict[str, EvidenceValue] = {MARK: True, SCORE: details.get("score")}
         findings = [f.model_copy(update={"evidence": {**f.evidence, **tag}}) for f in findings]

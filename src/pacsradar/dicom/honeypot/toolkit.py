@@ -147,9 +147,9 @@ def modality_persona(version_name: str | None) -> str | None:
 
 __all__ = [
     "PYDICOM_ROOT_LABEL",
-    "VERSION_NAME_PRODUCTS",
     "PYNETDICOM_MAX_PDU",
     "UID_ROOTS",
+    "VERSION_NAME_PRODUCTS",
     "Claim",
     "accepted_first",
     "behaves_like_pynetdicom",
