@@ -32,6 +32,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pacsradar.dicom.honeypot import toolkit
 from pacsradar.dicom.honeypot.score import CHECK_ID, MARK, SCORE, SUSPECTED, TellSeen, TellSpec, load_table
 from pacsradar.models import EvidenceValue, Finding, TargetResult
+from pacsradar.phi import peer_text
 
 HONEYPOT_CHECK = "dicom.honeypot"
 WEB_CHECK = "web.fingerprint"
@@ -90,14 +91,18 @@ def _claimed_product(result: TargetResult) -> str | None:
 def _web_tells(dicom: TargetResult, web: Sequence[TargetResult]) -> list[tuple[str, str]]:
     out: list[tuple[str, str]] = []
     facts = [(w.endpoint.port, d) for w in web if (d := _details(w, WEB_CHECK)) is not None]
-    product = _claimed_product(dicom)
+    label = _claimed_product(dicom) or ""
+    # a product label may carry its version ("Orthanc 1.10.1")
+    product = next((k for k in WEB_HOMES if label == k or label.startswith(k + " ")), None)
     home = WEB_HOMES.get(product or "")
     if home is not None:
         ports, names = home
         for port, d in facts:
             seen = d.get("product")
             if port in ports and seen not in names:
-                what = f"as {seen}" if isinstance(seen, str) and seen else "with no known product"
+                what = (
+                    f"as {peer_text(seen, 80)}" if isinstance(seen, str) and seen else "with no known product"
+                )
                 out.append(
                     ("web-claimed-product-absent", f"claims {product}; its port {port} answers {what}")
                 )
@@ -180,8 +185,9 @@ def _rescored(
 
 def _summary(details: Details) -> str:
     verdict = "looks like a honeypot" if details.get(SUSPECTED) is True else "shows honeypot tells"
-    n = len(_lines(details.get("tells"))) + len(_lines(details.get(CROSS_TELLS)))
-    return f"Service {verdict}: score {details.get('score')}/100 from {n} tell(s), some seen across the scan"
+    own, cross = len(_lines(details.get("tells"))), len(_lines(details.get(CROSS_TELLS)))
+    where = f", {cross} seen across the scan" if cross else ""
+    return f"Service {verdict}: score {details.get('score')}/100 from {own + cross} tell(s){where}"
 
 
 def _apply(result: TargetResult, details: dict[str, EvidenceValue], scored: bool, mark: bool) -> TargetResult:
