@@ -203,3 +203,31 @@ def test_the_stored_scan_reads_back_the_same_marks(lab: Lab, tmp_path: Path) -> 
             [f for r in report.results if r.endpoint.host not in (TWIN_A, TWIN_B) for f in r.findings]
         ).honeypots
     )
+
+
+def test_every_output_counts_the_cross_suspect_apart(lab: Lab) -> None:
+    import json
+
+    from pacsradar.report.context import ReportContext
+    from pacsradar.report.dispatch import render
+
+    # Given the main scan (the twins were a separate scan)
+    report, stored, peers = lab
+    quiet = "{}:{}".format(*peers["quiet"])
+    for source in (report, stored):
+        main = source.model_copy(
+            update={"results": tuple(r for r in source.results if r.endpoint.host not in (TWIN_A, TWIN_B))}
+        )
+        ctx = ReportContext(report=main)
+        # When rendered as JSON, Markdown and HTML
+        doc = json.loads(render("json", ctx))
+        marks = {
+            f["evidence"].get("suspected_honeypot", False)
+            for r in doc["results"]
+            for f in r["findings"]
+            if f"{r['endpoint']['host']}:{r['endpoint']['port']}" == quiet
+        }
+        # Then the quiet persona's findings are marked, and the headlines count 3 suspects apart
+        assert marks == {True}
+        assert "3 services look like honeypots" in render("md", ctx)
+        assert "3 services look like honeypots" in render("html", ctx)
