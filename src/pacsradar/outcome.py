@@ -118,7 +118,13 @@ def scan_report(
     interrupted: bool,
     kept: Sequence[TargetResult],
 ) -> ScanReport:
-    """The finished scan's report, the same for a local and a distributed run."""
+    """The finished scan's report, the same for a local and a distributed run.
+
+    The scan-level honeypot tells (the web side of each host, archives shared across hosts)
+    need every result, so they are applied here, once, before anything reads the report."""
+    from pacsradar.dicom.honeypot.scanwide import cross_service
+
+    kept = cross_service(kept, threshold=options.honeypot_threshold, count_honeypots=options.count_honeypots)
     return ScanReport(
         scan_id=scan_id,
         version=__version__,

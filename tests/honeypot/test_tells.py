@@ -75,11 +75,15 @@ def test_table_and_functions_list_the_same_tells() -> None:
     # Given the weights table (data) and the tell functions (code)
     table = load_table()
     # Then every tell has a weight, a source and a function, and the default threshold agrees
-    assert {t.id for t in table.tells} == set(T.TELLS)
+    assert {t.id for t in table.tells if t.scope == "service"} == set(T.TELLS)
+    # And the scan-level tells are the ones the scan-level pass emits
+    from pacsradar.dicom.honeypot import scanwide
+
+    assert {t.id for t in table.tells if t.scope == "scan"} == set(scanwide.SCAN_TELLS)
     assert all(t.source and 0 < t.weight < 100 for t in table.tells)
     assert table.default_threshold == DEFAULT_THRESHOLD == ScanOptions().honeypot_threshold
     raw = json.loads(resources.files("pacsradar.data").joinpath("honeypot_tells.json").read_text())
-    assert raw["version"] == 2
+    assert raw["version"] == 3
 
 
 @pytest.mark.parametrize(

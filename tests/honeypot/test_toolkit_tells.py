@@ -179,3 +179,21 @@ def test_study_uids_are_counted_by_root_and_never_kept() -> None:
     # Then the facts hold the roots' labels and counts, and no UID
     assert facts.study_uid_roots == (("other", 1), ("pydicom", 2))
     assert not any(uid in repr(facts) for uid in uids)
+
+
+def test_a_products_version_name_on_another_catalogued_root_is_a_copied_identity() -> None:
+    # Given DICOMHawk's customizer default: version name ORTHANC on pynetdicom's own UID root
+    customizer = hawk("1.2.826.0.1.3680043.9.3811.2.0.1", "ORTHANC")
+    result = score(customizer)
+    ids = {t.id for t in result.tells}
+    # Then the version name is held against the UID root, and the claim against the Upper Layer
+    assert {"identity-toolkit-mismatch", "identity-on-pynetdicom-upper-layer"} <= ids
+    assert result.score >= DEFAULT_THRESHOLD
+    assert toolkit.claim("1.2.826.0.1.3680043.9.3811.2.0.1", "ORTHANC").product == "Orthanc"
+    # But a real Orthanc (DCMTK's UID with an ORTHANC version name, DCMTK's Upper Layer) is not
+    orthanc = pynetdicom_ac(DCMTK_UID, "ORTHANC_1_12_4", max_pdu=16384, context_order=ORTHANC_ORDER)
+    assert score(DicomFacts(associations=(orthanc,))).score == 0
+    # And a version name naming a product on an uncatalogued root (a product's own) is no claim
+    assert toolkit.copied_product_name("1.2.3.4.5", "ORTHANC") is None
+    # Nor a toolkit's name on another root (products embed DCMTK and keep its version name)
+    assert toolkit.copied_product_name("1.2.276.0.7238010.5.0.3.5.4", "OFFIS_DCMTK_360") is None

@@ -45,6 +45,9 @@ PERSONAS: dict[str, tuple[str, str, str, str]] = {
     # customizer/customizer.py defaults: DICOM_IMPLEMENTATION_NAME "ORTHANC" with
     # DICOM_IMPLEMENTATION_UID 1.2.826.0.1.3680043.9.3811.2.0.1 (pynetdicom's root)
     "customizer": ("DICOMHAWK", "1.2.826.0.1.3680043.9.3811.2.0.1", "ORTHANC", "CT"),
+    # pynetdicom's own identity (.env DICOM_IMPLEMENTATION_UID/NAME set to pynetdicom's): a
+    # sensor that claims nothing it is not, found only by the archive it shares (issue 22 item 5)
+    "plain": ("DICOMHAWK", "1.2.826.0.1.3680043.9.3811.3.0.0", "PYNETDICOM_300", "CT"),
 }
 QR_MODELS = (
     "1.2.840.10008.5.1.4.1.2.1.1",

@@ -69,6 +69,9 @@ class StoreObserver:
         self._live: list[TargetResult] = []
         self._timer: asyncio.TimerHandle | None = None
         self._failed: Exception | None = None
+        #: findings as recorded, per endpoint: the scan-level honeypot pass (outcome.scan_report)
+        #: may re-score a service after it was stored; on_finish records it again
+        self._recorded: dict[tuple[str, int, str], tuple[object, ...]] = {}
 
     def on_start(self, scan_id: str, total: int | None) -> None:
         self.scan_id = scan_id
@@ -104,6 +107,9 @@ class StoreObserver:
             self._buffer([(*row, _is_clean(result))])
             return
         self._live.append(result)
+        if result.reachable:
+            ep = result.endpoint
+            self._recorded[(ep.host, ep.port, ep.protocol)] = (result.findings, result.attempts)
         if len(self._live) >= self.live_batch:
             self.flush_live()
         elif self._timer is None:
@@ -169,6 +175,14 @@ class StoreObserver:
         self.flush_live()
         self.update_plan(force=True)
         self.flush()
+        if self.scan_id is not None:
+            for result in report.results:
+                ep = result.endpoint
+                was = self._recorded.get((ep.host, ep.port, ep.protocol))
+                if was is not None and was != (result.findings, result.attempts):
+                    # re-scored by the scan-level honeypot tells: replace the stored endpoint
+                    self.store.record_result(self.scan_id, result)
+        self._recorded.clear()
         if not report.scope and self.scope:
             report = report.model_copy(update={"scope": self.scope})
         self.store.finish_scan(report)

@@ -37,6 +37,10 @@ class FingerprintResult:
     matched: tuple[str, ...]
     #: dcm4chee-arc AE titles, only to build its DICOMweb paths; never reported
     aets: tuple[str, ...] = ()
+    #: the status of GET / and a keyed hash of its body (never the body): the scan-level
+    #: honeypot pass compares the web ports of one host (pacsradar.dicom.honeypot.scanwide)
+    root_status: int | None = None
+    root_digest: str | None = None
 
     def with_version(self, raw: object) -> FingerprintResult:
         """This fingerprint completed with a version read later (bounded, validated)."""

@@ -191,6 +191,8 @@ async def identify(ctx: WebContext) -> FingerprintResult:
         probe_errors=errors,
         matched=tuple(dict.fromkeys(s.product for s, _ in matched)),
         aets=aets,
+        root_status=root.reply.status if root else None,
+        root_digest=ctx.options.hasher.digest(root.reply.body) if root else None,
     )
 
 
@@ -222,6 +224,8 @@ async def _run(ctx: WebContext) -> CheckOutcome:
         "server": result.server,
         "probes": result.probes,
         "probe_errors": result.probe_errors,
+        "root_status": result.root_status,
+        "root_digest": result.root_digest,
     }
     findings: tuple[Finding, ...] = ()
     if result.product is not None:

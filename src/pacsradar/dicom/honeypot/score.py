@@ -34,6 +34,9 @@ class TellSpec:
     #: counts only next to a tell that is not supporting: alone it never reaches any threshold
     #: (issue 22 item 3: odil's default acceptor accepts any abstract syntax)
     supporting: bool = False
+    #: "service": a function of one endpoint's facts (tells.TELLS); "scan": seen across the
+    #: scan's results, after the audit (pacsradar.dicom.honeypot.scanwide)
+    scope: str = "service"
 
 
 @dataclass(frozen=True)
@@ -71,12 +74,15 @@ def load_table() -> TellTable:
             title=str(t["title"]),
             source=str(t["source"]),
             supporting=bool(t.get("supporting", False)),
+            scope=str(t.get("scope", "service")),
         )
         for t in raw["tells"]
     )
     for spec in specs:
         if not 0 < spec.weight < 100:
             raise ValueError(f"honeypot tell {spec.id}: weight must be 1-99")
+        if spec.scope not in ("service", "scan"):
+            raise ValueError(f"honeypot tell {spec.id}: scope must be service or scan")
     return TellTable(default_threshold=int(raw["default_threshold"]), tells=specs)
 
 
@@ -95,6 +101,8 @@ def score(facts: DicomFacts, table: TellTable | None = None) -> HoneypotScore:
     seen: list[TellSeen] = []
     supporting: set[str] = set()
     for spec in table.tells:
+        if spec.scope != "service":
+            continue  # scan-level tells: pacsradar.dicom.honeypot.scanwide
         fn = TELLS.get(spec.id)
         evidence = fn(facts) if fn is not None else None
         if evidence is not None:

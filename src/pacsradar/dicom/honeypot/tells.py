@@ -135,6 +135,9 @@ def identity_toolkit_mismatch(facts: DicomFacts) -> str | None:
         ac.max_pdu == PYNETDICOM_MAX_PDU or version.startswith("PYNETDICOM")
     ):
         return f"DCMTK's UID root with pynetdicom's maximum PDU or version name ({ac.max_pdu})"
+    copied = toolkit.copied_product_name(uid, ac.implementation_version_name)
+    if copied is not None:
+        return f"version name of {copied} on the UID root of {toolkit.claim(uid, None).product}"
     return None
 
 

@@ -57,6 +57,41 @@ def uid_root(uid: bytes) -> str | None:
     return "other" if text else None
 
 
+#: Version names (PS3.7 D.3.3.2) that name a server *product*, with the UID root that product is
+#: catalogued under (pacsradar/data/dicom_impl_fingerprints.csv). A product built on a toolkit
+#: keeps the toolkit's UID and names itself in the version name (Orthanc: DCMTK's UID), so a
+#: version name alone proves nothing; the same name on another toolkit's root is a copied
+#: identity. Only names of products, never of toolkits others embed (OFFIS_DCMTK_*, PYNETDICOM_*
+#: are read by identity-toolkit-mismatch with the maximum PDU instead).
+VERSION_NAME_PRODUCTS: tuple[tuple[str, str, str], ...] = (
+    # Orthanc links DCMTK and reports DCMTK's UID (csv row "DCMTK-based (DCMTK or Orthanc)")
+    ("ORTHANC", "Orthanc", "1.2.276.0.7230010.3."),
+    # PixelMed com.pixelmed.dicom.VersionAndConstants (live, tests/web/test_pixelmed.py)
+    ("PIXELMEDJAVA", "PixelMed", "1.3.6.1.4.1.5962."),
+    # CTN simple_storage (live, tests/dicom/test_more_peers.py)
+    ("MIRCTN", "CTN", "1.2.840.113654.2.3.1995."),
+)
+
+
+def version_names_product(version_name: str | None) -> tuple[str, str] | None:
+    """(product, its catalogued UID root) a version name names, or None."""
+    name = (version_name or "").strip().upper()
+    for prefix, product, root in VERSION_NAME_PRODUCTS:
+        if name.startswith(prefix):
+            return product, root
+    return None
+
+
+def copied_product_name(uid: str | None, version_name: str | None) -> str | None:
+    """The product a version name names when the UID lies under another catalogued root."""
+    named = version_names_product(version_name)
+    if named is None or not uid or uid.startswith(named[1]):
+        return None
+    if identify(uid, None).product == UNKNOWN_PRODUCT:
+        return None  # an uncatalogued root: nothing to hold the name against
+    return named[0]
+
+
 @dataclass(frozen=True)
 class Claim:
     """What an AC's implementation identity claims to be (pacsradar.dicom.fingerprint)."""
@@ -74,7 +109,12 @@ class Claim:
 
 
 def claim(uid: str | None, version_name: str | None) -> Claim:
+    """The UID's product, or the product the version name names on another toolkit's root
+    (DICOMHawk's customizer writes ``ORTHANC`` on pynetdicom's root): that is the claim."""
     product = identify(uid, version_name).product
+    copied = copied_product_name(uid, version_name)
+    if copied is not None:
+        return Claim(product=copied, vendor=False)
     return Claim(product=product, vendor="(vendor root)" in product)
 
 
@@ -109,10 +149,12 @@ __all__ = [
     "PYDICOM_ROOT_LABEL",
     "PYNETDICOM_MAX_PDU",
     "UID_ROOTS",
+    "VERSION_NAME_PRODUCTS",
     "Claim",
     "accepted_first",
     "behaves_like_pynetdicom",
     "claim",
+    "copied_product_name",
     "modality_persona",
     "uid_root",
 ]
