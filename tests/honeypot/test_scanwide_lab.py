@@ -24,7 +24,6 @@ import pytest
 
 from dicom.helpers import FAST
 from lab.hawk_personas import DicomHawkPersona
-from lab.ports import free_port
 from pacsradar.config import ScanOptions
 from pacsradar.dicom.honeypot.score import DEFAULT_THRESHOLD
 from pacsradar.lab.pacs import ExposedPacs
@@ -95,7 +94,7 @@ def lab(
         # Two real archives, one configuration (a hospital's fleet), different patients
         for name, host, seed in (("real-a", REAL_A, 1), ("real-b", REAL_B, 2)):
             pacs = stack.enter_context(
-                ExposedPacs(make_studies(3, seed=seed), host=host, port=free_port(host))
+                ExposedPacs(make_studies(3, seed=seed), host=host, port=0)
             )
             peers[name] = (host, pacs.port)
         peers["web-8042"] = (WEBHOST, stack.enter_context(default_404(WEBHOST, 8042)))

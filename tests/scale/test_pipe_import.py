@@ -22,7 +22,6 @@ import pytest
 
 from lab.hostile import Silent, run_in_thread
 from lab.netns import SCAN_ADDR, SparseNet, netns_skip_reason
-from lab.ports import free_port
 from pacsradar.lab.pacs import ExposedPacs
 from pacsradar.lab.synthetic import make_studies
 from pacsradar.session import stored_plan
@@ -58,11 +57,11 @@ def _send(proc: subprocess.Popen[str], line: str) -> None:
 
 def test_piped_masscan_lines_are_audited_as_they_arrive_and_the_plan_keeps_them(tmp_path: Path) -> None:
     # Given a peer that accepts and never answers, and an exposed PACS, on loopback
-    port = free_port("127.0.25.1")
     db = tmp_path / "f.db"
     with contextlib.ExitStack() as stack:
+        # the PACS binds port 0; the silent peer takes the same port on its own address
+        port = stack.enter_context(ExposedPacs(make_studies(2, seed=5), host="127.0.25.2", port=0)).port
         silent = stack.enter_context(run_in_thread(Silent(host="127.0.25.1", port=port)))
-        stack.enter_context(ExposedPacs(make_studies(2, seed=5), host="127.0.25.2", port=port))
         # When masscan -oL lines are piped into a scan, one at a time
         proc = stack.enter_context(_scan(tmp_path, "--assoc-timeout", "1", "--db", str(db), "-f", "json"))
         stack.callback(lambda: proc.poll() is None and proc.kill())
@@ -89,11 +88,11 @@ def test_ctrl_c_on_a_streamed_import_prints_the_resume_command_and_resume_finish
     tmp_path: Path,
 ) -> None:
     # Given a streamed import whose first endpoint never answers
-    port = free_port("127.0.25.11")
     db = tmp_path / "f.db"
     with contextlib.ExitStack() as stack:
+        # the PACS binds port 0; the silent peer takes the same port on its own address
+        port = stack.enter_context(ExposedPacs(make_studies(2, seed=6), host="127.0.25.12", port=0)).port
         silent = stack.enter_context(run_in_thread(Silent(host="127.0.25.11", port=port)))
-        stack.enter_context(ExposedPacs(make_studies(2, seed=6), host="127.0.25.12", port=port))
         proc = stack.enter_context(_scan(tmp_path, "--assoc-timeout", "30", "--db", str(db)))
         stack.callback(lambda: proc.poll() is None and proc.kill())
         _send(proc, f"127.0.25.11:{port}")
@@ -129,8 +128,8 @@ def test_ctrl_c_on_a_streamed_import_prints_the_resume_command_and_resume_finish
 
 def test_iL_dash_reads_targets_from_standard_input(tmp_path: Path) -> None:
     # Given target lines on standard input (a CIDR, a list, a comment)
-    port = free_port("127.0.25.21")
-    with ExposedPacs(make_studies(1, seed=7), host="127.0.25.21", port=port):
+    with ExposedPacs(make_studies(1, seed=7), host="127.0.25.21", port=0) as pacs:
+        port = pacs.port
         # When `scan -iL -` reads them
         done = subprocess.run(
             [sys.executable, "-m", "pacsradar", "scan", "-iL", "-", "-p", str(port), "--only", "dicom",
