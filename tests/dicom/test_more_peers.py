@@ -10,7 +10,6 @@ import os
 import shutil
 import signal
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,7 +19,7 @@ from pydicom.dataset import Dataset
 from dicom.helpers import attempt_details, finding, result_for, scan
 from lab.dimse_node import dcmjs_dimse_available, start_dcmjs_scp
 from lab.orthanc import dicomweb_plugin_available, orthanc_available, start_orthanc
-from lab.ports import LOOPBACK, PeerStartError, free_port, wait_until_bound
+from lab.ports import free_port, wait_for_echo
 from pacsradar.dicom.fingerprint import load_table
 from pacsradar.lab.synthetic import make_studies, summarise
 from pacsradar.models import Severity
@@ -60,29 +59,6 @@ def test_dcmjs_dimse_scp_is_named_and_counted_exactly(tmp_path: Path, studies: l
     )  # fmt: skip
 
 
-def _wait_for_echo(port: int, proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
-    """Ready once a C-ECHO succeeds. A bare TCP connect-and-close (lab.ports.wait_for_port)
-    makes simple_storage exit: found while writing this test, a fragility worth knowing. A
-    refused connect before it listens never reaches it."""
-    from pynetdicom import AE
-
-    ae = AE(ae_title="LABPROBE")
-    ae.add_requested_context("1.2.840.10008.1.1")
-    ae.acse_timeout = ae.network_timeout = 5
-    wait_until_bound(port, proc=proc, timeout=timeout)  # CTN binds 0.0.0.0: 127.0.0.1 is then taken
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise PeerStartError(f"simple_storage exited with {proc.returncode}")
-        assoc = ae.associate(LOOPBACK, port)
-        if assoc.is_established:
-            assoc.send_c_echo()
-            assoc.release()
-            return
-        time.sleep(0.2)
-    raise PeerStartError("simple_storage did not answer C-ECHO")
-
-
 @pytest.fixture
 def ctn_storage(tmp_path: Path) -> Iterator[int]:
     if SIMPLE_STORAGE is None:
@@ -95,7 +71,9 @@ def ctn_storage(tmp_path: Path) -> Iterator[int]:
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path, start_new_session=True,
     )  # fmt: skip
     try:
-        _wait_for_echo(port, proc)
+        # ready once a C-ECHO succeeds: a bare TCP connect-and-close makes simple_storage exit
+        # (found while writing this test); CTN binds 0.0.0.0, so 127.0.0.1 is then taken
+        wait_for_echo(port, proc, "simple_storage")
         yield port
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
