@@ -32,7 +32,7 @@ from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
 
 from lab import CANARY
-from lab.honeypots import PynetdicomHoneypot
+from lab.honeypots import PynetdicomHoneypot, hawk_handlers
 from lab.ports import LOOPBACK
 
 #: persona -> (AE title, implementation class UID, version name, modality)
@@ -114,7 +114,7 @@ class DicomHawkPersona(PynetdicomHoneypot):
         self.archive = fake_archive(5, self.modality)
 
     def make(self) -> tuple[Any, list[Any]]:
-        from pynetdicom import AE, AllStoragePresentationContexts, evt
+        from pynetdicom import AE, AllStoragePresentationContexts
 
         ae = AE(ae_title=self.ae_title)
         ae.implementation_class_uid = self.uid
@@ -128,13 +128,7 @@ class DicomHawkPersona(PynetdicomHoneypot):
                 ae.add_supported_context(uid)
         for uid in (*QR_MODELS, VERIFICATION):
             ae.add_supported_context(uid)
-        handlers = [
-            (evt.EVT_C_FIND, self._find),
-            (evt.EVT_C_ECHO, lambda event: 0x0000),
-            (evt.EVT_C_STORE, lambda event: 0x0000),
-            (evt.EVT_C_MOVE, self._move),
-        ]
-        return ae, handlers
+        return ae, hawk_handlers(self._find, self._move)
 
     def _matching(self, identifier: Dataset) -> list[Dataset]:
         given = {

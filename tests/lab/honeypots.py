@@ -38,7 +38,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -302,6 +302,20 @@ class PynetdicomHoneypot:
         self.stop()
 
 
+def hawk_handlers(find: Callable[[Any], Any], move: Callable[[Any], Any]) -> list[Any]:
+    """DICOMHawk's event handlers (the version :class:`DicomHawk` follows and the rewrite
+    :mod:`lab.hawk_personas` follows alike): its own C-FIND and C-MOVE, Success to every
+    C-ECHO and C-STORE."""
+    from pynetdicom import evt
+
+    return [
+        (evt.EVT_C_FIND, find),
+        (evt.EVT_C_ECHO, lambda event: 0x0000),
+        (evt.EVT_C_STORE, lambda event: 0x0000),
+        (evt.EVT_C_MOVE, move),
+    ]
+
+
 class DicomHawk(PynetdicomHoneypot):
     def __init__(self, host: str = LOOPBACK, port: int = 0, files: list[Dataset] | None = None) -> None:
         super().__init__(host, port)
@@ -313,7 +327,6 @@ class DicomHawk(PynetdicomHoneypot):
             QueryRetrievePresentationContexts,
             StoragePresentationContexts,
             VerificationPresentationContexts,
-            evt,
         )
 
         ae = AE()
@@ -325,13 +338,7 @@ class DicomHawk(PynetdicomHoneypot):
             StoragePresentationContexts + VerificationPresentationContexts + QueryRetrievePresentationContexts
         ):
             ae.add_supported_context(cx.abstract_syntax)
-        handlers = [
-            (evt.EVT_C_FIND, self._find),
-            (evt.EVT_C_ECHO, lambda event: 0x0000),
-            (evt.EVT_C_STORE, lambda event: 0x0000),
-            (evt.EVT_C_MOVE, self._move),
-        ]
-        return ae, handlers
+        return ae, hawk_handlers(self._find, self._move)
 
     def _find(self, event: Any) -> Iterator[tuple[int, Dataset]]:
         term = None
