@@ -6,10 +6,6 @@ Orthanc with and without its Debian DICOMweb plugin. Each fingerprint row they v
 from __future__ import annotations
 
 import asyncio
-import os
-import shutil
-import signal
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,16 +13,14 @@ import pytest
 from pydicom.dataset import Dataset
 
 from dicom.helpers import attempt_details, finding, result_for, scan
+from lab.ctn import SIMPLE_STORAGE, start_simple_storage
 from lab.dimse_node import dcmjs_dimse_available, start_dcmjs_scp
 from lab.orthanc import dicomweb_plugin_available, orthanc_available, start_orthanc
-from lab.ports import free_port, wait_for_echo
 from pacsradar.dicom.fingerprint import load_table
 from pacsradar.lab.synthetic import make_studies, summarise
 from pacsradar.models import Severity
 from web.helpers import finding as web_finding
 from web.helpers import ids, web_scan
-
-SIMPLE_STORAGE = shutil.which("simple_storage")
 
 
 @pytest.fixture(scope="module")
@@ -63,21 +57,8 @@ def test_dcmjs_dimse_scp_is_named_and_counted_exactly(tmp_path: Path, studies: l
 def ctn_storage(tmp_path: Path) -> Iterator[int]:
     if SIMPLE_STORAGE is None:
         pytest.skip("Debian ctn not installed (scripts/apt-packages.txt)")
-    port = free_port()
-    # -s: do not dump received attributes; -x: files (none are sent) go under tmp_path;
-    # -f: one process per association (single-process mode stalls after the readiness probe)
-    proc = subprocess.Popen(
-        [SIMPLE_STORAGE, "-f", "-s", "-x", str(tmp_path), str(port)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path, start_new_session=True,
-    )  # fmt: skip
-    try:
-        # ready once a C-ECHO succeeds: a bare TCP connect-and-close makes simple_storage exit
-        # (found while writing this test); CTN binds 0.0.0.0, so 127.0.0.1 is then taken
-        wait_for_echo(port, proc, "simple_storage")
+    with start_simple_storage(tmp_path) as port:
         yield port
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(10)
 
 
 def test_ctn_simple_storage_is_named_and_its_placeholder_answers_are_not_an_exposure(
