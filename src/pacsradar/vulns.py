@@ -15,8 +15,11 @@ from __future__ import annotations
 import functools
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
+
+from pacsradar.models import Evidence
 
 SURFACES = frozenset({"dicom-scp", "dicom-scu", "dicom-file", "http", "hl7"})
 
@@ -147,4 +150,18 @@ def backport_note(entry: CveEntry) -> str:
     return "; ".join(f"{b.distribution} backports the fix in {b.package_version}" for b in entry.backports)
 
 
-__all__ = ["Backport", "CveEntry", "backport_note", "cve_table", "matching", "parse_version"]
+def cve_evidence(product: str, version: str, hits: Sequence[CveEntry]) -> Evidence:
+    """A known-CVE finding's evidence: the version claim and, per CVE, one entry of each
+    column (every match is only possible: a version string alone is not proof)."""
+    return {
+        "product": product,
+        "version": version,
+        "cves": [e.cve for e in hits],
+        "confidence": ["possible"] * len(hits),
+        "fixed_in": [e.fixed_in_text for e in hits],
+        "sources": [e.source_url for e in hits],
+        "backported_by": [backport_note(e) or "" for e in hits],
+    }
+
+
+__all__ = ["Backport", "CveEntry", "backport_note", "cve_evidence", "cve_table", "matching", "parse_version"]

@@ -7,7 +7,6 @@ view keeps the other filters). Screenshots land in test-artifacts/.
 
 from __future__ import annotations
 
-import shutil
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,15 +19,13 @@ from dashlab import TOKEN, Dashboard
 sys.path.insert(0, str(Path(__file__).parents[1] / "report"))
 import boardlab as B
 
+from lab.chromium import NEEDS_CHROMIUM, chromium
 from pacsradar.dashboard import DashboardServer, create_app
 from pacsradar.store import Store
 
-CHROMIUM = "/usr/bin/chromium"
 SCREEN = 900
 
-pytestmark = pytest.mark.skipif(
-    shutil.which(CHROMIUM) is None, reason="Debian chromium is not installed (apt-packages.txt)"
-)
+pytestmark = NEEDS_CHROMIUM
 
 
 @pytest.fixture(scope="module")
@@ -43,12 +40,8 @@ def board(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dashboard]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
-        yield chromium
-        chromium.close()
+    with chromium() as launched:
+        yield launched
 
 
 def _page(browser: Any, board: Dashboard, width: int, path: str) -> Any:

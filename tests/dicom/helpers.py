@@ -68,3 +68,36 @@ def run_cli(
         cwd=cwd,
         check=False,
     )
+
+
+def debug_scans(
+    host: str, port: int, tmp_path: Path, env: dict[str, str]
+) -> list[subprocess.CompletedProcess[bytes]]:
+    """A debug-level DICOM scan of ``host:port`` by the CLI, three times: JSON to
+    ``tmp_path/report.json``, JSONL to stdout, a table to stdout (the canary tests' outputs)."""
+    report = tmp_path / "report.json"
+    cli = (sys.executable, "-m", "pacsradar", "scan", host, "--ports", str(port))
+    return [
+        subprocess.run(
+            [*cli, "--only", "dicom", "--log-level", "debug", *args],
+            capture_output=True,
+            timeout=120,
+            env=env,
+            cwd=tmp_path,
+            check=False,
+        )
+        for args in (["-f", "json", "--output", str(report)], ["-f", "jsonl"], ["-f", "table"])
+    ]
+
+
+def leaks(canary: str, runs: Iterable[subprocess.CompletedProcess[bytes]], tmp_path: Path) -> list[str]:
+    """Where ``canary`` shows: any stdout or stderr of ``runs``, any file under ``tmp_path``
+    (the report, the database, logs)."""
+    blobs: dict[str, bytes] = {}
+    for i, r in enumerate(runs):
+        blobs[f"stdout{i}"] = r.stdout
+        blobs[f"stderr{i}"] = r.stderr
+    for path in tmp_path.rglob("*"):
+        if path.is_file():
+            blobs[str(path)] = path.read_bytes()
+    return [name for name, blob in blobs.items() if canary.encode() in blob]

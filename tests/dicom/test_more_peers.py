@@ -6,11 +6,6 @@ Orthanc with and without its Debian DICOMweb plugin. Each fingerprint row they v
 from __future__ import annotations
 
 import asyncio
-import os
-import shutil
-import signal
-import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,16 +13,14 @@ import pytest
 from pydicom.dataset import Dataset
 
 from dicom.helpers import attempt_details, finding, result_for, scan
+from lab.ctn import SIMPLE_STORAGE, start_simple_storage
 from lab.dimse_node import dcmjs_dimse_available, start_dcmjs_scp
 from lab.orthanc import dicomweb_plugin_available, orthanc_available, start_orthanc
-from lab.ports import LOOPBACK, PeerStartError, start_on_free_port, wait_until_bound
 from pacsradar.dicom.fingerprint import load_table
 from pacsradar.lab.synthetic import make_studies, summarise
 from pacsradar.models import Severity
 from web.helpers import finding as web_finding
 from web.helpers import ids, web_scan
-
-SIMPLE_STORAGE = shutil.which("simple_storage")
 
 
 @pytest.fixture(scope="module")
@@ -60,57 +53,12 @@ def test_dcmjs_dimse_scp_is_named_and_counted_exactly(tmp_path: Path, studies: l
     )  # fmt: skip
 
 
-def _wait_for_echo(port: int, proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
-    """Ready once a C-ECHO succeeds. A bare TCP connect-and-close (lab.ports.wait_for_port)
-    makes simple_storage exit: found while writing this test, a fragility worth knowing. A
-    refused connect before it listens never reaches it."""
-    from pynetdicom import AE
-
-    ae = AE(ae_title="LABPROBE")
-    ae.add_requested_context("1.2.840.10008.1.1")
-    ae.acse_timeout = ae.network_timeout = 5
-    wait_until_bound(port, proc=proc, timeout=timeout)  # CTN binds 0.0.0.0: 127.0.0.1 is then taken
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise PeerStartError(f"simple_storage exited with {proc.returncode}")
-        assoc = ae.associate(LOOPBACK, port)
-        if assoc.is_established:
-            assoc.send_c_echo()
-            assoc.release()
-            return
-        time.sleep(0.2)
-    raise PeerStartError("simple_storage did not answer C-ECHO")
-
-
 @pytest.fixture
 def ctn_storage(tmp_path: Path) -> Iterator[int]:
     if SIMPLE_STORAGE is None:
         pytest.skip("Debian ctn not installed (scripts/apt-packages.txt)")
-    binary = SIMPLE_STORAGE
-
-    def start(ports: list[int]) -> tuple[int, subprocess.Popen[bytes]]:
-        # -s: do not dump received attributes; -x: files (none are sent) go under tmp_path;
-        # -f: one process per association (single-process mode stalls after the readiness probe)
-        proc = subprocess.Popen(
-            [binary, "-f", "-s", "-x", str(tmp_path), str(ports[0])],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path, start_new_session=True,
-        )  # fmt: skip
-        try:
-            _wait_for_echo(ports[0], proc)
-        except BaseException:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(10)
-            raise
-        return ports[0], proc
-
-    # A port taken before simple_storage bound it: it exits, and starts again on another
-    port, proc = start_on_free_port(start, attempts=3)
-    try:
+    with start_simple_storage(tmp_path) as port:
         yield port
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(10)
 
 
 def test_ctn_simple_storage_is_named_and_its_placeholder_answers_are_not_an_exposure(

@@ -4,10 +4,9 @@ patients writes no canary byte to stdout, stderr, logs, reports or the database.
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
+from dicom.helpers import debug_scans, leaks
 from pacsradar.lab.pacs import ExposedPacs
 from pacsradar.lab.synthetic import make_studies
 
@@ -18,46 +17,14 @@ def test_debug_scan_leaks_no_canary(tmp_path: Path) -> None:
     # Given a PACS whose synthetic patients carry a canary in names, IDs, addresses, accessions
     studies = make_studies(4, seed=9, canary=CANARY)
     assert CANARY in str(studies[0].PatientName)
-    report = tmp_path / "report.json"
     db = tmp_path / "findings.db"
     env = {**os.environ, "PACSRADAR_DB": f"sqlite:///{db}", "NO_COLOR": "1", "COLUMNS": "200"}
     with ExposedPacs(studies, host="127.0.0.80", allow_store=True) as pacs:
         # When the CLI scans it at debug level, with JSON to a file and JSONL to stdout
-        runs = [
-            subprocess.run(
-                [
-                    sys.executable,
-                    "-m",
-                    "pacsradar",
-                    "scan",
-                    "127.0.0.80",
-                    "--ports",
-                    str(pacs.port),
-                    "--only",
-                    "dicom",
-                    "--log-level",
-                    "debug",
-                    *args,
-                ],
-                capture_output=True,
-                timeout=120,
-                env=env,
-                cwd=tmp_path,
-                check=False,
-            )
-            for args in (["-f", "json", "--output", str(report)], ["-f", "jsonl"], ["-f", "table"])
-        ]
+        runs = debug_scans("127.0.0.80", pacs.port, tmp_path, env)
     # Then the scan really found the exposure (so the canary values were on the wire) ...
     assert all(r.returncode == 0 for r in runs), [r.stderr[-2000:] for r in runs]
-    assert b"DICOM-QUERY-PHI" in report.read_bytes()
+    assert b"DICOM-QUERY-PHI" in (tmp_path / "report.json").read_bytes()
     assert b"DICOM-QUERY-PHI" in runs[1].stdout
-    # ... and no byte of any output carries it
-    blobs = {"report": report.read_bytes()}
-    for i, r in enumerate(runs):
-        blobs[f"stdout{i}"] = r.stdout
-        blobs[f"stderr{i}"] = r.stderr
-    for path in tmp_path.rglob("*"):
-        if path.is_file():
-            blobs[str(path)] = path.read_bytes()
-    leaked = [name for name, blob in blobs.items() if CANARY.encode() in blob]
-    assert leaked == []
+    # ... and no byte of any output (report, database, logs) carries it
+    assert leaks(CANARY, runs, tmp_path) == []

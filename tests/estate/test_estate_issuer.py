@@ -8,40 +8,20 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from pydicom.dataset import Dataset
 
-from lab.dcmtk import DCMQRSCP, dcmtk_available, start_dcmqrscp
-from lab.orthanc import dicomweb_plugin_available, orthanc_available, start_orthanc
+from estate.helpers import NEEDS_PEERS, OPEN_ORTHANC, OTHER, cli
+from lab.dcmtk import start_dcmqrscp
+from lab.orthanc import start_orthanc
 from lab.ports import LOOPBACK
 from lab.qrscp import start_qrscp
 from pacsradar.lab.pacs import ExposedPacs
 from pacsradar.lab.synthetic import make_studies, summarise
 
-pytestmark = pytest.mark.skipif(
-    not (orthanc_available() and dicomweb_plugin_available() and dcmtk_available(DCMQRSCP)),
-    reason="Debian orthanc, orthanc-dicomweb and dcmtk are needed",
-)
-
-OTHER = "127.0.0.3"
-OPEN_ORTHANC = {
-    "RemoteAccessAllowed": True,
-    "AuthenticationEnabled": False,
-    "DicomAlwaysAllowFind": True,
-    "DicomCheckCalledAet": False,
-}
-
-
-def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "COLUMNS": "200"}
-    return subprocess.run(
-        [sys.executable, "-m", "pacsradar", *args], capture_output=True, text=True, timeout=300, env=env
-    )
+pytestmark = NEEDS_PEERS
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +34,7 @@ def studies() -> list[Dataset]:
 
 
 def _scan(ports: list[int], *hosts: str) -> dict[str, object]:
-    scan = _cli(
+    scan = cli(
         "scan", LOOPBACK, *hosts, "--no-default-ports", "-p", ",".join(map(str, ports)), "-f", "jsonl",
         "--connect-timeout", "2", "--read-timeout", "5",
     )  # fmt: skip

@@ -8,35 +8,20 @@ Driven through the CLI as a user would (scan, then ``scans`` and ``report`` from
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from pydicom.dataset import Dataset
 
-from lab.dcmtk import DCMQRSCP, dcmtk_available, start_dcmqrscp
-from lab.orthanc import dicomweb_plugin_available, orthanc_available, start_orthanc
+from estate.helpers import NEEDS_PEERS, OPEN_ORTHANC, OTHER, cli
+from lab.dcmtk import start_dcmqrscp
+from lab.orthanc import start_orthanc
 from lab.ports import LOOPBACK
 from lab.qrscp import start_qrscp
 from pacsradar.lab.pacs import ExposedPacs
 from pacsradar.lab.synthetic import make_studies, summarise
 
-pytestmark = pytest.mark.skipif(
-    not (orthanc_available() and dicomweb_plugin_available() and dcmtk_available(DCMQRSCP)),
-    reason="Debian orthanc, orthanc-dicomweb and dcmtk are needed",
-)
-
-
-OTHER_HOST = "127.0.0.3"
-
-
-def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "COLUMNS": "200"}
-    return subprocess.run(
-        [sys.executable, "-m", "pacsradar", *args], capture_output=True, text=True, timeout=300, env=env
-    )
+pytestmark = NEEDS_PEERS
 
 
 @pytest.fixture(scope="module")
@@ -48,28 +33,22 @@ def test_same_patients_on_eight_services_of_two_hosts_are_counted_once(
     tmp_path: Path, studies: list[Dataset]
 ) -> None:
     truth = summarise(studies)
-    open_orthanc = {
-        "RemoteAccessAllowed": True,
-        "AuthenticationEnabled": False,
-        "DicomAlwaysAllowFind": True,
-        "DicomCheckCalledAet": False,
-    }
     db = f"sqlite:///{tmp_path / 'store.db'}"
     # Given the same synthetic patients in Orthanc (DICOM + REST/DICOMweb) and dcmqrscp, which
     # bind every address and so answer on both 127.0.0.1 and 127.0.0.3, pynetdicom's qrscp on
     # 127.0.0.1 only and the lab PACS on 127.0.0.3 only: eight exposed services on two hosts
     with (
-        start_orthanc(tmp_path / "orthanc", open_orthanc) as orthanc,
+        start_orthanc(tmp_path / "orthanc", OPEN_ORTHANC) as orthanc,
         start_dcmqrscp(tmp_path / "qr", studies, called_aet="DCMQRSCP", allowed_calling=()) as qr,
         start_qrscp(tmp_path / "qrscp", studies) as pyqr,
-        ExposedPacs(studies, host=OTHER_HOST) as pacs,
+        ExposedPacs(studies, host=OTHER) as pacs,
     ):
         orthanc.upload(studies)
         assert pyqr.stored == truth.instances
         ports = [orthanc.dicom_port, orthanc.http_port, qr.port, pyqr.port, pacs.port]
         # When the host is scanned and stored
-        scan = _cli(
-            "scan", LOOPBACK, OTHER_HOST, "--no-default-ports", "-p", ",".join(map(str, ports)),
+        scan = cli(
+            "scan", LOOPBACK, OTHER, "--no-default-ports", "-p", ",".join(map(str, ports)),
             "--db", db, "-o", "jsonl", "--connect-timeout", "2", "--read-timeout", "5",
         )  # fmt: skip
     assert scan.returncode in (0, 1), scan.stderr
@@ -90,15 +69,15 @@ def test_same_patients_on_eight_services_of_two_hosts_are_counted_once(
             assert (f["evidence"]["patients"], f["evidence"]["studies"]) == (truth.patients, truth.studies), f
             assert "holdings" not in f and "_holdings" not in f["evidence"]
     # And `scans` reads the same two figures back from the store, labelled
-    scans = _cli("scans", "--db", db, "--json")
+    scans = cli("scans", "--db", db, "--json")
     assert scans.returncode == 0, scans.stderr
     (stored,) = json.loads(scans.stdout)
     assert stored["exposure"]["patients"] == truth.patients
     assert stored["exposure"]["service_patients"] == 8 * truth.patients
-    table = _cli("scans", "--db", db)
+    table = cli("scans", "--db", db)
     assert "distinct patients" in table.stdout and "per-service patients" in table.stdout
     # And the report from the store opens with the distinct figure, then the per-service one
-    report = _cli("report", "--db", db, "-f", "md")
+    report = cli("report", "--db", db, "-f", "md")
     assert report.returncode == 0, report.stderr
     assert f"**{truth.patients} distinct patients, {truth.studies} studies" in report.stdout
     assert "Per service" in report.stdout and "each service counted on its own" in report.stdout

@@ -16,22 +16,15 @@ The scores are printed as a table (``pytest -s``) and reported in the branch's r
 from __future__ import annotations
 
 import contextlib
-import os
-import shutil
-import signal
-import subprocess
-import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from dicom.helpers import attempt_details, result_for, scan
+from lab.ctn import SIMPLE_STORAGE, start_simple_storage
 from lab.hawk_personas import DicomHawkPersona
 from lab.honeypots import Dicompot
 from lab.hostile import run_in_thread
 from lab.orthanc import orthanc_available, orthanc_open_dicom, start_orthanc
-from lab.ports import LOOPBACK, PeerStartError, pick_ports, wait_until_bound
 from pacsradar.config import Limits
 from pacsradar.dicom.honeypot.score import DEFAULT_THRESHOLD
 from pacsradar.lab.pacs import ExposedPacs
@@ -47,38 +40,6 @@ TUNING_HONEYPOTS = ("hawk-default", "hawk-ge_ct", "hawk-siemens_ct", "dicompot-e
 HELD_OUT_HONEYPOTS = ("hawk-philips_mr", "hawk-customizer")
 HONEYPOTS = TUNING_HONEYPOTS + HELD_OUT_HONEYPOTS
 HELD_OUT_REAL = ("dcmjs-dimse", "ctn-simple-storage")
-SIMPLE_STORAGE = shutil.which("simple_storage")
-
-
-@contextlib.contextmanager
-def ctn_simple_storage(workdir: Path) -> Iterator[int]:
-    """Debian CTN's simple_storage, one process per association, ready once it answers C-ECHO
-    (a bare connect-and-close makes it exit: tests/dicom/test_more_peers.py)."""
-    from pynetdicom import AE
-
-    assert SIMPLE_STORAGE is not None
-    port = pick_ports()[0]  # a candidate below the ephemeral range; readiness is owned by proc
-    proc = subprocess.Popen(
-        [SIMPLE_STORAGE, "-f", "-s", "-x", str(workdir), str(port)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=workdir, start_new_session=True,
-    )  # fmt: skip
-    try:
-        wait_until_bound(port, proc=proc, timeout=30)
-        ae = AE(ae_title="LABPROBE")
-        ae.add_requested_context("1.2.840.10008.1.1")
-        ae.acse_timeout = ae.network_timeout = 5
-        for _ in range(100):
-            assoc = ae.associate(LOOPBACK, port)
-            if assoc.is_established:
-                assoc.release()
-                break
-            time.sleep(0.2)  # readiness polling only; no outcome depends on it
-        else:
-            raise PeerStartError("simple_storage did not answer C-ECHO")
-        yield port
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(10)
 
 
 @pytest.fixture(scope="module")
@@ -102,7 +63,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> tuple[ScanReport, dict[str,
         if SIMPLE_STORAGE is not None:
             ctn = tmp / "ctn"
             ctn.mkdir()
-            ports["ctn-simple-storage"] = stack.enter_context(ctn_simple_storage(ctn))
+            ports["ctn-simple-storage"] = stack.enter_context(start_simple_storage(ctn))
         # Default settings: the issue's measure is dicompot -enforce at the default timeouts.
         report = scan([("127.0.0.1", p) for p in ports.values()], limits=Limits())
     table = []

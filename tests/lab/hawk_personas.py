@@ -25,15 +25,14 @@ Synthetic data only: names and IDs carry the CANARY prefix (tests/lab/__init__.p
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
-from types import TracebackType
 from typing import Any
 
 from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
 
 from lab import CANARY
+from lab.honeypots import PynetdicomHoneypot, hawk_handlers
 from lab.ports import LOOPBACK
 
 #: persona -> (AE title, implementation class UID, version name, modality)
@@ -106,20 +105,18 @@ def fake_archive(patients: int = 5, modality: str = "CT") -> list[Dataset]:
     return archive
 
 
-class DicomHawkPersona:
+class DicomHawkPersona(PynetdicomHoneypot):
     """A pynetdicom AE on loopback with one of the current DICOMHawk's identities."""
 
     def __init__(self, persona: str = "default", host: str = LOOPBACK, *, max_pdu: int | None = None) -> None:
+        super().__init__(host)
         self.persona = persona
         #: a variant that fixes one behaviour (pynetdicom's 16382 default maximum length)
         self.max_pdu = max_pdu
         self.ae_title, self.uid, self.version, self.modality = PERSONAS[persona]
-        self.host = host
-        self.port = 0
         self.archive = fake_archive(5, self.modality)
-        self._ae: Any = None
 
-    def make(self) -> Any:
+    def make(self) -> tuple[Any, list[Any]]:
         from pynetdicom import AE, AllStoragePresentationContexts
 
         ae = AE(ae_title=self.ae_title)
@@ -134,46 +131,7 @@ class DicomHawkPersona:
                 ae.add_supported_context(uid)
         for uid in (*QR_MODELS, VERIFICATION):
             ae.add_supported_context(uid)
-        return ae
-
-    def start(self) -> int:
-        from pynetdicom import evt
-
-        from pacsradar.lab.pacs import silence_pynetdicom
-
-        silence_pynetdicom()
-        ae = self.make()
-        ae.acse_timeout = ae.dimse_timeout = 10
-        ae.network_timeout = 30
-        handlers = [
-            (evt.EVT_C_FIND, self._find),
-            (evt.EVT_C_ECHO, lambda event: 0x0000),
-            (evt.EVT_C_STORE, lambda event: 0x0000),
-            (evt.EVT_C_MOVE, self._move),
-        ]
-        port = 0  # bound by the server itself: the kernel picks, nobody can take it meanwhile
-        server = ae.start_server((self.host, port), block=False, evt_handlers=handlers)
-        self._ae = ae
-        self.port = int(server.server_address[1])
-        return self.port
-
-    def stop(self, timeout: float = 10.0) -> None:
-        ae, self._ae = self._ae, None
-        if ae is None:
-            return
-        ae.shutdown()
-        deadline = time.monotonic() + timeout
-        for assoc in list(ae.active_associations):
-            assoc.join(max(0.0, deadline - time.monotonic()))
-
-    def __enter__(self) -> DicomHawkPersona:
-        self.start()
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
+        return ae, hawk_handlers(self._find, self._move)
 
     def _matching(self, identifier: Dataset) -> list[Dataset]:
         given = {

@@ -38,10 +38,10 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 from pydicom.dataset import Dataset
 from pydicom.uid import UID, generate_uid
@@ -256,7 +256,7 @@ def _move_rsp(context_id: int, request: Dataset, status: int) -> bytes:
 # -- pynetdicom-based honeypots ----------------------------------------------------------------
 
 
-class _PynetdicomHoneypot:
+class PynetdicomHoneypot:
     """Start/stop a pynetdicom AE server on loopback, quietly (pynetdicom logs PHI at INFO)."""
 
     def __init__(self, host: str = LOOPBACK, port: int = 0) -> None:
@@ -292,7 +292,7 @@ class _PynetdicomHoneypot:
         for assoc in list(ae.active_associations):
             assoc.join(max(0.0, deadline - time.monotonic()))
 
-    def __enter__(self) -> _PynetdicomHoneypot:
+    def __enter__(self) -> Self:
         self.start()
         return self
 
@@ -302,7 +302,21 @@ class _PynetdicomHoneypot:
         self.stop()
 
 
-class DicomHawk(_PynetdicomHoneypot):
+def hawk_handlers(find: Callable[[Any], Any], move: Callable[[Any], Any]) -> list[Any]:
+    """DICOMHawk's event handlers (the version :class:`DicomHawk` follows and the rewrite
+    :mod:`lab.hawk_personas` follows alike): its own C-FIND and C-MOVE, Success to every
+    C-ECHO and C-STORE."""
+    from pynetdicom import evt
+
+    return [
+        (evt.EVT_C_FIND, find),
+        (evt.EVT_C_ECHO, lambda event: 0x0000),
+        (evt.EVT_C_STORE, lambda event: 0x0000),
+        (evt.EVT_C_MOVE, move),
+    ]
+
+
+class DicomHawk(PynetdicomHoneypot):
     def __init__(self, host: str = LOOPBACK, port: int = 0, files: list[Dataset] | None = None) -> None:
         super().__init__(host, port)
         self.files = files if files is not None else fake_files(10, pixels=True)
@@ -313,7 +327,6 @@ class DicomHawk(_PynetdicomHoneypot):
             QueryRetrievePresentationContexts,
             StoragePresentationContexts,
             VerificationPresentationContexts,
-            evt,
         )
 
         ae = AE()
@@ -325,13 +338,7 @@ class DicomHawk(_PynetdicomHoneypot):
             StoragePresentationContexts + VerificationPresentationContexts + QueryRetrievePresentationContexts
         ):
             ae.add_supported_context(cx.abstract_syntax)
-        handlers = [
-            (evt.EVT_C_FIND, self._find),
-            (evt.EVT_C_ECHO, lambda event: 0x0000),
-            (evt.EVT_C_STORE, lambda event: 0x0000),
-            (evt.EVT_C_MOVE, self._move),
-        ]
-        return ae, handlers
+        return ae, hawk_handlers(self._find, self._move)
 
     def _find(self, event: Any) -> Iterator[tuple[int, Dataset]]:
         term = None
@@ -349,7 +356,7 @@ class DicomHawk(_PynetdicomHoneypot):
         yield 1, ds  # not an (address, port): pynetdicom then fails the sub-operation count
 
 
-class FkieDicom(_PynetdicomHoneypot):
+class FkieDicom(PynetdicomHoneypot):
     def __init__(
         self,
         host: str = LOOPBACK,
@@ -433,7 +440,7 @@ class FkieDicom(_PynetdicomHoneypot):
         yield 0xC000, None  # the honeypot serves a demo file here; the tests never C-GET
 
 
-class _AcceptEverythingInProcess(_PynetdicomHoneypot):
+class _AcceptEverythingInProcess(PynetdicomHoneypot):
     """Runs only inside the subprocess started by :class:`HoneypotProcess`."""
 
     def __init__(self, host: str, port: int) -> None:
@@ -515,7 +522,7 @@ class HoneypotProcess:
                 self._proc.stdout.close()
 
 
-_IN_SUBPROCESS: dict[str, type[_PynetdicomHoneypot]] = {
+_IN_SUBPROCESS: dict[str, type[PynetdicomHoneypot]] = {
     "accept-everything": _AcceptEverythingInProcess,
     "fkie": FkieDicom,
 }

@@ -11,14 +11,13 @@ from __future__ import annotations
 import contextlib
 import json
 import subprocess
-import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from pydicom.dataset import Dataset
 
-from lab.ports import LOOPBACK, PeerStartError, pick_ports, wait_until_bound
+from lab.ports import pick_ports, wait_for_echo
 
 __all__ = ["OdilPeer", "odil_available", "start_odil"]
 
@@ -50,26 +49,6 @@ def study_records(studies: Sequence[Dataset]) -> list[dict[str, str]]:
     return list(seen.values())
 
 
-def _wait_for_echo(port: int, proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
-    from pynetdicom import AE
-
-    ae = AE(ae_title="LABPROBE")
-    ae.add_requested_context("1.2.840.10008.1.1")
-    ae.acse_timeout = ae.network_timeout = 5
-    wait_until_bound(port, proc=proc, timeout=timeout)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise PeerStartError(f"odil SCP exited with {proc.returncode}")
-        assoc = ae.associate(LOOPBACK, port)
-        if assoc.is_established:
-            assoc.send_c_echo()
-            assoc.release()
-            return
-        time.sleep(0.2)
-    raise PeerStartError("odil SCP did not answer C-ECHO")
-
-
 @contextlib.contextmanager
 def start_odil(workdir: Path, studies: Sequence[Dataset]) -> Iterator[OdilPeer]:
     workdir.mkdir(parents=True, exist_ok=True)
@@ -81,7 +60,7 @@ def start_odil(workdir: Path, studies: Sequence[Dataset]) -> Iterator[OdilPeer]:
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=workdir,
     )  # fmt: skip
     try:
-        _wait_for_echo(port, proc)
+        wait_for_echo(port, proc, "odil SCP")
         yield OdilPeer(port=port, proc=proc)
     finally:
         proc.terminate()

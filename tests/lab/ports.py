@@ -36,6 +36,7 @@ __all__ = [
     "pick_ports",
     "port_accepts",
     "start_on_free_port",
+    "wait_for_echo",
     "wait_for_port",
     "wait_until_bound",
 ]
@@ -272,6 +273,38 @@ def wait_until_bound(
                     return
         time.sleep(0.05)  # a polling interval
     raise PeerStartError(f"nothing bound {host}:{port} within {timeout:.0f}s")
+
+
+def wait_for_echo(
+    port: int,
+    proc: subprocess.Popen[bytes],
+    what: str,
+    *,
+    host: str = LOOPBACK,
+    called_aet: str = "ANY-SCP",
+    timeout: float = 30.0,
+) -> None:
+    """Poll until ``proc``'s DICOM SCP on ``host:port`` completes a C-ECHO association.
+
+    First :func:`wait_until_bound` (no bare TCP connect-and-close: Debian's CTN simple_storage
+    exits on one, pynetdicom's qrscp mishandles it), then a real Verification association."""
+    from pynetdicom import AE
+
+    ae = AE(ae_title="LABPROBE")
+    ae.add_requested_context("1.2.840.10008.1.1")
+    ae.acse_timeout = ae.network_timeout = 5
+    wait_until_bound(port, host=host, proc=proc, timeout=timeout)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise PeerStartError(f"{what} exited with {proc.returncode}")
+        assoc = ae.associate(host, port, ae_title=called_aet)
+        if assoc.is_established:
+            assoc.send_c_echo()
+            assoc.release()
+            return
+        time.sleep(0.2)
+    raise PeerStartError(f"{what} did not answer C-ECHO")
 
 
 def stop_process(proc: subprocess.Popen[bytes], timeout: float = 10.0) -> None:

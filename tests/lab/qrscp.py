@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +25,7 @@ from typing import Any
 from pydicom.dataset import Dataset
 from pynetdicom import AE, StoragePresentationContexts
 
-from lab.ports import LOOPBACK, PeerStartError, start_on_free_port, stop_process, wait_until_bound
+from lab.ports import LOOPBACK, PeerStartError, start_on_free_port, stop_process, wait_for_echo
 
 __all__ = ["QrScp", "start_qrscp"]
 
@@ -107,25 +106,6 @@ def start_qrscp(
     return peer
 
 
-def _wait_for_echo(peer: QrScp, timeout: float) -> None:
-    """Ready once a C-ECHO association succeeds (no bare TCP probe: see the module notes)."""
-    ae = AE(ae_title="LABPROBE")
-    ae.add_requested_context("1.2.840.10008.1.1")
-    ae.acse_timeout = ae.network_timeout = 5
-    wait_until_bound(peer.port, proc=peer.process, timeout=timeout)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if peer.process.poll() is not None:
-            raise PeerStartError(f"qrscp exited with {peer.process.returncode}")
-        assoc = ae.associate(peer.host, peer.port, ae_title=peer.ae_title)
-        if assoc.is_established:
-            assoc.send_c_echo()
-            assoc.release()
-            return
-        time.sleep(0.2)
-    raise PeerStartError("pynetdicom qrscp did not answer C-ECHO")
-
-
 def _start(workdir: Path, ae_title: str, timeout: float) -> QrScp:
     workdir.mkdir(parents=True, exist_ok=True)
 
@@ -151,7 +131,10 @@ def _start(workdir: Path, ae_title: str, timeout: float) -> QrScp:
         )
         peer = QrScp(proc, port, ae_title, workdir, _log=log)
         try:
-            _wait_for_echo(peer, timeout)
+            # no bare TCP probe: see the module notes
+            wait_for_echo(
+                port, proc, "pynetdicom qrscp", host=peer.host, called_aet=ae_title, timeout=timeout
+            )
         except BaseException:
             peer.stop()
             raise

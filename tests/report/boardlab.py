@@ -24,7 +24,7 @@ from pacsradar.models import (
 )
 from pacsradar.phi import KeyedHasher, peer_text
 from pacsradar.registry import all_specs
-from pacsradar.vulns import backport_note, matching
+from pacsradar.vulns import cve_evidence, matching
 
 HOSTILE = peer_text('"><script>alert(1)</script>')
 HASHER = KeyedHasher(b"b" * 32)
@@ -61,15 +61,7 @@ def _f(
 def _cve_evidence(product: str, version: str) -> tuple[dict[str, EvidenceValue], Severity]:
     hits = matching(product, version)
     worst = max((Severity(e.severity) for e in hits), key=lambda s: s.rank)
-    return {
-        "product": product,
-        "version": version,
-        "cves": [e.cve for e in hits],
-        "confidence": ["possible"] * len(hits),
-        "fixed_in": [e.fixed_in_text for e in hits],
-        "sources": [e.source_url for e in hits],
-        "backported_by": [backport_note(e) or "" for e in hits],
-    }, worst
+    return cve_evidence(product, version, hits), worst
 
 
 def _phi(patients: int, studies: int, images: int) -> dict[str, EvidenceValue]:

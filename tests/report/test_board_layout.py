@@ -8,7 +8,6 @@ in the first screen, every chart mark inside its box. Screenshots land in test-a
 from __future__ import annotations
 
 import re
-import shutil
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,19 +18,17 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 import boardlab as B
 
+from lab.chromium import NEEDS_CHROMIUM, chromium
 from pacsradar.errors import UsageError
 from pacsradar.report import ReportContext, render
 from pacsradar.report.pdf import MISSING, render_pdf
 from pacsradar.store import Store
 
-CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).parents[2] / "test-artifacts"
 MAX_HEIGHT = 12_000
 SCREEN = 900
 
-pytestmark = pytest.mark.skipif(
-    shutil.which(CHROMIUM) is None, reason="Debian chromium is not installed (apt-packages.txt)"
-)
+pytestmark = NEEDS_CHROMIUM
 
 
 @pytest.fixture(scope="module")
@@ -46,12 +43,8 @@ def board_ctx(tmp_path_factory: pytest.TempPathFactory) -> ReportContext:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
-        yield chromium
-        chromium.close()
+    with chromium() as launched:
+        yield launched
 
 
 @pytest.fixture(scope="module")

@@ -4,20 +4,11 @@ from __future__ import annotations
 
 from pacsradar.models import EvidenceValue
 from pacsradar.report.evidence import fold_list, view
-from pacsradar.vulns import backport_note, matching
+from pacsradar.vulns import cve_evidence, matching
 
 
 def _cve(product: str, version: str) -> dict[str, EvidenceValue]:
-    hits = matching(product, version)
-    return {
-        "product": product,
-        "version": version,
-        "cves": [e.cve for e in hits],
-        "confidence": ["possible"] * len(hits),
-        "fixed_in": [e.fixed_in_text for e in hits],
-        "sources": [e.source_url for e in hits],
-        "backported_by": [backport_note(e) or "" for e in hits],
-    }
+    return cve_evidence(product, version, matching(product, version))
 
 
 def test_a_cve_list_folds_into_one_sentence_with_sources_once() -> None:

@@ -15,20 +15,16 @@ finer than the year that relates to an individual).
 
 from __future__ import annotations
 
-import asyncio
 import functools
 from dataclasses import dataclass
 from datetime import date
 
 from pacsradar.dicom import dimse
-from pacsradar.dicom.client import IMPLICIT_VR_LE, DicomClient
-from pacsradar.errors import PeerAborted, ProtocolError, ReadTimeout
+from pacsradar.dicom.client import DicomClient
+from pacsradar.dicom.find import bounded_find, implicit_vr
+from pacsradar.errors import PeerAborted
 from pacsradar.identity import PatientRecord, link, patient_record
 from pacsradar.phi import KeyedHasher
-
-PENDING = (0xFF00, 0xFF01)
-#: responses read after C-CANCEL before we give up and abort (as dicom.query)
-CANCEL_DRAIN = 64
 
 #: PS3.4 K.6.1.2.2 return keys asked with zero length (universal matching, C.2.2.2.3); every one
 #: but SpecificCharacterSet and Modality is listed identifying in PS3.15 Annex E Table E.1-1.
@@ -290,46 +286,16 @@ async def probe(
 
     A-ABORT in answer is a refusal (Orthanc without DicomAlwaysAllowFindWorklist), not an error.
     Other :class:`~pacsradar.errors.ScanError` propagate to the check's envelope."""
-    ts = session.assoc.accepted[sop][1] if session.assoc else IMPLICIT_VR_LE
-    implicit = ts == IMPLICIT_VR_LE
     tally = Tally(model, hasher)
-    message_id = session.next_message_id()
-    status: int | None = None
-    truncated = False
-    responses = session.find(sop, identifier(model, implicit), message_id=message_id)
     try:
-        async for rsp in responses:
-            if rsp.status in PENDING:
-                if rsp.dataset:
-                    tally.add(rsp.dataset, implicit)
-                if tally.records >= max_records:
-                    truncated = True
-                    await session.cancel(sop, message_id)
-                    break
-            else:
-                status = rsp.status
+        query = identifier(model, implicit_vr(session, sop))
+        status, truncated = await bounded_find(
+            session, sop, query, tally.add, lambda: tally.records, max_records
+        )
     except PeerAborted:
         if tally.records:
-            return tally.facts(sop, None, truncated, cancel_ignored=False)
+            # the cancel is sent on the response that reaches the bound, so a partial answer
+            # holding that many records was truncated by us
+            return tally.facts(sop, None, tally.records >= max_records, cancel_ignored=False)
         return WorklistFacts(model=model, sop_class=sop, refusal="A-ABORT")
-    finally:
-        await responses.aclose()
-    ignored = False
-    if truncated:
-        status = await _drain(session)
-        ignored = status is None
-    return tally.facts(sop, status, truncated, cancel_ignored=ignored)
-
-
-async def _drain(session: DicomClient) -> int | None:
-    """What the peer still sends after C-CANCEL; one that ignores it gets A-ABORT (None)."""
-    try:
-        async with asyncio.timeout(2.0):
-            for _ in range(CANCEL_DRAIN):
-                rsp = await session.receive()
-                if rsp.status not in PENDING:
-                    return rsp.status
-    except (TimeoutError, ReadTimeout, ProtocolError):
-        pass
-    await session.abort()
-    return None
+    return tally.facts(sop, status, truncated, cancel_ignored=truncated and status is None)

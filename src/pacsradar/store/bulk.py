@@ -355,52 +355,16 @@ class _Batch:
 
     def _write_lives(self, lives: dict[str, Life], new: list[Life]) -> None:
         db = self.db
-        dt = db.dt
         db.many(
             f"INSERT INTO findings ({LIFE_COLUMNS.removeprefix('id, ')})"  # noqa: S608
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                (
-                    x.dedupe_key,
-                    x.check_id,
-                    x.host,
-                    x.port,
-                    x.protocol,
-                    x.title,
-                    x.severity,
-                    x.evidence_hash,
-                    x.status,
-                    dt(x.first_seen),
-                    dt(x.last_seen),
-                    dt(x.resolved_at),
-                    x.first_scan_id,
-                    x.last_scan_id,
-                    x.resolved_scan_id,
-                )
-                for x in new
-            ],
+            [(x.dedupe_key, x.check_id, x.host, x.port, x.protocol, *_changing(x, db)) for x in new],
         )
         db.many(
             "UPDATE findings SET title = ?, severity = ?, evidence_hash = ?, status = ?, first_seen = ?,"
             " last_seen = ?, resolved_at = ?, first_scan_id = ?, last_scan_id = ?, resolved_scan_id = ?"
             " WHERE id = ?",
-            [
-                (
-                    x.title,
-                    x.severity,
-                    x.evidence_hash,
-                    x.status,
-                    dt(x.first_seen),
-                    dt(x.last_seen),
-                    dt(x.resolved_at),
-                    x.first_scan_id,
-                    x.last_scan_id,
-                    x.resolved_scan_id,
-                    x.id,
-                )
-                for x in lives.values()
-                if x.dirty and x.id is not None
-            ],
+            [(*_changing(x, db), x.id) for x in lives.values() if x.dirty and x.id is not None],
         )
         if new:
             for fid, key in db.select_in(
@@ -409,6 +373,24 @@ class _Batch:
                 [x.dedupe_key for x in new],
             ):
                 lives[key].id = fid
+
+
+def _changing(x: Life, db: Db) -> tuple[Any, ...]:
+    """A finding's columns that a later scan may change, in the order both statements of
+    :meth:`_Batch._write_lives` bind them (after the identity on INSERT, before the id on UPDATE)."""
+    dt = db.dt
+    return (
+        x.title,
+        x.severity,
+        x.evidence_hash,
+        x.status,
+        dt(x.first_seen),
+        dt(x.last_seen),
+        dt(x.resolved_at),
+        x.first_scan_id,
+        x.last_scan_id,
+        x.resolved_scan_id,
+    )
 
 
 __all__ = ["Db", "segments", "write_results"]

@@ -27,7 +27,7 @@ from pacsradar.dicom.fingerprint import DCMTK_BASED, with_web_identity
 from pacsradar.errors import ProtocolError, ScanError
 from pacsradar.models import Evidence, Reference, Severity
 from pacsradar.phi import peer_text
-from pacsradar.vulns import backport_note, matching
+from pacsradar.vulns import backport_note, cve_evidence, matching
 
 KNOWN_CVE = CheckSpec(
     id="DICOM-KNOWN-CVE",
@@ -125,19 +125,10 @@ async def run(ctx: DicomContext) -> CheckOutcome:
     for e in hits:
         backport = backport_note(e)
         notes.append(f"{e.cve} (possible: {e.fixed_in_text}" + (f"; {backport}" if backport else "") + ")")
-    evidence: Evidence = {
-        "product": fp.product,
-        "version": fp.version,
-        "cves": [e.cve for e in hits],
-        "confidence": ["possible"] * len(hits),
-        "fixed_in": [e.fixed_in_text for e in hits],
-        "sources": [e.source_url for e in hits],
-        "backported_by": [backport_note(e) or "" for e in hits],
-    }
     finding = KNOWN_CVE.finding(
         ctx.endpoint_for_findings(),
         summary=f"{fp.label} on the DICOM port; {', '.join(notes)}. A version string alone is not proof.",
-        evidence=evidence,
+        evidence=cve_evidence(fp.product, fp.version, hits),
         product=ctx.product,
         severity=worst,
         severity_reason=_worst_reason(hits, worst),

@@ -15,7 +15,6 @@ such count, distinct SOPInstanceUIDs from one bounded IMAGE-level query (PS3.4 C
 
 from __future__ import annotations
 
-import asyncio
 import functools
 from collections.abc import Callable
 
@@ -33,11 +32,12 @@ from pacsradar.checks import (
 from pacsradar.dicom import dimse
 from pacsradar.dicom.checks import placeholder
 from pacsradar.dicom.checks._remediation import AE_POLICY
-from pacsradar.dicom.client import IMPLICIT_VR_LE, DicomClient
+from pacsradar.dicom.client import DicomClient
 from pacsradar.dicom.context import DicomContext, QueryFacts
+from pacsradar.dicom.find import bounded_find, implicit_vr
 from pacsradar.dicom.fingerprint import DicomTells, refine
 from pacsradar.dicom.sop import PATIENT_ROOT_FIND, STUDY_ROOT_FIND
-from pacsradar.errors import PeerAborted, ProtocolError, ReadTimeout, ScanError
+from pacsradar.errors import PeerAborted, ScanError
 from pacsradar.identity import PatientRecord, link, patient_record
 from pacsradar.models import AttemptStatus, Evidence, Holdings, Severity
 from pacsradar.phi import KeyedHasher, peer_text
@@ -89,9 +89,6 @@ PATIENT_PHI_KEYS = (
     "PatientSex",
     "OtherPatientIDs",
 )
-# How many more responses we read after C-CANCEL before giving up and aborting.
-CANCEL_DRAIN = 64
-PENDING = (0xFF00, 0xFF01)
 
 
 def study_identifier() -> tuple[tuple[str, str], ...]:
@@ -259,9 +256,9 @@ def _int(raw: bytes | None) -> int | None:
 
 
 @functools.cache
-def _encoded_identifier(level: str, transfer_syntax: str) -> bytes:
+def _encoded_identifier(level: str, implicit: bool) -> bytes:
     keys = {"STUDY": study_identifier, "PATIENT": patient_identifier, "IMAGE": image_identifier}[level]()
-    return dimse.encode_identifier(keys, transfer_syntax == IMPLICIT_VR_LE)
+    return dimse.encode_identifier(keys, implicit)
 
 
 async def _query(
@@ -273,44 +270,8 @@ async def _query(
     records: Callable[[], int],
 ) -> tuple[int | None, bool]:
     """One C-FIND; every pending identifier goes to ``add``. Returns (final status, truncated)."""
-    ts = session.assoc.accepted[sop][1] if session.assoc else IMPLICIT_VR_LE
-    implicit = ts == IMPLICIT_VR_LE
-    identifier = _encoded_identifier(level, ts)
-    message_id = session.next_message_id()
-    final_status: int | None = None
-    truncated = False
-    responses = session.find(sop, identifier, message_id=message_id)
-    try:
-        async for rsp in responses:
-            status = rsp.status
-            if status in PENDING:
-                if rsp.dataset:
-                    add(rsp.dataset, implicit)
-                if records() >= ctx.options.max_records and not truncated:
-                    truncated = True
-                    await session.cancel(sop, message_id)
-                    break
-            else:
-                final_status = status
-    finally:
-        await responses.aclose()
-    if truncated:
-        final_status = await _drain_after_cancel(session)
-    return final_status, truncated
-
-
-async def _drain_after_cancel(session: DicomClient) -> int | None:
-    """Read what the peer still sends after C-CANCEL; a peer that ignores it gets A-ABORT."""
-    try:
-        async with asyncio.timeout(2.0):
-            for _ in range(CANCEL_DRAIN):
-                rsp = await session.receive()
-                if rsp.status not in PENDING:
-                    return rsp.status
-    except (TimeoutError, ReadTimeout, ProtocolError):
-        pass
-    await session.abort()
-    return None  # the peer ignored C-CANCEL (or broke): the association was aborted
+    identifier = _encoded_identifier(level, implicit_vr(session, sop))
+    return await bounded_find(session, sop, identifier, add, records, ctx.options.max_records)
 
 
 async def _count_images(ctx: DicomContext, session: DicomClient) -> tuple[_ImageTally | None, str | None]:

@@ -9,18 +9,8 @@ them the service accepted, reduced to the same facts and judgement as the Modali
 
 from __future__ import annotations
 
-from pacsradar.checks import (
-    GDPR_ART32,
-    HIPAA_ACCESS,
-    PS315_ANNEX_E,
-    Check,
-    CheckOutcome,
-    CheckSpec,
-    Reference,
-    cwe,
-    skipped,
-)
-from pacsradar.dicom.checks.worklist import WORKLIST_POLICY, evaluate, outcome, scheduled_work
+from pacsradar.checks import Check, CheckOutcome, CheckSpec, Reference, skipped
+from pacsradar.dicom.checks.worklist import PHI_REFERENCES, WORKLIST_POLICY, judge, scheduled_work
 from pacsradar.dicom.context import DicomContext
 from pacsradar.dicom.sop import UPS_PULL, UPS_WATCH
 from pacsradar.models import Severity
@@ -45,7 +35,7 @@ UPS_PHI = CheckSpec(
         "address), restrict the port, and use DICOM TLS with client certificates."
     ),
     product_remediation=WORKLIST_POLICY,
-    references=(PS34_UPS, PS315_ANNEX_E, HIPAA_ACCESS, GDPR_ART32, cwe(359)),
+    references=(PS34_UPS, *PHI_REFERENCES),
     cwe="CWE-359",
 )
 SPECS = (UPS_PHI,)
@@ -57,19 +47,7 @@ async def run(ctx: DicomContext) -> CheckOutcome:
         return skipped("no accepted association")
     sop = next((s for s in (UPS_PULL, UPS_WATCH) if s in assoc.accepted), None)
     facts = await scheduled_work(ctx, sop, "UPS") if sop else None
-    findings = (
-        ()
-        if facts is None
-        else evaluate(
-            facts,
-            UPS_PHI,
-            ctx.endpoint_for_findings(),
-            product=ctx.product,
-            max_records=ctx.options.max_records,
-            noun="workitems",
-        )
-    )
-    return outcome(facts, findings)
+    return judge(ctx, facts, UPS_PHI, noun="workitems")
 
 
 CHECK: Check[DicomContext] = Check(name="dicom.ups", specs=SPECS, run=run)

@@ -35,6 +35,8 @@ PS34_MWL = Reference(
     title="DICOM PS3.4 Annex K: Basic Worklist Management Service (Modality Worklist)",
     url="https://dicom.nema.org/medical/dicom/current/output/html/part04.html#chapter_K",
 )
+#: What every scheduled-work exposure (MWL, UPS) cites besides its own service annex.
+PHI_REFERENCES = (PS315_ANNEX_E, HIPAA_ACCESS, GDPR_ART32, cwe(359))
 
 #: Product-aware remediation; keys match the fingerprint's product label, first match wins, so
 #: 'DCMTK-based (DCMTK or Orthanc)' (wlmscpfs and Orthanc share DCMTK's UID) comes first.
@@ -80,12 +82,14 @@ WORKLIST_PHI = CheckSpec(
         "certificates."
     ),
     product_remediation=WORKLIST_POLICY,
-    references=(PS34_MWL, PS315_ANNEX_E, HIPAA_ACCESS, GDPR_ART32, cwe(359)),
+    references=(PS34_MWL, *PHI_REFERENCES),
     cwe="CWE-359",
 )
 SPECS = (WORKLIST_PHI,)
 #: The holdings label the estate headline groups by (report/exposure.py).
 SOURCE = "worklist"
+#: What a worklist's records are called in summaries (UPS says "workitems").
+STEPS = "scheduled procedure steps"
 
 
 def evidence_of(facts: WorklistFacts, max_records: int) -> Evidence:
@@ -117,7 +121,7 @@ def evaluate(
     *,
     product: str | None,
     max_records: int,
-    noun: str = "scheduled procedure steps",
+    noun: str = STEPS,
 ) -> tuple[Finding, ...]:
     """Pure judgement of the facts: no finding for a refusal; critical with identifying
     attributes (our calling AE is always a fresh random, hence unregistered, title); medium for
@@ -198,22 +202,28 @@ def outcome(facts: WorklistFacts | None, findings: tuple[Finding, ...]) -> Check
     return CheckOutcome(details=details, findings=findings)
 
 
-async def run(ctx: DicomContext) -> CheckOutcome:
-    if ctx.accepted is None:
-        return skipped("no accepted association")
-    facts = await scheduled_work(ctx, MWL_FIND, "MWL")
+def judge(ctx: DicomContext, facts: WorklistFacts | None, spec: CheckSpec, noun: str = STEPS) -> CheckOutcome:
+    """The outcome of one scheduled-work probe: :func:`evaluate` under ``spec`` (nothing when the
+    service did not accept the context) with the probe's details."""
     findings = (
         ()
         if facts is None
         else evaluate(
             facts,
-            WORKLIST_PHI,
+            spec,
             ctx.endpoint_for_findings(),
             product=ctx.product,
             max_records=ctx.options.max_records,
+            noun=noun,
         )
     )
     return outcome(facts, findings)
+
+
+async def run(ctx: DicomContext) -> CheckOutcome:
+    if ctx.accepted is None:
+        return skipped("no accepted association")
+    return judge(ctx, await scheduled_work(ctx, MWL_FIND, "MWL"), WORKLIST_PHI)
 
 
 CHECK: Check[DicomContext] = Check(name="dicom.worklist", specs=SPECS, run=run)
