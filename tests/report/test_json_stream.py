@@ -17,7 +17,7 @@ from pacsradar.report.jsondoc import document_json, iter_document, write_documen
 def _cases() -> list[ScanReport]:
     lab = S.lab_report()
     # Hostile text with markup, line breaks, non-ASCII and a line separator in a peer's banner.
-    odd = "<script>&amp;</script>\n\u2028 \u00e9\u4e2d \"quoted\" \\ back"
+    odd = '<script>&amp;</script>\n\u2028 \u00e9\u4e2d "quoted" \\ back'
     weird = S.result(
         "127.0.0.9", 104, [S.finding(S.DICOM_ANON, "127.0.0.9", 104, summary=odd, product=odd)], product=odd
     )
