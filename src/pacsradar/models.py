@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -56,8 +56,22 @@ class AttemptStatus(StrEnum):
 Protocol = Literal["dicom", "dicom-tls", "http", "https", "ftp", "smb", "file", "unknown"]
 
 
+#: One set of field names per distinct content, shared by every frozen instance (see _Frozen).
+_FIELDS_SETS: dict[frozenset[str], set[str]] = {}
+
+
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
+
+    def model_post_init(self, context: Any, /) -> None:
+        # Issue 26: pydantic gives each instance its own set of the names it was given (~730
+        # bytes); a dense scan holds ~30 models per live host, so those sets were most of its
+        # memory. A frozen model never adds to it (model_copy copies it first), so instances
+        # that were given the same names share one.
+        names = self.__pydantic_fields_set__
+        shared = _FIELDS_SETS.setdefault(frozenset(names), names)
+        if shared is not names:
+            object.__setattr__(self, "__pydantic_fields_set__", shared)
 
 
 class Endpoint(_Frozen):

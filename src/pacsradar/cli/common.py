@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import os
 import signal
 import sys
-from collections.abc import Callable, Coroutine, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -370,11 +371,14 @@ def check_writable(path: Path) -> None:
         path.unlink()
 
 
-def write_private(path: Path, text: str) -> None:
-    """Write a report owner-only: it maps where patient data leaks."""
+def write_private(path: Path, text: str | Iterable[str]) -> None:
+    """Write a report (text, or its pieces in order) owner-only: it maps where patient data leaks."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-        fh.write(text)
+        if isinstance(text, str):
+            fh.write(text)
+        else:
+            fh.writelines(text)
 
 
 def emit(
@@ -392,31 +396,33 @@ def emit(
     JSON lines mark them); ``risks`` are those risks, for the JSON document's ``accepted_risks``.
     """
     fmt = target.format
+    if fmt == "table" and target.path is None:
+        print_report(report, console, accepted=accepted, warnings=warnings)
+        return
+    pieces: Iterable[str]
     if fmt == "table":
-        if target.path is None:
-            print_report(report, console, accepted=accepted, warnings=warnings)
-            return
-        text = "\n".join(plain_lines(report, accepted, warnings))
+        pieces = ("\n".join(plain_lines(report, accepted, warnings)), "\n")
     elif fmt == "json":
-        from pacsradar.report.jsondoc import document_json
+        # Streamed, never built whole (issue 26: memory stays flat on a dense network).
+        from pacsradar.report.jsondoc import iter_document
 
-        text = document_json(report, accepted=risks)
+        pieces = itertools.chain(iter_document(report, accepted=risks), ("\n",))
     elif fmt in REPORT_FORMATS:
         from pacsradar.report import ReportContext, render
 
-        text = render(fmt, ReportContext(report=report, accepted=tuple(risks))).rstrip("\n")
+        pieces = (render(fmt, ReportContext(report=report, accepted=tuple(risks))).rstrip("\n"), "\n")
     else:
-        text = "\n".join(iter_jsonl(report, accepted))
+        pieces = ("\n".join(iter_jsonl(report, accepted)), "\n")
     if target.path is not None:
         try:
-            write_private(target.path, text + "\n")
+            write_private(target.path, pieces)
         except OSError as exc:
             shown = peer_text(str(target.path), 200)
             why = exc.strerror or type(exc).__name__
             raise UsageError(f"cannot write the report to '{shown}': {why}") from None
         stderr_console().print(Text(f"{fmt} report: {target.path}"), highlight=False)
     else:
-        sys.stdout.write(text + "\n")
+        sys.stdout.writelines(pieces)
     # Warnings the table would have shown (names that did not resolve, ...) go to stderr.
     for w in warnings:
         stderr_console().print(Text(f"warning: {w}", style="yellow"), highlight=False)

@@ -14,7 +14,7 @@ Like every JSON pacsradar writes, ``<``, ``>`` and ``&`` are ``\\u`` escapes (:f
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,7 +25,7 @@ from pacsradar.outcome import could_not_test
 from pacsradar.report.exposure import Exposure, exposure_of
 from pacsradar.report.fixfirst import FixAction, fix_first
 from pacsradar.report.fleets import Fleets, fleets_of
-from pacsradar.report.safe import safe_json
+from pacsradar.report.safe import escape_markup, safe_json
 
 if TYPE_CHECKING:
     from pacsradar.store.views import AcceptedRisk
@@ -66,31 +66,8 @@ def scan_document(
 ) -> dict[str, Any]:
     """The document as a dict: ``schema_version`` first, then the report, then the figures."""
     data: dict[str, Any] = {"schema_version": SCHEMA_VERSION, **report.model_dump(mode="json")}
-    data["exposure"] = exposure_of(report.findings).model_dump()
-    risks: list[dict[str, Any]] = []
-    if accepted:
-        from pacsradar.store.views import accepted_for
-
-        now = at or datetime.now(UTC)
-        known = tuple(accepted)
-        for f in _worst_first(report.findings):
-            risk = accepted_for(f, known, now)
-            if risk is not None:
-                risks.append(
-                    {
-                        "dedupe_key": f.dedupe_key,
-                        "reason": risk.reason,
-                        "expires_at": risk.expires_at.isoformat(),
-                    }
-                )
-    data["accepted_risks"] = risks
-    # Open endpoints that could not be (fully) tested: never to be read as clean (outcome.py).
-    data["could_not_test"] = [
-        {"endpoint": r.endpoint.model_dump(mode="json"), "reason": reason}
-        for r, reason in could_not_test(report)
-    ]
-    data["fleets"] = fleets_of(report.results).model_dump(mode="json")
-    data["fix_first"] = [fix_entry(a) for a in fix_first(report.findings)]
+    # Open endpoints that could not be (fully) tested are never to be read as clean (outcome.py).
+    data.update(_envelope(report, accepted=accepted, at=at))
     return data
 
 
@@ -120,6 +97,83 @@ def document_json(
 ) -> str:
     """The document as text (no trailing newline)."""
     return safe_json(scan_document(report, accepted=accepted, at=at), indent=indent)
+
+
+def _envelope(
+    report: ScanReport, *, accepted: Sequence[AcceptedRisk] = (), at: datetime | None = None
+) -> dict[str, Any]:
+    """The keys the document adds after the report's own (:data:`ENVELOPE_KEYS` less the first)."""
+    findings = report.findings
+    data: dict[str, Any] = {"exposure": exposure_of(findings).model_dump()}
+    risks: list[dict[str, Any]] = []
+    if accepted:
+        from pacsradar.store.views import accepted_for
+
+        now = at or datetime.now(UTC)
+        known = tuple(accepted)
+        for f in _worst_first(findings):
+            risk = accepted_for(f, known, now)
+            if risk is not None:
+                risks.append(
+                    {
+                        "dedupe_key": f.dedupe_key,
+                        "reason": risk.reason,
+                        "expires_at": risk.expires_at.isoformat(),
+                    }
+                )
+    data["accepted_risks"] = risks
+    data["could_not_test"] = [
+        {"endpoint": r.endpoint.model_dump(mode="json"), "reason": reason}
+        for r, reason in could_not_test(report)
+    ]
+    data["fleets"] = fleets_of(report.results).model_dump(mode="json")
+    data["fix_first"] = [fix_entry(a) for a in fix_first(findings)]
+    return data
+
+
+def iter_document(
+    report: ScanReport, *, accepted: Sequence[AcceptedRisk] = (), at: datetime | None = None
+) -> Iterator[str]:
+    """The document as :func:`document_json` writes it (``indent=2``), in pieces: byte for byte the
+    same text, without the whole document ever held as one dict or string (issue 26: a dense
+    scan's document is ~16 kB per live host, and escaping it whole made copies). The results, the
+    bulk of it, are dumped one at a time."""
+    enc = json.JSONEncoder(indent=2, ensure_ascii=True)
+
+    def value(obj: Any, depth: int) -> str:
+        # A nested value of json.dumps(indent=2) is its own dump shifted right: strings hold no
+        # raw line break (JSON escapes it), so every newline is an indentation point.
+        return escape_markup(enc.encode(obj)).replace("\n", "\n" + "  " * depth)
+
+    yield "{"
+    head: dict[str, Any] = {"schema_version": SCHEMA_VERSION}
+    head.update(report.model_dump(mode="json", exclude={"results"}))
+    keys = [*head, "results"]
+    tail = _envelope(report, accepted=accepted, at=at)
+    keys += list(tail)
+    first = True
+    for key in keys:
+        yield ("\n  " if first else ",\n  ") + escape_markup(json.dumps(key)) + ": "
+        first = False
+        if key != "results":
+            yield value(head[key] if key in head else tail[key], 1)
+            continue
+        if not report.results:
+            yield "[]"
+            continue
+        yield "["
+        for i, r in enumerate(report.results):
+            yield ("\n    " if i == 0 else ",\n    ") + value(r.model_dump(mode="json"), 2)
+        yield "\n  ]"
+    yield "\n}"
+
+
+def write_document(
+    report: ScanReport, fh: Any, *, accepted: Sequence[AcceptedRisk] = (), at: datetime | None = None
+) -> None:
+    """Write :func:`iter_document` to a text file (no trailing newline)."""
+    for piece in iter_document(report, accepted=accepted, at=at):
+        fh.write(piece)
 
 
 def load_document(text: str) -> ScanReport:
@@ -238,8 +292,10 @@ __all__ = [
     "SCHEMA_VERSION",
     "document_json",
     "fix_entry",
+    "iter_document",
     "load_document",
     "scan_document",
     "schema",
     "schema_text",
+    "write_document",
 ]

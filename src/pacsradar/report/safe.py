@@ -54,8 +54,19 @@ def safe_json(obj: Any, *, indent: int | None = 2) -> str:
     Same data for every JSON reader, but markup never appears verbatim, so the output stays
     inert if a viewer pastes it into a page.
     """
-    text = json.dumps(obj, indent=indent, ensure_ascii=True, sort_keys=False)
-    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+    return escape_markup(json.dumps(obj, indent=indent, ensure_ascii=True, sort_keys=False))
+
+
+def escape_markup(text: str) -> str:
+    """``<``, ``>`` and ``&`` of (ASCII) JSON text as ``\\u`` escapes; the text itself when it has
+    none (no copy: most of a document has none)."""
+    if "<" in text:
+        text = text.replace("<", "\\u003c")
+    if ">" in text:
+        text = text.replace(">", "\\u003e")
+    if "&" in text:
+        text = text.replace("&", "\\u0026")
+    return text
 
 
 def safe_url(url: str | None) -> str | None:
@@ -69,4 +80,4 @@ def safe_url(url: str | None) -> str | None:
     return url if scheme in ("http", "https") else None
 
 
-__all__ = ["FORMULA_TRIGGERS", "csv_cell", "md", "safe_json", "safe_url"]
+__all__ = ["FORMULA_TRIGGERS", "csv_cell", "escape_markup", "md", "safe_json", "safe_url"]
