@@ -34,8 +34,8 @@ def test_not_dicom_services_come_from_the_service_attempt() -> None:
 
 
 def test_keep_ids_escapes_first_then_keeps_ids_whole() -> None:
-    html = str(keep_ids('"><img src=x> CVE-2026-5445 on 10.0.0.1:4242 (DICOM-QUERY-PHI)'))
+    html = str(keep_ids('"><img src=x> CVE-2026-5445 on 192.0.2.1:4242 (DICOM-QUERY-PHI)'))
     assert html.startswith("&#34;&gt;&lt;img src=x&gt; ")
     assert '<span class="nowrap">CVE-2026-5445</span>' in html
-    assert '<span class="nowrap">10.0.0.1:4242</span>' in html
+    assert '<span class="nowrap">192.0.2.1:4242</span>' in html
     assert '<span class="nowrap">DICOM-QUERY-PHI</span>' in html

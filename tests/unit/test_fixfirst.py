@@ -35,7 +35,7 @@ def test_checks_sharing_a_remediation_on_one_product_are_one_action() -> None:
     pts = tuple(f"h{i}" for i in range(20))
     findings = [
         _f(check, host, patients=pts if check == "DICOM-QUERY-PHI" else None)
-        for host in ("10.0.0.1", "10.0.0.2")
+        for host in ("192.0.2.1", "192.0.2.2")
         for check in ("DICOM-QUERY-PHI", "DICOM-RETRIEVE-OPEN", "DICOM-ANY-AE")
     ]
     # When folded
@@ -45,7 +45,7 @@ def test_checks_sharing_a_remediation_on_one_product_are_one_action() -> None:
     a = actions[0]
     assert a.headline == "Restrict DICOM associations to registered peers on 2 Orthanc servers: 20 patients"
     assert a.findings == 6
-    assert a.services == ("10.0.0.1:4242", "10.0.0.2:4242")
+    assert a.services == ("192.0.2.1:4242", "192.0.2.2:4242")
     assert a.check_ids == ("DICOM-QUERY-PHI", "DICOM-RETRIEVE-OPEN", "DICOM-ANY-AE")
     # And its steps are the product-aware remediation of each check, once each
     assert len(a.steps) == 3
@@ -56,10 +56,10 @@ def test_checks_sharing_a_remediation_on_one_product_are_one_action() -> None:
 def test_actions_rank_by_distinct_patients_then_severity() -> None:
     # Given a DCMTK server exposing 3 patients, an Orthanc exposing 8 on the web, and a weak TLS set-up
     findings = [
-        _f("DICOM-QUERY-PHI", "10.0.0.3", 11112, product="DCMTK 3.6.7", patients=("a", "b", "c")),
-        _f("WEB-UNAUTH-PHI", "10.0.0.1", 8042, protocol="http", patients=tuple("abcdefgh")),
-        _f("TLS-WEAK", "10.0.0.4", 2762, product=None),
-        _f("DICOM-PLAINTEXT", "10.0.0.1", 8042, protocol="http"),
+        _f("DICOM-QUERY-PHI", "192.0.2.3", 11112, product="DCMTK 3.6.7", patients=("a", "b", "c")),
+        _f("WEB-UNAUTH-PHI", "192.0.2.1", 8042, protocol="http", patients=tuple("abcdefgh")),
+        _f("TLS-WEAK", "192.0.2.4", 2762, product=None),
+        _f("DICOM-PLAINTEXT", "192.0.2.1", 8042, protocol="http"),
     ]
     # When ranked
     actions = fix_first(findings)
@@ -78,7 +78,7 @@ def test_actions_rank_by_distinct_patients_then_severity() -> None:
 def test_counts_without_hashes_are_a_lower_bound() -> None:
     # Given an exposure finding re-imported from JSON (counts, no hashes)
     findings = [
-        _f("SHARE-ANON-DICOM", "10.0.0.9", 21, protocol="ftp", product="vsftpd 3", evidence={"patients": 4})
+        _f("SHARE-ANON-DICOM", "192.0.2.9", 21, protocol="ftp", product="vsftpd 3", evidence={"patients": 4})
     ]
     # Then the action protects "at least" that many
     assert fix_first(findings)[0].headline == "Close anonymous shares on 1 vsftpd server: at least 4 patients"
@@ -86,8 +86,8 @@ def test_counts_without_hashes_are_a_lower_bound() -> None:
 
 def test_info_findings_and_suspected_honeypots_are_not_actions() -> None:
     findings = [
-        _f("DICOM-SERVICE-EXPOSED", "10.0.0.1"),
-        _f("DICOM-ANY-AE", "10.0.0.2", evidence={"suspected_honeypot": True}),
+        _f("DICOM-SERVICE-EXPOSED", "192.0.2.1"),
+        _f("DICOM-ANY-AE", "192.0.2.2", evidence={"suspected_honeypot": True}),
     ]
     assert fix_first(findings) == ()
 

@@ -110,7 +110,7 @@ class FixAction:
     #: "host:port" labels, sorted
     services: tuple[str, ...]
     hosts: tuple[str, ...]
-    #: (host, its ports) in host order: the services as a person scans them ("10.0.0.1 :104 :8042")
+    #: (host, its ports) in host order: the services as a person scans them ("192.0.2.1 :104 :8042")
     host_ports: tuple[tuple[str, tuple[int, ...]], ...]
     check_ids: tuple[str, ...]
     findings: int
