@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Final, Literal
@@ -124,7 +125,17 @@ def scan_report(
     need every result, so they are applied here, once, before anything reads the report."""
     from pacsradar.dicom.honeypot.scanwide import cross_service
 
-    kept = cross_service(kept, threshold=options.honeypot_threshold, count_honeypots=options.count_honeypots)
+    try:
+        kept = cross_service(
+            kept, threshold=options.honeypot_threshold, count_honeypots=options.count_honeypots
+        )
+    except Exception as exc:
+        # A bug in this pass never costs the scan (README "Limits and engine"): the per-service
+        # scores stand; the type only (a message could quote a peer), the stack at debug.
+        logging.getLogger(__name__).warning(
+            "scan-level honeypot tells skipped: internal error: %s", type(exc).__name__
+        )
+        logging.getLogger(__name__).debug("scan-level honeypot pass failed", exc_info=True)
     return ScanReport(
         scan_id=scan_id,
         version=__version__,

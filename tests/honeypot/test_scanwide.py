@@ -3,6 +3,8 @@ results: archives shared across hosts, and the web side of the same host."""
 
 from __future__ import annotations
 
+import pytest
+
 from pacsradar.dicom.honeypot.scanwide import CROSS_TELLS, SERVICE_SCORE, cross_service
 from pacsradar.dicom.honeypot.score import CHECK_ID, DEFAULT_THRESHOLD
 from pacsradar.models import Attempt, AttemptStatus, Endpoint, EvidenceValue, Finding, Severity, TargetResult
@@ -219,3 +221,25 @@ def test_the_pass_is_idempotent_and_honours_count_honeypots() -> None:
     kept = by_host(cross_service(scan, threshold=DEFAULT_THRESHOLD, count_honeypots=True))
     assert honeypot(kept["192.0.2.2:11112"])["suspected"] is True
     assert not any(f.suspected_honeypot for f in kept["192.0.2.2:11112"].findings)
+
+
+def test_a_bug_in_the_scan_level_pass_never_costs_the_report(monkeypatch: pytest.MonkeyPatch) -> None:
+    from datetime import UTC, datetime
+
+    from pacsradar.config import ScanOptions
+    from pacsradar.dicom.honeypot import scanwide
+    from pacsradar.outcome import scan_report
+
+    # Given a scan-level pass that raises on whatever it is given
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("peer said <script>")
+
+    monkeypatch.setattr(scanwide, "cross_service", broken)
+    counts = {"done": 1, "open": 1, "closed": 0, "filtered": 0, "error": 0}
+    result = TargetResult(endpoint=Endpoint(host="127.0.0.1", port=104), reachable=True)
+    # When the finished scan's report is built
+    report = scan_report(
+        "s1", ScanOptions(), datetime.now(UTC), ("127.0.0.1",), counts, 1, False, [result]
+    )
+    # Then the report stands with the per-service results, and the scan is not lost
+    assert list(report.results) == [result]
